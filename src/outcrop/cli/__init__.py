@@ -1,0 +1,1 @@
+"""The `outcrop` command line."""

@@ -1,0 +1,141 @@
+"""`outcrop` commands: `serve` (more to come: invoke, models, bench)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from outcrop.config import (
+    ConfigError,
+    LlamaCppSettings,
+    ScriptedSettings,
+    ServerSettings,
+    Settings,
+    load_settings,
+)
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+
+
+class EngineKind(StrEnum):
+    llamacpp = "llamacpp"
+    scripted = "scripted"
+
+
+def build_settings(
+    config: Path | None,
+    engine: EngineKind | None,
+    model: Path | None,
+    host: str | None,
+    port: int | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    tls_port: int | None,
+    delay_ms: float | None,
+) -> Settings:
+    """The config file's settings with command-line flags laid over them."""
+    settings = load_settings(config)
+    server = settings.server.model_dump()
+    for key, value in (
+        ("host", host),
+        ("port", port),
+        ("tls_cert", tls_cert),
+        ("tls_key", tls_key),
+        ("tls_port", tls_port),
+    ):
+        if value is not None:
+            server[key] = value
+    engines = dict(settings.engines)
+    if engine is EngineKind.scripted:
+        engines = {"default": ScriptedSettings(type="scripted", delay_ms=delay_ms or 0.0)}
+    elif engine is EngineKind.llamacpp or model is not None:
+        engines = {"default": LlamaCppSettings(type="llamacpp", model=model)}
+    models = settings.models if engine is None and model is None else []
+    return Settings(
+        server=ServerSettings.model_validate(server),
+        engines=engines,
+        models=models,
+        aliases=settings.aliases,
+    )
+
+
+@app.command()
+def serve(
+    config: Annotated[
+        Path | None,
+        typer.Option(help="TOML configuration file.", envvar="OUTCROP_CONFIG"),
+    ] = None,
+    engine: Annotated[
+        EngineKind | None, typer.Option(help="Serve every model from this engine.")
+    ] = None,
+    model: Annotated[Path | None, typer.Option(help="GGUF file for the llama.cpp engine.")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port for HTTP/1.1 and h2c.")] = None,
+    tls_cert: Annotated[Path | None, typer.Option(help="TLS certificate (PEM).")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="TLS private key (PEM).")] = None,
+    tls_port: Annotated[
+        int | None, typer.Option(help="Port of the TLS listener (default: port + 1).")
+    ] = None,
+    delay_ms: Annotated[
+        float | None, typer.Option(help="Scripted engine: delay between tokens (ms).")
+    ] = None,
+) -> None:
+    """Serve Bedrock Runtime on 127.0.0.1:4590 (HTTP/1.1 and h2c)."""
+    logging.basicConfig(level=os.environ.get("OUTCROP_LOG_LEVEL", "WARNING"))
+    try:
+        settings = build_settings(
+            config, engine, model, host, port, tls_cert, tls_key, tls_port, delay_ms
+        )
+    except (ConfigError, ValueError) as exc:
+        typer.echo(f"outcrop: {exc}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        asyncio.run(_serve(settings))
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        typer.echo(f"outcrop: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+async def _serve(settings: Settings) -> None:
+    from outcrop.gateway.app import OutcropApp
+    from outcrop.server import TLSListener, serve
+
+    app_ = OutcropApp(settings)
+    app_.start_engines()
+    s = settings.server
+    tls = None
+    if s.tls_cert is not None and s.tls_key is not None:
+        tls = TLSListener(
+            port=s.tls_port if s.tls_port is not None else s.port + 1,
+            cert=s.tls_cert,
+            key=s.tls_key,
+        )
+
+    def ready(urls: list[str]) -> None:
+        print(
+            f"Outcrop is serving Bedrock Runtime at {urls[0]}"
+            + (f" and {urls[1]}" if len(urls) > 1 else "")
+            + f"  (export AWS_ENDPOINT_URL={urls[0]})",
+            flush=True,
+        )
+
+    try:
+        await serve(app_, host=s.host, port=s.port, tls=tls, on_ready=ready)
+    finally:
+        await app_.close()
+
+
+def main() -> None:
+    app(prog_name="outcrop")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Inference engines behind one narrow interface (see `base`)."""

@@ -1,0 +1,29 @@
+"""Builds engines from their configuration (the llama.cpp engine is imported only when used)."""
+
+from __future__ import annotations
+
+from outcrop.config import EngineSettings, LlamaCppSettings, ScriptedSettings
+from outcrop.engines.base import Engine
+from outcrop.engines.scripted import ScriptedConfig, ScriptedEngine
+
+
+def build_engine(name: str, settings: EngineSettings) -> Engine:
+    if isinstance(settings, ScriptedSettings):
+        return ScriptedEngine(
+            ScriptedConfig(
+                text=settings.text,
+                token_count=settings.token_count,
+                delay_ms=settings.delay_ms,
+                first_token_delay_ms=settings.first_token_delay_ms,
+            ),
+            name=name,
+        )
+    assert isinstance(settings, LlamaCppSettings)
+    from outcrop.engines.llamacpp import LlamaCppEngine
+
+    return LlamaCppEngine(
+        model_path=settings.model,
+        n_ctx=settings.n_ctx,
+        n_threads=settings.n_threads,
+        name=name,
+    )

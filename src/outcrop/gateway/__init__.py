@@ -1,0 +1,1 @@
+"""The ASGI application: request ids, dates, routing, admin endpoints, streaming to clients."""

@@ -1,0 +1,1 @@
+"""One module per AWS service: operations parse input, resolve models, call dialects and engines."""

@@ -1,0 +1,269 @@
+"""Amazon Bedrock Runtime operations: InvokeModel and InvokeModelWithResponseStream.
+
+Each operation resolves the model identifier, checks the body's content type, lets the family's
+dialect parse the body, runs the engine, and hands back a `Response` or `StreamResponse`.
+Engine failures are translated here into Bedrock's modelled errors: before the first byte as
+HTTP errors, after it as exception frames.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncGenerator, Mapping
+from contextlib import aclosing
+from typing import Any
+
+from outcrop.catalog.resolver import OnDemandNotSupported, ResolvedModel, Resolver, UnknownModel
+from outcrop.dialects.base import InvokeDialect
+from outcrop.dialects.registry import DIALECTS
+from outcrop.dialects.schema import MALFORMED
+from outcrop.engines.base import (
+    ContextWindowExceeded,
+    Engine,
+    EngineError,
+    EngineNotReady,
+    EngineUnavailable,
+)
+from outcrop.services.base import RequestContext, Response, StreamResponse
+from outcrop.types import Finish, GenerationEvent, GenerationRequest, TokenEvent, Usage
+from outcrop.wire import eventstream
+from outcrop.wire.errors import (
+    AwsError,
+    ModelErrorException,
+    ModelNotReadyException,
+    ModelStreamErrorException,
+    NotImplementedYet,
+    ServiceUnavailableException,
+    ValidationException,
+)
+
+INVALID_MODEL = "The provided model identifier is invalid."
+JSON_TYPES = ("application/json", "*/*", "application/*")
+
+
+def on_demand_message(model_id: str) -> str:
+    # Verbatim from Bedrock (typographic apostrophe included).
+    return (
+        f"Invocation of model ID {model_id} with on-demand throughput isn’t supported. "
+        "Retry your request with the ID or ARN of an inference profile that contains this model."
+    )
+
+
+class BedrockRuntime:
+    """The bedrock-runtime operations Outcrop serves."""
+
+    def __init__(self, resolver: Resolver, engines: Mapping[str, Engine]) -> None:
+        self.resolver = resolver
+        self.engines = engines
+
+    def operations(self) -> dict[str, Any]:
+        return {
+            "InvokeModel": self.invoke_model,
+            "InvokeModelWithResponseStream": self.invoke_model_with_response_stream,
+        }
+
+    # -- operations --------------------------------------------------------------------------
+
+    async def invoke_model(self, ctx: RequestContext) -> Response:
+        resolved, dialect, engine, request = self._prepare(ctx, accept_header="accept")
+        model_name = _provider_model_name(resolved)
+        pieces: list[str] = []
+        finish: Finish | None = None
+        first_byte_ms: int | None = None
+        async with aclosing(_guarded(engine, request, resolved)) as events:
+            async for event in events:
+                if isinstance(event, TokenEvent):
+                    if first_byte_ms is None:
+                        first_byte_ms = ctx.elapsed_ms()
+                    pieces.append(event.text)
+                else:
+                    finish = event
+        assert finish is not None
+        text = "".join(pieces)
+        body = dialect.response(request, model_name, text, finish)
+        latency = ctx.elapsed_ms()
+        headers = [
+            ("Content-Type", "application/json"),
+            ("X-Amzn-Bedrock-Invocation-Latency", str(latency)),
+            ("X-Amzn-Bedrock-Input-Token-Count", str(finish.input_tokens)),
+            ("X-Amzn-Bedrock-Output-Token-Count", str(finish.output_tokens)),
+        ]
+        headers += _echo_headers(ctx)
+        return Response(json.dumps(body, ensure_ascii=False).encode(), headers)
+
+    async def invoke_model_with_response_stream(self, ctx: RequestContext) -> StreamResponse:
+        resolved, dialect, engine, request = self._prepare(ctx, accept_header="accept")
+        if not resolved.model.streaming:
+            raise ValidationException(
+                f"The model {resolved.model.model_id} does not support streaming."
+            )
+        model_name = _provider_model_name(resolved)
+        input_tokens = engine.count_tokens(request)
+        events = _guarded(engine, request, resolved)
+        # Pull the first event before answering 200, so that failures before the first byte
+        # (model not ready, context window, engine down) are HTTP errors as on Bedrock.
+        first = await _first_event(events)
+        encoder = dialect.stream(request, model_name, input_tokens)
+
+        async def frames() -> AsyncGenerator[bytes, None]:
+            first_byte_ms: int | None = None
+            async with aclosing(events):
+                for obj in encoder.start():
+                    yield eventstream.chunk_frame(obj)
+                pending: GenerationEvent | None = first
+                while True:
+                    event = pending if pending is not None else await _next_or_none(events)
+                    pending = None
+                    if event is None:
+                        raise ModelStreamErrorException(
+                            "The engine ended the stream without finishing.",
+                            original_status_code=500,
+                        )
+                    if isinstance(event, TokenEvent):
+                        if first_byte_ms is None:
+                            first_byte_ms = ctx.elapsed_ms()
+                        for obj in encoder.text(event.text):
+                            yield eventstream.chunk_frame(obj)
+                        continue
+                    total = ctx.elapsed_ms()
+                    usage = Usage(
+                        event.input_tokens,
+                        event.output_tokens,
+                        total,
+                        first_byte_ms if first_byte_ms is not None else total,
+                    )
+                    for obj in encoder.finish(event, usage):
+                        yield eventstream.chunk_frame(obj)
+                    return
+
+        headers = [
+            ("Content-Type", "application/vnd.amazon.eventstream"),
+            ("X-Amzn-Bedrock-Content-Type", "application/json"),
+            *_echo_headers(ctx),
+        ]
+        return StreamResponse(headers, frames())
+
+    # -- shared steps ------------------------------------------------------------------------
+
+    def _prepare(
+        self, ctx: RequestContext, accept_header: str
+    ) -> tuple[ResolvedModel, InvokeDialect, Engine, GenerationRequest]:
+        resolved = self.resolve(str(ctx.params["modelId"]))
+        _check_content_type(ctx.params.get("contentType"), ctx.params.get(accept_header))
+        dialect = DIALECTS.get(resolved.model.provider)
+        if dialect is None:
+            raise NotImplementedYet(
+                f"Outcrop does not serve the {resolved.model.provider_name} body format for "
+                f"{resolved.model.model_id} yet."
+            )
+        body = decode_json_body(ctx.body)
+        request = dialect.parse(body, ctx.request_id)
+        engine = self.engines[resolved.engine]
+        return resolved, dialect, engine, request
+
+    def resolve(self, identifier: str) -> ResolvedModel:
+        try:
+            return self.resolver.resolve(identifier)
+        except OnDemandNotSupported as exc:
+            raise ValidationException(on_demand_message(exc.model_id)) from None
+        except UnknownModel:
+            raise ValidationException(INVALID_MODEL) from None
+
+
+def decode_json_body(raw: bytes) -> dict[str, Any]:
+    """The body as a JSON object, or Bedrock's generic malformed-request error."""
+    try:
+        value = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ValidationException(MALFORMED) from None
+    if not isinstance(value, dict):
+        raise ValidationException(MALFORMED)
+    return value
+
+
+def _check_content_type(content_type: object, accept: object) -> None:
+    # Bedrock documents application/json as the only body type. The exact message for other
+    # types is unverified; the SDKs surface it as a ValidationException either way.
+    if content_type is not None:
+        base = str(content_type).split(";", 1)[0].strip().lower()
+        if base != "application/json":
+            raise ValidationException(
+                f"The provided content type {content_type} is not supported. Use application/json."
+            )
+    if accept is not None:
+        accepted = [a.split(";", 1)[0].strip().lower() for a in str(accept).split(",")]
+        if not any(a in JSON_TYPES for a in accepted):
+            raise ValidationException(
+                f"The provided accept type {accept} is not supported. Use application/json."
+            )
+
+
+def _echo_headers(ctx: RequestContext) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    latency = ctx.params.get("performanceConfigLatency")
+    if latency is not None:
+        out.append(("X-Amzn-Bedrock-PerformanceConfig-Latency", str(latency)))
+    tier = ctx.params.get("serviceTier")
+    if tier is not None:
+        out.append(("X-Amzn-Bedrock-Service-Tier", str(tier)))
+    return out
+
+
+def _provider_model_name(resolved: ResolvedModel) -> str:
+    return resolved.model.provider_model_name or resolved.model.model_id
+
+
+async def _guarded(
+    engine: Engine, request: GenerationRequest, resolved: ResolvedModel
+) -> AsyncGenerator[GenerationEvent, None]:
+    """Engine events, with engine failures translated to Bedrock's errors.
+
+    Before the first event a failure is ModelError / ModelNotReady / ServiceUnavailable (sent
+    as HTTP errors); after it, ModelStreamErrorException (an exception frame when streaming).
+    """
+    started = False
+    try:
+        async with aclosing(engine.generate(request)) as events:
+            async for event in events:
+                started = True
+                yield event
+    except AwsError:
+        raise
+    except EngineNotReady:
+        raise ModelNotReadyException(
+            "Model is not ready for inference. Wait and try your request again."
+        ) from None
+    except ContextWindowExceeded:
+        raise ValidationException("Input is too long for requested model.") from None
+    except EngineUnavailable as exc:
+        raise ServiceUnavailableException(
+            f"Bedrock is unable to process your request. {exc}"
+        ) from None
+    except EngineError as exc:
+        if started:
+            raise ModelStreamErrorException(
+                f"The model failed while streaming: {exc}",
+                original_status_code=500,
+                original_message=str(exc),
+            ) from None
+        raise ModelErrorException(
+            f"The model failed to process the request: {exc}",
+            original_status_code=500,
+            resource_name=resolved.model.model_id,
+        ) from None
+
+
+async def _first_event(events: AsyncGenerator[GenerationEvent, None]) -> GenerationEvent:
+    try:
+        return await anext(events)
+    except StopAsyncIteration:
+        raise ModelErrorException(
+            "The engine produced no output.", original_status_code=500
+        ) from None
+
+
+async def _next_or_none(events: AsyncGenerator[GenerationEvent, None]) -> GenerationEvent | None:
+    try:
+        return await anext(events)
+    except StopAsyncIteration:
+        return None

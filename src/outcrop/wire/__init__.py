@@ -1,0 +1,1 @@
+"""Sans-IO protocol code: errors, event-stream framing, restJson1 binding; no I/O."""
