@@ -1,0 +1,33 @@
+"""Session-wide fixtures: Outcrop servers started as real processes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.server import ServerProcess, running_server
+
+
+@pytest.fixture(scope="session")
+def scripted_server() -> Iterator[ServerProcess]:
+    """`outcrop serve --engine scripted` with 5 ms between tokens."""
+    with running_server(["--engine", "scripted", "--delay-ms", "5"]) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def llama_server() -> Iterator[ServerProcess]:
+    """`outcrop serve` on the embedded default model (llama.cpp in-process)."""
+    with running_server([], ready_timeout=300) as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def _aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dummy credentials and region so SDKs sign requests; no real AWS is ever reached."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
