@@ -1,11 +1,12 @@
 """The Outcrop ASGI application.
 
-Every response gets `x-amzn-RequestId` and an accurate `Date`. Requests under `/_outcrop/` go to
-the admin endpoints; everything else is matched against bedrock-runtime's service model and
-dispatched to the service. AWS errors are serialized here, and any other exception is
-translated once into InternalServerException. Streams are pumped to the client while
-`receive()` is watched for `http.disconnect`, which cancels the stream and so aborts the
-generation behind it.
+Every response gets `x-amzn-RequestId` and an accurate `Date`. Local routes (`/_outcrop/...`
+admin endpoints, `/metrics`) are answered directly; everything else is matched against the
+service models of the services served (bedrock-runtime first) and dispatched to the operation,
+with the interceptors (auth, quotas, faults, metrics, logs) around it. AWS errors are
+serialized here, and any other exception is translated once into InternalServerException.
+Streams are pumped to the client while `receive()` is watched for `http.disconnect`, which
+cancels the stream and so aborts the generation behind it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from outcrop.catalog.resolver import ModelRoute, Resolver
@@ -34,7 +36,8 @@ from outcrop.gateway.asgi import (
     send_response,
     wait_disconnect,
 )
-from outcrop.services.base import RequestContext, Response, StreamResponse
+from outcrop.gateway.interceptors import Interceptor
+from outcrop.services.base import Operation, RequestContext, Response
 from outcrop.services.bedrock_runtime import BedrockRuntime
 from outcrop.wire import eventstream
 from outcrop.wire.errors import (
@@ -48,24 +51,44 @@ from outcrop.wire.restjson import ServiceSpec
 
 log = logging.getLogger("outcrop")
 
-Operation = Callable[[RequestContext], Awaitable[Response | StreamResponse]]
-
-# Exceptions each streaming operation's union models; anything else becomes internalServer.
-STREAM_EXCEPTIONS: Mapping[str, frozenset[str]] = {
-    "InvokeModelWithResponseStream": frozenset(
-        {
-            "InternalServerException",
-            "ModelStreamErrorException",
-            "ValidationException",
-            "ThrottlingException",
-            "ModelTimeoutException",
-            "ServiceUnavailableException",
-        }
-    ),
-}
-
 _FRONT_DOOR_LIMIT = 64 * 1024 * 1024
 """Bodies beyond any modelled maximum are refused without reading them whole."""
+
+
+@dataclass(frozen=True, slots=True)
+class LocalRequest:
+    """A request to a local (non-AWS) route."""
+
+    method: str
+    path: str
+    query: str
+    body: bytes
+
+
+LocalHandler = Callable[[LocalRequest], Awaitable[Response]]
+
+
+@dataclass(slots=True)
+class ServiceBinding:
+    """One AWS service served: its model, its operations, and its stream exception members."""
+
+    spec: ServiceSpec
+    operations: dict[str, Operation]
+    internal_error: Callable[[str], AwsError] = InternalServerException
+    stream_exceptions: dict[str, frozenset[str]] = field(default_factory=dict)
+    """Per streaming operation: the exception shape names its event-stream union models."""
+
+
+def stream_exception_names(spec: ServiceSpec, operation: str) -> frozenset[str]:
+    """The error shapes an operation's output event stream models, from the service model."""
+    stream = spec.model.operation_model(operation).get_event_stream_output()
+    if stream is None:
+        return frozenset()
+    return frozenset(
+        member.name
+        for member in stream.members.values()
+        if member.metadata.get("exception") or member.metadata.get("error")
+    )
 
 
 class OutcropApp:
@@ -82,10 +105,31 @@ class OutcropApp:
             ModelRoute("*", "default")
         ]
         self.resolver = Resolver(routes=routes, aliases=dict(settings.aliases))
-        self.spec = ServiceSpec.load("bedrock-runtime")
         self.bedrock = BedrockRuntime(self.resolver, self.engines)
-        self.operations: dict[str, Operation] = dict(self.bedrock.operations())
+        self.services: list[ServiceBinding] = []
+        self.add_service("bedrock-runtime", self.bedrock.operations())
+        self.interceptors: list[Interceptor] = []
+        self.local_routes: dict[tuple[str, str], LocalHandler] = {
+            ("GET", "/_outcrop/health"): self._health_route,
+        }
         self._start_tasks: list[asyncio.Task[None]] = []
+
+    def add_service(
+        self,
+        service_name: str,
+        operations: Mapping[str, Operation],
+        internal_error: Callable[[str], AwsError] = InternalServerException,
+    ) -> ServiceBinding:
+        """Serve another AWS service (matched after those added before it)."""
+        spec = ServiceSpec.load(service_name)
+        binding = ServiceBinding(
+            spec,
+            dict(operations),
+            internal_error,
+            {op: stream_exception_names(spec, op) for op in spec.model.operation_names},
+        )
+        self.services.append(binding)
+        return binding
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -154,48 +198,94 @@ class OutcropApp:
         method: str = scope["method"]
         raw = scope.get("raw_path")
         raw_path = raw.decode("latin-1") if raw else scope["path"]
-        if raw_path.startswith("/_outcrop/"):
-            await self._admin(method, raw_path, send, base_headers)
+        path = raw_path.split("?", 1)[0]
+        local = self.local_routes.get((method, path))
+        if local is not None:
+            body = await read_body(receive, _FRONT_DOOR_LIMIT)
+            query = scope.get("query_string", b"").decode("latin-1")
+            answer = await local(LocalRequest(method, path, query, body))
+            await send_response(send, answer.status, [*base_headers, *answer.headers], answer.body)
             return
-        matched = self.spec.match(method, raw_path)
-        if matched is None:
+        binding, matched = self._match(method, raw_path)
+        if binding is None or matched is None:
             raise UnknownOperationException(f"No operation matches {method} {scope['path']}.")
         operation, labels = matched
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
-        bound = self.spec.bind(operation, labels, headers)
-        limit = self.spec.payload_max(operation)
+        bound = binding.spec.bind(operation, labels, headers)
+        limit = binding.spec.payload_max(operation)
         try:
             body = await read_body(receive, min(_FRONT_DOOR_LIMIT, (limit or _FRONT_DOOR_LIMIT)))
         except BodyTooLarge as exc:
             if limit is not None and exc.size <= _FRONT_DOOR_LIMIT:
-                self.spec.check_payload_length(operation, exc.size)
+                binding.spec.check_payload_length(operation, exc.size)
             raise RequestEntityTooLarge("Request entity too large.") from None
-        handler = self.operations.get(bound.name)
-        if handler is None:
-            raise NotImplementedYet(f"Outcrop does not serve the {bound.name} operation yet.")
-        ctx = RequestContext(request_id, bound.name, bound.params, body)
-        result = await handler(ctx)
+        ctx = RequestContext(
+            request_id,
+            bound.name,
+            bound.params,
+            body,
+            service=str(binding.spec.model.service_name),
+            headers=tuple(headers),
+        )
+        try:
+            handler = binding.operations.get(bound.name)
+            if handler is None:
+                raise NotImplementedYet(f"Outcrop does not serve the {bound.name} operation yet.")
+            for interceptor in self.interceptors:
+                await interceptor.before(ctx)
+            result = await handler(ctx)
+        except AwsError as err:
+            ctx.record.error_code = err.code
+            ctx.record.status = err.status
+            self._after(ctx)
+            raise
         if isinstance(result, Response):
+            ctx.record.status = result.status
+            self._after(ctx)
             await send_response(send, result.status, [*base_headers, *result.headers], result.body)
             return
-        await self._stream(receive, send, ctx, result, base_headers)
+        frames = result.frames
+        for interceptor in self.interceptors:
+            frames = interceptor.wrap_stream(ctx, frames)
+        try:
+            await self._stream(receive, send, ctx, binding, result.headers, frames, base_headers)
+        finally:
+            self._after(ctx)
+
+    def _match(
+        self, method: str, raw_path: str
+    ) -> tuple[ServiceBinding | None, tuple[Any, dict[str, str]] | None]:
+        for binding in self.services:
+            matched = binding.spec.match(method, raw_path)
+            if matched is not None:
+                return binding, matched
+        return None, None
+
+    def _after(self, ctx: RequestContext) -> None:
+        for interceptor in self.interceptors:
+            try:
+                interceptor.after(ctx)
+            except Exception:
+                log.exception("interceptor %r failed after %s", interceptor, ctx.request_id)
 
     async def _stream(
         self,
         receive: Receive,
         send: Send,
         ctx: RequestContext,
-        result: StreamResponse,
+        binding: ServiceBinding,
+        headers: list[tuple[str, str]],
+        frames: AsyncGenerator[bytes, None],
         base_headers: list[tuple[str, str]],
     ) -> None:
         await send(
             {
                 "type": "http.response.start",
                 "status": 200,
-                "headers": encode_headers([*base_headers, *result.headers]),
+                "headers": encode_headers([*base_headers, *headers]),
             }
         )
-        pump = asyncio.create_task(self._pump(send, ctx, result))
+        pump = asyncio.create_task(self._pump(send, ctx, binding, frames))
         watcher = asyncio.create_task(wait_disconnect(receive))
         done, _ = await asyncio.wait({pump, watcher}, return_when=asyncio.FIRST_COMPLETED)
         if pump in done:
@@ -205,56 +295,44 @@ class OutcropApp:
             pump.result()
             return
         # The client went away: cancelling the pump closes the frames and aborts generation.
+        ctx.record.error_code = "ClientDisconnected"
         pump.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await pump
 
-    async def _pump(self, send: Send, ctx: RequestContext, result: StreamResponse) -> None:
-        allowed = STREAM_EXCEPTIONS.get(ctx.operation, frozenset())
+    async def _pump(
+        self,
+        send: Send,
+        ctx: RequestContext,
+        binding: ServiceBinding,
+        frames: AsyncGenerator[bytes, None],
+    ) -> None:
+        allowed = binding.stream_exceptions.get(ctx.operation, frozenset())
+        err: AwsError | None = None
         try:
-            async with contextlib.aclosing(result.frames) as frames:
-                async for frame in frames:
+            async with contextlib.aclosing(frames) as stream:
+                async for frame in stream:
                     await send({"type": "http.response.body", "body": frame, "more_body": True})
         except AwsError as raised:
-            err = raised if raised.code in allowed else InternalServerException(raised.message)
-            await send(
-                {
-                    "type": "http.response.body",
-                    "body": eventstream.exception_frame(err),
-                    "more_body": True,
-                }
-            )
+            err = raised if raised.code in allowed else binding.internal_error(raised.message)
         except Exception:
             log.exception("stream %s failed", ctx.request_id)
-            err = InternalServerException("Internal server error.")
-            await send(
-                {
-                    "type": "http.response.body",
-                    "body": eventstream.exception_frame(err),
-                    "more_body": True,
-                }
-            )
+            err = binding.internal_error("Internal server error.")
+        if err is not None:
+            ctx.record.error_code = err.code
+            frame = eventstream.exception_frame(err)
+            await send({"type": "http.response.body", "body": frame, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _send_error(self, send: Send, err: AwsError, base: list[tuple[str, str]]) -> None:
         status, headers, body = err.to_http()
         await send_response(send, status, [*base, *headers], body)
 
-    # -- admin -------------------------------------------------------------------------------
+    # -- local routes ------------------------------------------------------------------------
 
-    async def _admin(
-        self, method: str, path: str, send: Send, base_headers: list[tuple[str, str]]
-    ) -> None:
-        if path.split("?", 1)[0] == "/_outcrop/health" and method == "GET":
-            status, body = self.health()
-            await send_response(
-                send,
-                status,
-                [*base_headers, ("Content-Type", "application/json")],
-                json.dumps(body).encode(),
-            )
-            return
-        raise UnknownOperationException(f"No admin endpoint {method} {path}.")
+    async def _health_route(self, request: LocalRequest) -> Response:
+        status, body = self.health()
+        return Response(json.dumps(body).encode(), [("Content-Type", "application/json")], status)
 
     def health(self) -> tuple[int, dict[str, Any]]:
         """200 once every engine is ready, else 503; per-engine and per-model readiness."""

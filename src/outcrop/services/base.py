@@ -3,9 +3,24 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+
+@dataclass(slots=True)
+class InvocationRecord:
+    """What an invocation did, filled in by the operation as it learns it.
+
+    Interceptors (metrics, invocation logs, quotas) read it once the call is over.
+    """
+
+    model_id: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    first_byte_ms: int | None = None
+    error_code: str | None = None
+    status: int = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,10 +31,22 @@ class RequestContext:
     operation: str
     params: Mapping[str, Any]
     body: bytes
+    service: str = "bedrock-runtime"
+    headers: tuple[tuple[str, str], ...] = ()
     started: float = field(default_factory=time.monotonic)
+    record: InvocationRecord = field(default_factory=InvocationRecord)
+    state: dict[str, Any] = field(default_factory=dict)
+    """Scratch space for interceptors (e.g. the authenticated principal)."""
 
     def elapsed_ms(self) -> int:
         return int((time.monotonic() - self.started) * 1000)
+
+    def header(self, name: str) -> str | None:
+        lowered = name.lower()
+        for key, value in self.headers:
+            if key.lower() == lowered:
+                return value
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,3 +68,6 @@ class StreamResponse:
 
     headers: list[tuple[str, str]]
     frames: AsyncGenerator[bytes, None]
+
+
+Operation = Callable[[RequestContext], Awaitable[Response | StreamResponse]]

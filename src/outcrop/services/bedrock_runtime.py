@@ -24,7 +24,7 @@ from outcrop.engines.base import (
     EngineNotReady,
     EngineUnavailable,
 )
-from outcrop.services.base import RequestContext, Response, StreamResponse
+from outcrop.services.base import Operation, RequestContext, Response, StreamResponse
 from outcrop.types import Finish, GenerationEvent, GenerationRequest, TokenEvent, Usage
 from outcrop.wire import eventstream
 from outcrop.wire.errors import (
@@ -56,7 +56,7 @@ class BedrockRuntime:
         self.resolver = resolver
         self.engines = engines
 
-    def operations(self) -> dict[str, Any]:
+    def operations(self) -> dict[str, Operation]:
         return {
             "InvokeModel": self.invoke_model,
             "InvokeModelWithResponseStream": self.invoke_model_with_response_stream,
