@@ -64,7 +64,13 @@ class ScriptedEngine(Engine):
         tokens = tokenize(text) or ["."]
         wanted = self.config.token_count
         if wanted is not None:
-            tokens = [tokens[i % len(tokens)] for i in range(wanted)]
+            base = tokens
+            tokens = [
+                base[i % len(base)]
+                if i < len(base) or base[i % len(base)][:1].isspace()
+                else " " + base[i % len(base)]
+                for i in range(wanted)
+            ]
         return tokens
 
     async def generate(self, request: GenerationRequest) -> AsyncGenerator[GenerationEvent, None]:
