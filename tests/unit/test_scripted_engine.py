@@ -80,3 +80,16 @@ async def test_delay_and_abort() -> None:
     await gen.aclose()
     assert time.monotonic() - started < 0.5
     await asyncio.sleep(0)
+
+
+async def test_scripted_failure_after_k_tokens() -> None:
+    import pytest
+
+    from outcrop.engines.base import EngineError
+
+    engine = ScriptedEngine(ScriptedConfig(text="a b c d", fail_after_tokens=2))
+    gen = engine.generate(request("x"))
+    assert isinstance(await anext(gen), TokenEvent)
+    assert isinstance(await anext(gen), TokenEvent)
+    with pytest.raises(EngineError):
+        await anext(gen)

@@ -4,6 +4,7 @@ By default it echoes the last user message (`Echo: <text>`); configured `text` r
 `token_count` repeats or truncates the answer to exactly that many tokens. Tokens are words with
 their leading space and single punctuation marks. `delay_ms` waits between tokens and
 `first_token_delay_ms` before the first, so tests can observe streaming and disconnects.
+`fail_after_tokens` makes it fail like a broken model after that many tokens (0: before any).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import re
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
-from outcrop.engines.base import Engine
+from outcrop.engines.base import Engine, EngineError
 from outcrop.types import (
     EngineHealth,
     Finish,
@@ -38,6 +39,7 @@ class ScriptedConfig:
     token_count: int | None = None
     delay_ms: float = 0.0
     first_token_delay_ms: float = 0.0
+    fail_after_tokens: int | None = None
 
 
 class ScriptedEngine(Engine):
@@ -82,6 +84,8 @@ class ScriptedEngine(Engine):
         stop_reason = StopReason.END_TURN
         matched: str | None = None
         for index, token in enumerate(tokens):
+            if self.config.fail_after_tokens is not None and index >= self.config.fail_after_tokens:
+                raise EngineError(f"scripted failure after {index} tokens")
             if produced >= sampling.max_tokens:
                 stop_reason = StopReason.MAX_TOKENS
                 break
