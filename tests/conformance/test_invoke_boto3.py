@@ -22,7 +22,9 @@ BROKEN = "anthropic.claude-instant-v1"  # routed to a scripted engine that fails
 DEAD = "anthropic.claude-v2"  # routed to a scripted engine that fails before any token
 SLOW = "anthropic.claude-v2:1"  # routed to a slow scripted engine
 
-CONFIG = """
+APP_PROFILE = "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3d4e5f6"
+
+CONFIG = f"""
 [engines.default]
 type = "scripted"
 
@@ -56,7 +58,7 @@ match = "*"
 engine = "default"
 
 [aliases]
-"arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3d4e5f6" = "anthropic.claude-3-haiku-20240307-v1:0"
+"{APP_PROFILE}" = "{HAIKU}"
 """
 
 
@@ -100,7 +102,7 @@ def stream_objects(response: dict[str, Any]) -> list[dict[str, Any]]:
         f"global.{HAIKU}",
         f"arn:aws:bedrock:us-east-1::foundation-model/{HAIKU}",
         f"arn:aws:bedrock:us-east-1:123456789012:inference-profile/eu.{HAIKU}",
-        "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3d4e5f6",
+        APP_PROFILE,
     ],
 )
 def test_invoke_model_every_identifier_form(server: ServerProcess, model_id: str) -> None:
