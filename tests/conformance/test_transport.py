@@ -277,6 +277,7 @@ def test_js_invoke_model_returns_the_parsed_body(server: AppProcess) -> None:
     done = run.ok()
     assert done["output"]["body"] == STREAM_BODY
     assert done["output"]["contentType"] == "application/json"
+    assert done["request"]["headers"]["content-type"] == "application/json"
     assert done["$metadata"]["httpStatusCode"] == 200
     assert done["events"] == 0
 
