@@ -27,12 +27,24 @@ from botocore.config import Config
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from outcrop.engines.embeddings import BertEmbedder  # noqa: E402
-from outcrop.types import EmbeddingRequest  # noqa: E402
-from tests.support.server import running_server  # noqa: E402
+from tests.support.server import running_server
+
+from outcrop.engines.embeddings import BertEmbedder
+from outcrop.types import EmbeddingRequest
 
 RESULTS = Path(__file__).resolve().parent / "results"
-WORDS = "granite basalt quarry sediment fold fault magma crystal erosion strata".split()
+WORDS = [
+    "granite",
+    "basalt",
+    "quarry",
+    "sediment",
+    "fold",
+    "fault",
+    "magma",
+    "crystal",
+    "erosion",
+    "strata",
+]
 
 
 def texts(n: int) -> list[str]:
@@ -81,7 +93,9 @@ def main() -> None:
         cohere()  # warm the server's model
         for _ in range(args.rounds):
             round_ = {
-                "batch_inprocess_s": timed(lambda: engine.embed_sync(EmbeddingRequest(tuple(batch)))),
+                "batch_inprocess_s": timed(
+                    lambda: engine.embed_sync(EmbeddingRequest(tuple(batch)))
+                ),
                 "batch_outcrop_s": timed(cohere),
                 "singles_inprocess_s": timed(
                     lambda: [engine.embed_sync(EmbeddingRequest((t,))) for t in singles]
@@ -97,7 +111,8 @@ def main() -> None:
         "batch_texts": len(batch),
         "batch_inprocess_texts_per_s": len(batch) / median("batch_inprocess_s"),
         "batch_outcrop_texts_per_s": len(batch) / median("batch_outcrop_s"),
-        "batch_ratio_outcrop_over_inprocess": median("batch_outcrop_s") / median("batch_inprocess_s"),
+        "batch_ratio_outcrop_over_inprocess": median("batch_outcrop_s")
+        / median("batch_inprocess_s"),
         "single_inprocess_ms": 1000 * median("singles_inprocess_s") / len(singles),
         "single_outcrop_ms": 1000 * median("singles_outcrop_s") / len(singles),
         "single_ratio_outcrop_over_inprocess": median("singles_outcrop_s")

@@ -361,4 +361,11 @@ class OutcropApp:
         }
         if any(h.state == "failed" for h in engines.values()):
             body["status"] = "failed"
+        # Reported, not gating: text models serve without the embedding model.
+        embedder = self.embedder.health()
+        body["embeddings"] = {
+            "ready": embedder.ready,
+            "state": embedder.state,
+            "detail": embedder.detail,
+        }
         return (200 if ready else 503), body
