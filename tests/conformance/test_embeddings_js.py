@@ -19,9 +19,6 @@ UNRELATED = "Basalt is an igneous rock formed from lava."
 
 
 def js(server: ServerProcess, operation: str, **command: Any) -> Any:
-    if command.get("service", "bedrock-runtime") == "bedrock-runtime":
-        # Without it the JS SDK labels the body application/octet-stream, which Bedrock refuses.
-        command.setdefault("contentType", "application/json")
     return run_js({"endpoint": server.url, "operation": operation, **command})
 
 
