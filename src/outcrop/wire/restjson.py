@@ -3,8 +3,7 @@
 `ServiceSpec` loads a service model (e.g. `bedrock-runtime`) and answers three questions for the
 gateway: which operation a method and path name (`match`), what the operation's input members
 are once the URI labels, headers and query-string parameters are bound and checked against the
-model's constraints
-(`bind`), and whether its output is an event stream. Constraint failures raise
+model's constraints (`bind`), and whether its output is an event stream. Constraint failures raise
 `ValidationException` with the Coral message format ("1 validation error detected: ...").
 """
 
