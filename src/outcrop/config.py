@@ -28,6 +28,9 @@ a message naming the offending key.
     [embeddings]                # embedding model IDs (Titan Embeddings, Cohere Embed)
     model = "/path/dir"         # a sentence-transformers BERT folder; omitted: all-MiniLM-L6-v2
 
+    [guardrails]                # Bedrock Guardrails (outcrop.guardrails.settings documents it)
+    state_dir = "/var/lib/outcrop"
+
     [aliases]                   # identifiers whose model can't be read off them
     "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc123" = \
         "anthropic.claude-3-haiku-20240307-v1:0"
@@ -40,6 +43,8 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from outcrop.guardrails.settings import GuardrailSettings
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4590
@@ -102,6 +107,7 @@ class Settings(_Strict):
     models: list[ModelRouteSettings] = Field(default_factory=list)
     aliases: dict[str, str] = Field(default_factory=dict)
     embeddings: EmbeddingSettings = EmbeddingSettings()
+    guardrails: GuardrailSettings = GuardrailSettings()
 
     @model_validator(mode="after")
     def _engines_exist(self) -> Settings:

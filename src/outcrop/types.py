@@ -54,6 +54,8 @@ class GenerationRequest:
     request_id: str = ""
     raw_prompt: str | None = None
     """A complete prompt that bypasses the chat template (legacy completion-style bodies)."""
+    priority: int = 0
+    """Scheduling priority in an engine's queue: lower runs first (see services.request_options)."""
 
     @property
     def system(self) -> str | None:

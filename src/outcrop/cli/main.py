@@ -68,6 +68,7 @@ def build_settings(
         models=models,
         aliases=settings.aliases,
         embeddings=settings.embeddings,
+        guardrails=settings.guardrails,
     )
 
 
@@ -105,7 +106,7 @@ def serve(
         asyncio.run(_serve(settings))
     except KeyboardInterrupt:
         pass
-    except OSError as exc:
+    except (OSError, ConfigError) as exc:
         typer.echo(f"outcrop: {exc}", err=True)
         raise typer.Exit(1) from None
 

@@ -7,7 +7,8 @@ decoding, stop sequences), and the hand-off of tokens from the worker thread to 
 Behaviour worth knowing:
 
 - **One generation at a time.** A llama.cpp context is not thread-safe, so generations wait in a
-  FIFO (`queue_depth` counts the waiting ones) and run on one dedicated worker thread. Every
+  queue ordered by `GenerationRequest.priority`, then arrival (a FIFO among equals;
+  `queue_depth` counts the waiting ones) and run on one dedicated worker thread. Every
   generation starts from an empty KV cache, so its output never depends on what ran before it.
 - **Deterministic.** Temperature 0 samples greedily; otherwise the sampler is seeded with the
   request's seed, or `DEFAULT_SEED` when it has none: same prompt + same seed, same output.
@@ -60,6 +61,7 @@ from outcrop.engines.base import (
 )
 from outcrop.engines.chat_template import ChatTemplate, render_prompt, template_for_model
 from outcrop.engines.default_model import default_model_path
+from outcrop.engines.scheduling import PriorityTurn
 from outcrop.types import (
     EngineHealth,
     Finish,
@@ -365,7 +367,7 @@ class LlamaCppEngine(Engine):
         self._model: _LlamaModel | None = None
         self._template: ChatTemplate | None = None
         self._closed = False
-        self._turn = asyncio.Lock()  # FIFO: asyncio.Lock wakes waiters in arrival order
+        self._turn = PriorityTurn()  # by request priority, then arrival order (a FIFO)
         self._waiting = 0
         self._active: _Active | None = None
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"llamacpp-{name}")
@@ -461,7 +463,7 @@ class LlamaCppEngine(Engine):
                 len(prompt_tokens), request.sampling.max_tokens, model.n_ctx
             )
         job = GenerationJob(prompt_tokens, request.sampling, min(request.sampling.max_tokens, room))
-        return self._stream(model, job)
+        return self._stream(model, job, request.priority)
 
     def _ready(self) -> tuple[_LlamaModel, ChatTemplate]:
         if self._state == "failed":
@@ -471,12 +473,12 @@ class LlamaCppEngine(Engine):
         return self._model, self._template
 
     async def _stream(
-        self, model: _LlamaModel, job: GenerationJob
+        self, model: _LlamaModel, job: GenerationJob, priority: int = 0
     ) -> AsyncGenerator[GenerationEvent, None]:
         loop = asyncio.get_running_loop()
         self._waiting += 1
         try:
-            await self._turn.acquire()
+            await self._turn.acquire(priority)
         finally:
             self._waiting -= 1
         events: asyncio.Queue[_WorkerItem] = asyncio.Queue()

@@ -39,9 +39,12 @@ from outcrop.gateway.asgi import (
     wait_disconnect,
 )
 from outcrop.gateway.interceptors import Interceptor
+from outcrop.guardrails.runtime import open_guardrails
+from outcrop.services.apply_guardrail import ApplyGuardrail
 from outcrop.services.base import Operation, RequestContext, Response
 from outcrop.services.bedrock import BedrockControlPlane
 from outcrop.services.bedrock_runtime import BedrockRuntime
+from outcrop.services.guardrails_admin import GuardrailAdmin
 from outcrop.wire import eventstream
 from outcrop.wire.errors import (
     AwsError,
@@ -109,11 +112,22 @@ class OutcropApp:
         ]
         self.resolver = Resolver(routes=routes, aliases=dict(settings.aliases))
         self.embedder = BertEmbedder(settings.embeddings.model)
-        self.bedrock = BedrockRuntime(self.resolver, self.engines, self.embedder)
-        self.control_plane = BedrockControlPlane(self.resolver.known_models, settings.server.region)
+        region = settings.server.region
+        self.guardrails = open_guardrails(settings.guardrails, region, self.embedder)
+        self.bedrock = BedrockRuntime(self.resolver, self.engines, self.embedder, self.guardrails)
+        self.control_plane = BedrockControlPlane(self.resolver.known_models, region)
         self.services: list[ServiceBinding] = []
-        self.add_service("bedrock-runtime", self.bedrock.operations())
-        self.add_service("bedrock", self.control_plane.operations())
+        self.add_service(
+            "bedrock-runtime",
+            {**self.bedrock.operations(), **ApplyGuardrail(self.guardrails).operations()},
+        )
+        self.add_service(
+            "bedrock",
+            {
+                **self.control_plane.operations(),
+                **GuardrailAdmin(self.guardrails.store, region).operations(),
+            },
+        )
         self.interceptors: list[Interceptor] = []
         self.local_routes: dict[tuple[str, str], LocalHandler] = {
             ("GET", "/_outcrop/health"): self._health_route,

@@ -26,8 +26,12 @@ from outcrop.engines.base import (
     EngineUnavailable,
 )
 from outcrop.engines.embeddings import BertEmbedder, EmbeddingEngine
+from outcrop.guardrails.invoke import UNKNOWN_GUARDRAIL, guardrail_headers, guardrail_request
+from outcrop.guardrails.runtime import Guardrails
 from outcrop.services.base import Operation, RequestContext, Response, StreamResponse
 from outcrop.services.embeddings import EmbeddingService, is_embedding_model
+from outcrop.services.guarded_invoke import InvokeGuard
+from outcrop.services.request_options import with_request_options
 from outcrop.types import Finish, GenerationEvent, GenerationRequest, TokenEvent, Usage
 from outcrop.wire import eventstream
 from outcrop.wire.errors import (
@@ -62,10 +66,12 @@ class BedrockRuntime:
         resolver: Resolver,
         engines: Mapping[str, Engine],
         embedder: EmbeddingEngine | None = None,
+        guardrails: Guardrails | None = None,
     ) -> None:
         self.resolver = resolver
         self.engines = engines
         self.embeddings = EmbeddingService(embedder if embedder is not None else BertEmbedder())
+        self.guardrails = guardrails
 
     def operations(self) -> dict[str, Operation]:
         return {
@@ -80,12 +86,14 @@ class BedrockRuntime:
         if is_embedding_model(target.model):
             _check_content_type(ctx.params.get("contentType"), ctx.params.get("accept"))
             return await self.embeddings.invoke(ctx, target, decode_json_body(ctx.body))
-        resolved, dialect, engine, request = self._prepare(ctx, accept_header="accept")
+        resolved, dialect, engine, request, guard = self._prepare(ctx, streaming=False)
         model_name = _provider_model_name(resolved)
         pieces: list[str] = []
         finish: Finish | None = None
         first_byte_ms: int | None = None
-        async with aclosing(_guarded(engine, request, resolved)) as events:
+        if guard is not None:
+            request = await guard.check_input(request)
+        async with aclosing(self._events(engine, request, resolved, guard)) as events:
             async for event in events:
                 if isinstance(event, TokenEvent):
                     if first_byte_ms is None:
@@ -96,6 +104,10 @@ class BedrockRuntime:
         assert finish is not None
         text = "".join(pieces)
         body = dialect.response(request, model_name, text, finish)
+        if guard is not None:
+            body = guard.decorate_body(
+                body, lambda raw, end: dialect.response(request, model_name, raw, end)
+            )
         latency = ctx.elapsed_ms()
         headers = [
             ("Content-Type", "application/json"),
@@ -111,14 +123,18 @@ class BedrockRuntime:
         # catalog entry says responseStreamingSupported: false).
         if not self.resolve(str(ctx.params["modelId"])).model.streaming:
             raise ValidationException(STREAMING_UNSUPPORTED)
-        resolved, dialect, engine, request = self._prepare(ctx, accept_header="accept")
+        resolved, dialect, engine, request, guard = self._prepare(ctx, streaming=True)
         model_name = _provider_model_name(resolved)
+        if guard is not None:
+            request = await guard.check_input(request)
         input_tokens = count_input_tokens(engine, request, resolved.model.model_id)
-        events = _guarded(engine, request, resolved)
+        events = self._events(engine, request, resolved, guard, input_tokens)
         # Pull the first event before answering 200, so that failures before the first byte
         # (model not ready, context window, engine down) are HTTP errors as on Bedrock.
         first = await _first_event(events)
         encoder = dialect.stream(request, model_name, input_tokens)
+        if guard is not None:
+            encoder = guard.stream_encoder(encoder)
 
         async def frames() -> AsyncGenerator[bytes, None]:
             first_byte_ms: int | None = None
@@ -162,10 +178,17 @@ class BedrockRuntime:
     # -- shared steps ------------------------------------------------------------------------
 
     def _prepare(
-        self, ctx: RequestContext, accept_header: str
-    ) -> tuple[ResolvedModel, InvokeDialect, Engine, GenerationRequest]:
+        self, ctx: RequestContext, streaming: bool
+    ) -> tuple[ResolvedModel, InvokeDialect, Engine, GenerationRequest, InvokeGuard | None]:
         resolved = self.resolve(str(ctx.params["modelId"]))
-        _check_content_type(ctx.params.get("contentType"), ctx.params.get(accept_header))
+        # A guardrail's errors come first: with a non-JSON body it has its own.
+        headers = guardrail_headers(ctx.params)
+        if headers is not None and (
+            self.guardrails is None
+            or self.guardrails.resolve(headers.identifier, headers.version) is None
+        ):
+            raise ValidationException(UNKNOWN_GUARDRAIL)
+        _check_content_type(ctx.params.get("contentType"), ctx.params.get("accept"))
         dialect = DIALECTS.get(resolved.model.provider)
         if dialect is None:
             raise NotImplementedYet(
@@ -173,9 +196,35 @@ class BedrockRuntime:
                 f"{resolved.model.model_id} yet."
             )
         body = decode_json_body(ctx.body)
+        options = guardrail_request(headers, body)
         request = dialect.parse(body, ctx.request_id)
+        request = with_request_options(ctx, request)
         engine = self.engines[resolved.engine]
-        return resolved, dialect, engine, request
+        guard = None
+        if options is not None and self.guardrails is not None:
+            guard = InvokeGuard.open(self.guardrails, options, streaming=streaming)
+        return resolved, dialect, engine, request, guard
+
+    def _events(
+        self,
+        engine: Engine,
+        request: GenerationRequest,
+        resolved: ResolvedModel,
+        guard: InvokeGuard | None,
+        input_tokens: int | None = None,
+    ) -> AsyncGenerator[GenerationEvent, None]:
+        """The engine's events, through the guardrail when there is one."""
+        if guard is None:
+            return _guarded(engine, request, resolved)
+        model_id = resolved.model.model_id
+        return guard.events(
+            lambda: _guarded(engine, request, resolved),
+            lambda: (
+                input_tokens
+                if input_tokens is not None
+                else count_input_tokens(engine, request, model_id)
+            ),
+        )
 
     def resolve(self, identifier: str) -> ResolvedModel:
         try:

@@ -1,0 +1,78 @@
+"""Guardrails at run time: finding the version a request names and assessing text with it.
+
+`Guardrails` is shared by the model invocations (InvokeModel, Converse and their streams) and
+ApplyGuardrail. It resolves an identifier (ID or ARN) and version (DRAFT or a number) in the
+store, and runs an assessment: the denied-topic classifier (which needs the embedding engine)
+first, then the rule-based policies (`assess`), timing the whole as the trace's
+`guardrailProcessingLatency`. `open_guardrails` builds them for a server from its settings.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from outcrop.config import ConfigError
+from outcrop.engines.embeddings import EmbeddingEngine
+from outcrop.guardrails.assess import Assessment, Segment, assess
+from outcrop.guardrails.model import Definition, Direction
+from outcrop.guardrails.settings import ACCOUNT_ID, GuardrailSettings
+from outcrop.guardrails.shapes import AppliedGuardrail
+from outcrop.guardrails.store import GuardrailStore, StateFileError
+from outcrop.guardrails.topics import TopicClassifier
+from outcrop.wire.errors import AwsError
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedGuardrail:
+    applied: AppliedGuardrail
+    definition: Definition
+
+
+class Guardrails:
+    """The guardrail store plus what assessing needs (topic classifier, chunk size)."""
+
+    def __init__(
+        self, store: GuardrailStore, classifier: TopicClassifier, stream_chunk_chars: int = 1000
+    ) -> None:
+        self.store = store
+        self.classifier = classifier
+        self.stream_chunk_chars = stream_chunk_chars
+
+    def resolve(self, identifier: str, version: str) -> ResolvedGuardrail | None:
+        """The guardrail version, or None when the ID or the version does not exist."""
+        try:
+            record, found = self.store.get_version(identifier, version)
+        except AwsError:
+            return None
+        applied = AppliedGuardrail(record.guardrail_id, found.version, record.arn)
+        return ResolvedGuardrail(applied, self.store.definition(record, found))
+
+    async def assess(
+        self, guardrail: ResolvedGuardrail, segments: Sequence[Segment], direction: Direction
+    ) -> Assessment:
+        started = time.perf_counter()
+        definition = guardrail.definition
+        topics = [t for t in definition.topics if t.switch.on(direction) is not None]
+        scores: list[float] = []
+        if topics:
+            texts = [s.text for s in segments if s.guarded and s.text.strip()]
+            by_topic = dict(zip(topics, await self.classifier.scores(topics, texts), strict=True))
+            scores = [by_topic.get(t, 0.0) for t in definition.topics]
+        result = assess(definition, segments, direction, scores)
+        return result.with_latency(round((time.perf_counter() - started) * 1000))
+
+
+def open_guardrails(
+    settings: GuardrailSettings, region: str, embedder: EmbeddingEngine
+) -> Guardrails:
+    """The guardrails of a server: the state file's, plus the configured ones."""
+    try:
+        store = GuardrailStore(settings.resolved_state_dir(), ACCOUNT_ID)
+    except StateFileError as exc:
+        raise ConfigError(f"guardrails: {exc}") from None
+    for entry in settings.define:
+        spec = {k: v for k, v in entry.items() if k != "id"}
+        store.add_configured(spec, entry.get("id"), region)
+    return Guardrails(store, TopicClassifier(embedder), settings.stream_chunk_chars)

@@ -1,0 +1,356 @@
+"""Guardrails and their versions, as the Bedrock control plane keeps them, persisted to a file.
+
+A guardrail has an ID (12 lowercase letters and digits, like Bedrock's `5zwrmdlsra2e`), an ARN
+(`arn:aws:bedrock:<region>:<account>:guardrail/<id>`, the region being the one it was created
+in), a working DRAFT and numbered versions 1, 2, ... that CreateGuardrailVersion snapshots from
+the DRAFT and nothing changes afterwards. Each version holds its definition in the
+CreateGuardrail request shape (see `model`).
+
+Guardrails created through the API are written to `<state_dir>/guardrails.json` after every
+change (written to a temporary file, then renamed over the old one, so a crash never leaves a
+half-written file) and read back at start-up. Guardrails defined in the configuration file are
+loaded at every start, with a DRAFT and a version 1 equal to their definition; they are not
+written to the state file, and the API cannot change or delete them (they change by editing the
+configuration).
+
+Errors carry the control plane's modelled shapes; their messages are Outcrop's (AWS's wording
+for these is unverified).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import re
+import secrets
+import string
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from outcrop.guardrails.model import Definition
+from outcrop.wire.errors import AwsError, ConflictException, ResourceNotFoundException
+
+STATE_FILE = "guardrails.json"
+_FORMAT = 1
+_ID_ALPHABET = string.ascii_lowercase + string.digits
+MAX_VERSIONS = 20
+"""Numbered versions per guardrail (Bedrock's default quota)."""
+
+_ARN = re.compile(r"^arn:aws(?:-[^:]+)?:bedrock:[a-z0-9-]{1,20}:[0-9]{12}:guardrail/([a-z0-9]+)$")
+
+
+class StateFileError(Exception):
+    """The state file exists but cannot be read; the message says why."""
+
+
+class ServiceQuotaExceededException(AwsError):
+    code = "ServiceQuotaExceededException"
+    status = 400
+    fault = "client"
+
+
+def now_iso() -> str:
+    """The current time as the control plane writes timestamps (ISO 8601, ms, UTC)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_guardrail_id() -> str:
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(12))
+
+
+def config_guardrail_id(name: str) -> str:
+    """A stable ID for a configured guardrail without one: derived from its name."""
+    digest = int.from_bytes(hashlib.sha256(name.encode()).digest()[:10], "big")
+    chars = []
+    for _ in range(12):
+        digest, rest = divmod(digest, len(_ID_ALPHABET))
+        chars.append(_ID_ALPHABET[rest])
+    return "".join(chars)
+
+
+def guardrail_arn(region: str, account: str, guardrail_id: str) -> str:
+    return f"arn:aws:bedrock:{region}:{account}:guardrail/{guardrail_id}"
+
+
+def id_of(identifier: str) -> str:
+    """The guardrail ID in an identifier (an ID or a guardrail ARN)."""
+    m = _ARN.match(identifier)
+    return m.group(1) if m else identifier
+
+
+@dataclass(slots=True)
+class VersionRecord:
+    version: str
+    """`DRAFT` or a number."""
+    spec: dict[str, Any]
+    created_at: str
+    updated_at: str
+    description: str | None = None
+    """The version's description (CreateGuardrailVersion); the DRAFT uses the spec's."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "spec": self.spec,
+            "createdAt": self.created_at,
+            "updatedAt": self.updated_at,
+            "description": self.description,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> VersionRecord:
+        return cls(
+            str(data["version"]),
+            dict(data["spec"]),
+            str(data["createdAt"]),
+            str(data["updatedAt"]),
+            data.get("description"),
+        )
+
+
+@dataclass(slots=True)
+class GuardrailRecord:
+    guardrail_id: str
+    arn: str
+    draft: VersionRecord
+    versions: dict[str, VersionRecord] = field(default_factory=dict)
+    next_version: int = 1
+    configured: bool = False
+    tags: list[dict[str, str]] = field(default_factory=list)
+    tokens: dict[str, str] = field(default_factory=dict)
+    """Idempotency tokens already used, to the version (or DRAFT) they produced."""
+
+    @property
+    def name(self) -> str:
+        return str(self.draft.spec["name"])
+
+    def version(self, version: str) -> VersionRecord | None:
+        return self.draft if version == "DRAFT" else self.versions.get(version)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "guardrailId": self.guardrail_id,
+            "arn": self.arn,
+            "draft": self.draft.to_json(),
+            "versions": [v.to_json() for v in self.versions.values()],
+            "nextVersion": self.next_version,
+            "tags": self.tags,
+            "tokens": self.tokens,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> GuardrailRecord:
+        versions = [VersionRecord.from_json(v) for v in data.get("versions") or ()]
+        return cls(
+            guardrail_id=str(data["guardrailId"]),
+            arn=str(data["arn"]),
+            draft=VersionRecord.from_json(data["draft"]),
+            versions={v.version: v for v in versions},
+            next_version=int(data.get("nextVersion", 1)),
+            tags=list(data.get("tags") or ()),
+            tokens=dict(data.get("tokens") or {}),
+        )
+
+
+def not_found(identifier: str) -> ResourceNotFoundException:
+    return ResourceNotFoundException(f"Guardrail {identifier} was not found.")
+
+
+def version_not_found(identifier: str, version: str) -> ResourceNotFoundException:
+    return ResourceNotFoundException(f"Version {version} of guardrail {identifier} was not found.")
+
+
+class GuardrailStore:
+    """All guardrails: configured ones and those created through the API."""
+
+    def __init__(self, state_dir: Path | None, account_id: str) -> None:
+        self.state_dir = state_dir
+        self.account_id = account_id
+        self._records: dict[str, GuardrailRecord] = {}
+        self._definitions: dict[tuple[str, str, str], Definition] = {}
+        if state_dir is not None:
+            self._load(state_dir / STATE_FILE)
+
+    # -- persistence -------------------------------------------------------------------------
+
+    def _load(self, path: Path) -> None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise StateFileError(f"{path}: {exc.strerror}") from None
+        try:
+            data = json.loads(text)
+            if data.get("format") != _FORMAT:
+                raise ValueError(f"unknown format {data.get('format')!r}")
+            for item in data["guardrails"]:
+                record = GuardrailRecord.from_json(item)
+                Definition.parse(record.draft.spec)
+                self._records[record.guardrail_id] = record
+        except (ValueError, KeyError, TypeError, AwsError) as exc:
+            raise StateFileError(f"{path}: not a guardrail state file ({exc})") from None
+
+    def _save(self) -> None:
+        if self.state_dir is None:
+            return
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        data = {
+            "format": _FORMAT,
+            "guardrails": [r.to_json() for r in self._records.values() if not r.configured],
+        }
+        fd, tmp = tempfile.mkstemp(prefix=".guardrails-", suffix=".json", dir=self.state_dir)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(data, f, indent=1, ensure_ascii=False)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.state_dir / STATE_FILE)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    # -- configured guardrails ---------------------------------------------------------------
+
+    def add_configured(self, spec: Mapping[str, Any], guardrail_id: str | None, region: str) -> str:
+        """Serve a guardrail from the configuration file (DRAFT and version 1)."""
+        clean = _spec(spec)
+        Definition.parse(clean)
+        gid = guardrail_id or config_guardrail_id(str(clean["name"]))
+        stamp = now_iso()
+        draft = VersionRecord("DRAFT", clean, stamp, stamp)
+        first = VersionRecord("1", copy.deepcopy(clean), stamp, stamp, clean.get("description"))
+        self._records[gid] = GuardrailRecord(
+            gid,
+            guardrail_arn(region, self.account_id, gid),
+            draft,
+            {"1": first},
+            next_version=2,
+            configured=True,
+        )
+        return gid
+
+    # -- control-plane operations ------------------------------------------------------------
+
+    def create(
+        self,
+        spec: Mapping[str, Any],
+        region: str,
+        tags: list[dict[str, str]] | None = None,
+        token: str | None = None,
+    ) -> GuardrailRecord:
+        if token is not None:
+            for record in self._records.values():
+                if record.tokens.get(token) == "CREATE":
+                    return record
+        clean = _spec(spec)
+        Definition.parse(clean)
+        if any(r.name == clean["name"] for r in self._records.values()):
+            raise ConflictException(f"A guardrail named {clean['name']} already exists.")
+        gid = new_guardrail_id()
+        while gid in self._records:
+            gid = new_guardrail_id()
+        stamp = now_iso()
+        record = GuardrailRecord(
+            gid,
+            guardrail_arn(region, self.account_id, gid),
+            VersionRecord("DRAFT", clean, stamp, stamp),
+            tags=list(tags or ()),
+        )
+        if token is not None:
+            record.tokens[token] = "CREATE"
+        self._records[gid] = record
+        self._save()
+        return record
+
+    def get(self, identifier: str) -> GuardrailRecord:
+        record = self._records.get(id_of(identifier))
+        if record is None:
+            raise not_found(identifier)
+        return record
+
+    def get_version(self, identifier: str, version: str) -> tuple[GuardrailRecord, VersionRecord]:
+        record = self.get(identifier)
+        found = record.version(version)
+        if found is None:
+            raise version_not_found(identifier, version)
+        return record, found
+
+    def update(self, identifier: str, spec: Mapping[str, Any]) -> GuardrailRecord:
+        record = self._mutable(identifier)
+        clean = _spec(spec)
+        Definition.parse(clean)
+        if any(
+            r.name == clean["name"] and r.guardrail_id != record.guardrail_id
+            for r in self._records.values()
+        ):
+            raise ConflictException(f"A guardrail named {clean['name']} already exists.")
+        record.draft = VersionRecord("DRAFT", clean, record.draft.created_at, now_iso())
+        self._save()
+        return record
+
+    def create_version(
+        self, identifier: str, description: str | None, token: str | None
+    ) -> tuple[GuardrailRecord, str]:
+        record = self._mutable(identifier)
+        if token is not None and token in record.tokens:
+            return record, record.tokens[token]
+        if len(record.versions) >= MAX_VERSIONS:
+            raise ServiceQuotaExceededException(
+                f"Guardrail {identifier} already has {MAX_VERSIONS} versions, the most allowed."
+            )
+        version = str(record.next_version)
+        record.next_version += 1
+        stamp = now_iso()
+        record.versions[version] = VersionRecord(
+            version, copy.deepcopy(record.draft.spec), stamp, stamp, description
+        )
+        if token is not None:
+            record.tokens[token] = version
+        self._save()
+        return record, version
+
+    def delete(self, identifier: str, version: str | None) -> None:
+        record = self._mutable(identifier)
+        if version is None:
+            del self._records[record.guardrail_id]
+        elif record.versions.pop(version, None) is None:
+            raise version_not_found(identifier, version)
+        self._save()
+
+    def records(self) -> list[GuardrailRecord]:
+        return sorted(self._records.values(), key=lambda r: r.draft.created_at)
+
+    def _mutable(self, identifier: str) -> GuardrailRecord:
+        record = self.get(identifier)
+        if record.configured:
+            # Outcrop-specific: configured guardrails change with the configuration file.
+            raise ConflictException(
+                f"Guardrail {identifier} is defined in the Outcrop configuration file; "
+                "change it there."
+            )
+        return record
+
+    # -- runtime -----------------------------------------------------------------------------
+
+    def definition(self, record: GuardrailRecord, version: VersionRecord) -> Definition:
+        """The parsed definition of one version (parsed once per change)."""
+        key = (record.guardrail_id, version.version, version.updated_at)
+        found = self._definitions.get(key)
+        if found is None:
+            found = Definition.parse(version.spec)
+            self._definitions[key] = found
+        return found
+
+
+def _spec(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The definition members of a Create/UpdateGuardrail body (not its identifiers, tags or
+    idempotency token)."""
+    skip = {"guardrailIdentifier", "tags", "clientRequestToken"}
+    return {k: copy.deepcopy(v) for k, v in spec.items() if k not in skip and v is not None}
