@@ -62,6 +62,7 @@ def build_settings(
         engines=engines,
         models=models,
         aliases=settings.aliases,
+        sagemaker=settings.sagemaker,
     )
 
 
