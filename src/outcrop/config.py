@@ -34,15 +34,27 @@ a message naming the offending key.
 
     [sagemaker.endpoints.chat]
     invocation_timeout_s = 60
-    variants = [
-      { name = "A", weight = 3, instance_count = 2, engine = "default", dialect = "tgi" },
-      { name = "B", weight = 1, url = "http://127.0.0.1:8080" },   # a real container
-      { name = "C", containers = { first = { url = "http://127.0.0.1:8081" },
-                                   second = { engine = "fast", dialect = "openai" } } },
-    ]
-    [sagemaker.endpoints.chat.inference_components.small]   # InferenceComponentName
+    [[sagemaker.endpoints.chat.variants]]   # production variants
+    name = "A"
+    weight = 3
+    instance_count = 2                      # x max_concurrent_invocations_per_instance (1)
+    engine = "default"                      # an engine behind a container dialect:
+    dialect = "tgi"                         # tgi | lmi | openai | auto (from the body)
+    [[sagemaker.endpoints.chat.variants]]
+    name = "B"
+    weight = 1
+    url = "http://127.0.0.1:8080"           # a real container (GET /ping, POST /invocations)
+    [[sagemaker.endpoints.chat.variants]]
+    name = "C"                              # multi-container, Direct invocation mode
+    containers.first = { url = "http://127.0.0.1:8081" }
+    containers.second = { engine = "fast", dialect = "openai" }
+
+    [sagemaker.endpoints.hosted]            # an endpoint of inference components: requests
+    variants = [{ engine = "default" }]     # name one with InferenceComponentName
+    [sagemaker.endpoints.hosted.inference_components.small]
     engine = "fast"
     dialect = "lmi"
+    copies = 2
 """
 
 from __future__ import annotations
