@@ -83,6 +83,9 @@ variants = [{{ url = {url("fail500")} }}]
 [sagemaker.endpoints.notready]
 variants = [{{ url = {url("notready")} }}]
 
+[sagemaker.endpoints.notready-js]
+variants = [{{ url = {url("notready-js")} }}]
+
 [sagemaker.endpoints.garbage]
 variants = [{{ url = {json.dumps(container.garbage_url)} }}]
 

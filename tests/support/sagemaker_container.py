@@ -14,7 +14,7 @@
 * `/broken`: streams 2 lines, then drops the connection without ending the chunked body.
 * `/hang`: never answers `/invocations`; `/hangstream`: one line, then nothing.
 * `/fail400`, `/fail500`: answer with that status and a JSON error body.
-* `/notready`: `/ping` answers 503 until `POST /notready/_ready` is called.
+* `/notready...` (any prefix starting so): `/ping` answers 503 until `POST <prefix>/_ready`.
 * `/counted`: answers after 300 ms; `GET /counted/_stats` gives the most concurrent invocations
   seen (`POST /counted/_reset` resets it).
 * `/bulk`: streams `chunks` chunks of `size` bytes as fast as it can (the benchmark's source).
@@ -59,7 +59,8 @@ def _prefix(request: web.Request) -> str:
 
 async def ping(request: web.Request) -> web.StreamResponse:
     state: ContainerState = request.app["state"]
-    if _prefix(request) == "notready" and "notready" not in state.ready:
+    name = _prefix(request)
+    if name.startswith("notready") and name not in state.ready:
         return web.Response(status=503, text="loading")
     return web.Response(status=200)
 
