@@ -4,7 +4,7 @@ A variant's pool has `instance_count` instances (an inference component's, one p
 an invocation holds a slot on one instance for as long as its response lasts, waiting while
 every slot is busy. Sessions pin their invocations to one instance. Releasing is synchronous
 and idempotent, so a stream abandoned before it started can still give its slot back from a
-finalizer.
+finalizer (which may run on another thread: the release then hops to the pool's loop).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ class InstancePool:
         self.per_instance = per_instance
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._turn = itertools.count()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def instances(self) -> int:
@@ -41,6 +42,7 @@ class InstancePool:
 
     async def acquire(self, instance: int | None = None) -> Slot:
         """A slot (on `instance` if given), waiting until one is free."""
+        self._loop = asyncio.get_running_loop()
         while True:
             chosen = self._free(instance)
             if chosen is not None:
@@ -69,6 +71,18 @@ class InstancePool:
         return min(candidates, key=lambda i: self.in_flight[i])
 
     def _release(self, instance: int) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is not loop:
+                loop.call_soon_threadsafe(self._release_now, instance)
+                return
+        self._release_now(instance)
+
+    def _release_now(self, instance: int) -> None:
         self.in_flight[instance] -= 1
         # Wake every waiter: each re-checks (waiters pinned to other instances stay waiting).
         while self._waiters:
