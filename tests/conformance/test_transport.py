@@ -149,10 +149,11 @@ def server(tls_files: tuple[Path, Path]) -> Iterator[AppProcess]:
     ]
 
 
-def boto3_client(endpoint: str) -> Any:
+def boto3_client(endpoint: str, verify: Path | None = None) -> Any:
     return boto3.client(
         "bedrock-runtime",
         endpoint_url=endpoint,
+        verify=str(verify) if verify is not None else None,
         region_name="us-east-1",
         aws_access_key_id=EXAMPLE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=EXAMPLE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
@@ -185,6 +186,16 @@ def test_boto3_over_http1_gets_every_event(server: AppProcess) -> None:
     assert response["contentType"] == "application/json"
     assert response["ResponseMetadata"]["RequestId"]
     assert "date" in headers
+
+
+def test_boto3_over_tls_gets_every_event(server: AppProcess, tls_files: tuple[Path, Path]) -> None:
+    response = boto3_client(server.tls_url, verify=tls_files[0]).invoke_model_with_response_stream(
+        modelId=MODEL_ID, body=json.dumps(STREAM_BODY)
+    )
+    chunks = [decode_chunk(event) for event in response["body"]]
+    assert [(c["index"], c["http_version"], c["scheme"]) for c in chunks] == [
+        (index, "1.1", "https") for index in range(EVENT_COUNT)
+    ]
 
 
 @pytest.mark.node
