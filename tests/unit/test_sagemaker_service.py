@@ -6,14 +6,18 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from botocore.eventstream import EventStreamBuffer
 
 from outcrop.config import Settings
+from outcrop.engines.base import ContextWindowExceeded
+from outcrop.engines.scripted import ScriptedEngine
 from outcrop.gateway.app import OutcropApp
 from outcrop.sagemaker.endpoints import RouteRequest
 from outcrop.services.base import RequestContext, StreamResponse
+from outcrop.types import Finish, GenerationEvent, GenerationRequest, StopReason
 from tests.asgi_driver import call
 
 CONFIG: dict[str, Any] = {
@@ -111,4 +115,28 @@ async def test_model_error_names_the_region_the_client_signed_for() -> None:
     assert result.status == 424 and body["OriginalStatusCode"] == 415
     assert body["LogStreamArn"].startswith("arn:aws:logs:eu-west-3:123456789012:log-group:")
     assert "https://eu-west-3.console.aws.amazon.com/cloudwatch/" in body["Message"]
+    await app.close()
+
+
+class _TooLong(ScriptedEngine):
+    async def generate(self, request: GenerationRequest) -> AsyncGenerator[GenerationEvent, None]:
+        raise ContextWindowExceeded(5000, 100, 4096)
+        yield Finish(StopReason.END_TURN, 0, 0)  # pragma: no cover - makes this a generator
+
+
+async def test_requests_the_model_refuses_get_the_containers_validation_answer() -> None:
+    settings = Settings.model_validate(CONFIG)
+    app = OutcropApp(
+        settings, engines={"default": _TooLong(name="default"), "slow": ScriptedEngine()}
+    )
+    result = await call(
+        app, "POST", "/endpoints/tgi/invocations", json.dumps({"inputs": "x"}).encode(), JSON
+    )
+    body = json.loads(result.body)
+    assert result.status == 424 and body["OriginalStatusCode"] == 422
+    assert json.loads(body["OriginalMessage"]) == {
+        "error": "Input validation error: prompt of 5000 tokens plus max_tokens 100 exceeds the "
+        "context window of 4096 tokens",
+        "error_type": "validation",
+    }
     await app.close()

@@ -29,7 +29,7 @@ from outcrop.dialects.containers.base import (
     ContainerStream,
 )
 from outcrop.dialects.containers.choice import DialectName, dialect_name_for_body, dialect_named
-from outcrop.engines.base import Engine, EngineError, EngineNotReady
+from outcrop.engines.base import Engine, EngineError, EngineNotReady, EngineRequestError
 from outcrop.sagemaker.sessions import NEW_SESSION, format_new_session
 from outcrop.types import Finish, GenerationEvent, TokenEvent
 
@@ -166,15 +166,18 @@ class EngineBackend:
         events = self.engine.generate(request.generation)
         try:
             first = await anext(events)
+            input_tokens = self.engine.count_tokens(request.generation)
         except EngineNotReady as exc:
             await events.aclose()
             raise BackendNotReady(str(exc)) from None
+        except EngineRequestError as exc:
+            await events.aclose()
+            return reply_response(dialect.invalid(str(exc)), headers)
         except EngineError as exc:
             await events.aclose()
             return reply_response(dialect.failure(str(exc)), headers)
         except StopAsyncIteration:
             return reply_response(dialect.failure("the engine produced no output"), headers)
-        input_tokens = self.engine.count_tokens(request.generation)
         if request.stream:
             encoder = dialect.stream(request, input_tokens)
             chunks = _stream_chunks(events, first, encoder)

@@ -89,6 +89,10 @@ class ContainerDialect(Protocol):
         """The container's answer when generation fails before anything was written."""
         ...
 
+    def invalid(self, message: str) -> ContainerReply:
+        """The container's answer to a request its model refuses (too long, bad template)."""
+        ...
+
 
 def is_json_content_type(content_type: str | None) -> bool:
     """Whether a request's Content-Type says JSON (absent counts as JSON, see below)."""

@@ -111,6 +111,9 @@ class LmiDialect:
         body = python_json({"code": 424, "message": "prediction failure", "error": message})
         return ContainerReply(424, body, JSON_CONTENT_TYPE)
 
+    def invalid(self, message: str) -> ContainerReply:
+        return _refused(400, "BadRequestException", message).reply
+
 
 class LmiStream:
     """JSON Lines, one per token; the last token is held back to carry `generated_text`."""

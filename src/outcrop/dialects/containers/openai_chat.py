@@ -123,6 +123,9 @@ class OpenAIChatDialect:
             500, _error_body(message, "InternalServerError", 500), JSON_CONTENT_TYPE
         )
 
+    def invalid(self, message: str) -> ContainerReply:
+        return _bad_request(message).reply
+
 
 class OpenAIChatStream:
     """`chat.completion.chunk` events, then `[DONE]`."""

@@ -141,6 +141,9 @@ class TgiDialect:
     def failure(self, message: str) -> ContainerReply:
         return ContainerReply(424, _generation_error(message), JSON_CONTENT_TYPE)
 
+    def invalid(self, message: str) -> ContainerReply:
+        return _validation_error(message).reply
+
 
 class TgiStream:
     """TGI's generate_stream events; the last token is held back to carry `generated_text`."""
