@@ -169,8 +169,9 @@ class InferenceComponentSettings(ContainerSettings):
 class EndpointSettings(_Strict):
     variants: list[VariantSettings] = Field(min_length=1)
     inference_components: dict[str, InferenceComponentSettings] = Field(default_factory=dict)
-    invocation_timeout_s: float = Field(60.0, gt=0)
-    session_ttl_s: float = Field(1200.0, gt=0)
+    invocation_timeout_s: float | None = Field(None, gt=0)
+    """Omitted: `[sagemaker] invocation_timeout_s` (60 s, SageMaker's limit)."""
+    session_ttl_s: float | None = Field(None, gt=0)
     async_output_path: str | None = None
     async_failure_path: str | None = None
 

@@ -138,7 +138,9 @@ class EndpointRegistry:
         self.rng = rng or random.Random()
         self.on_created: Callable[[EndpointSpec], None] | None = None
         """Called with each endpoint made on first use (unconfigured mode)."""
-        self._configured = {name: _endpoint(name, cfg) for name, cfg in settings.endpoints.items()}
+        self._configured = {
+            name: _endpoint(name, cfg, settings) for name, cfg in settings.endpoints.items()
+        }
         self._defaults: dict[str, EndpointSpec] = {}
 
     @property
@@ -256,7 +258,7 @@ def _container(hostname: str, cfg: ContainerSettings) -> ContainerSpec:
     return ContainerSpec(hostname, cfg.engine, cfg.dialect, urls)
 
 
-def _endpoint(name: str, cfg: EndpointSettings) -> EndpointSpec:
+def _endpoint(name: str, cfg: EndpointSettings, settings: SageMakerSettings) -> EndpointSpec:
     variants = []
     for v in cfg.variants:
         if v.containers:
@@ -285,8 +287,8 @@ def _endpoint(name: str, cfg: EndpointSettings) -> EndpointSpec:
         name,
         tuple(variants),
         components,
-        cfg.invocation_timeout_s,
-        cfg.session_ttl_s,
+        cfg.invocation_timeout_s or settings.invocation_timeout_s,
+        cfg.session_ttl_s or settings.session_ttl_s,
         cfg.async_output_path,
         cfg.async_failure_path,
     )

@@ -2,7 +2,8 @@
 
 Every error Outcrop sends is one of these classes. The class attributes say how it looks on the
 wire: the shape name (`X-Amzn-ErrorType` and the SDKs' exception class), the HTTP status, the
-fault side, the lowerCamel union member used in event-stream exception frames, and the Coral
+fault side, the union member used in event-stream exception frames (the shape name with a
+lowercase first letter for Bedrock, an explicit `stream_member_name` for SageMaker), and the Coral
 namespace real AWS appends to the error type header. Foreign exceptions are translated into these
 once, at the gateway boundary.
 """
