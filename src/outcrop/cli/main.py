@@ -68,6 +68,7 @@ def build_settings(
         models=models,
         aliases=settings.aliases,
         sagemaker=settings.sagemaker,
+        embeddings=settings.embeddings,
     )
 
 
