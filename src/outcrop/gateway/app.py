@@ -45,10 +45,13 @@ from outcrop.services.base import Operation, RequestContext, Response
 from outcrop.services.bedrock import BedrockControlPlane
 from outcrop.services.bedrock_runtime import BedrockRuntime
 from outcrop.services.guardrails_admin import GuardrailAdmin
+from outcrop.services.sagemaker_admin import EndpointAdmin
+from outcrop.services.sagemaker_runtime import SageMakerRuntime
 from outcrop.wire import eventstream
 from outcrop.wire.errors import (
     AwsError,
     InternalServerException,
+    InternalStreamFailure,
     NotImplementedYet,
     RequestEntityTooLarge,
     UnknownOperationException,
@@ -128,10 +131,15 @@ class OutcropApp:
                 **GuardrailAdmin(self.guardrails.store, region).operations(),
             },
         )
+        self.sagemaker = SageMakerRuntime(settings.sagemaker, self.engines)
+        self.add_service(
+            "sagemaker-runtime", self.sagemaker.operations(), internal_error=InternalStreamFailure
+        )
         self.interceptors: list[Interceptor] = []
         self.local_routes: dict[tuple[str, str], LocalHandler] = {
             ("GET", "/_outcrop/health"): self._health_route,
         }
+        EndpointAdmin(self.sagemaker).attach(self.local_routes)
         self._start_tasks: list[asyncio.Task[None]] = []
 
     def add_service(
@@ -171,6 +179,7 @@ class OutcropApp:
     async def close(self) -> None:
         for task in self._start_tasks:
             task.cancel()
+        await self.sagemaker.close()
         for engine in self.engines.values():
             await engine.close()
         await self.embedder.close()
