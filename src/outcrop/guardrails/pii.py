@@ -455,7 +455,7 @@ def _given_names() -> frozenset[str]:
 
 _CAPITALISED = re.compile(r"\b[A-Z][a-z]+(?:['-][A-Z][a-z]+)?\b")
 _NAME_INTRO = re.compile(
-    r"(?:\bmy name is|\bI am called|\bcall me|\b(?:Mr|Mrs|Ms|Miss|Dr|Prof)\.?)\s+"
+    r"(?:\b(?i:my name is|I am called|call me)|\b(?:Mr|Mrs|Ms|Miss|Dr|Prof)\.?)\s+"
     r"(?P<name>[A-Z][a-z]+(?:\s+[A-Z][a-z]+){0,2})"
 )
 _ORG_OR_PLACE_WORDS = frozenset(
