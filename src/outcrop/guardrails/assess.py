@@ -167,6 +167,8 @@ def assess(
         action = f.switch.on(direction)
         if action is None:
             continue
+        if f.type == "PROMPT_ATTACK" and not any(s.prompt_attack for s in guarded):
+            continue  # nothing eligible: prompt-attack filters need tagged input
         strength = f.strength(direction)
         text = attackable if f.type == "PROMPT_ATTACK" else joined
         scored = content.score(f.type, text)
