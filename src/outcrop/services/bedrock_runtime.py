@@ -14,8 +14,8 @@ from contextlib import aclosing
 from typing import Any
 
 from outcrop.catalog.resolver import OnDemandNotSupported, ResolvedModel, Resolver, UnknownModel
-from outcrop.dialects.base import InvokeDialect
-from outcrop.dialects.registry import DIALECTS
+from outcrop.dialects.base import CompletionBuilder, Invocation, InvokeCall, stream_events
+from outcrop.dialects.registry import dialect_for
 from outcrop.dialects.schema import MALFORMED
 from outcrop.engines.base import (
     ContextWindowExceeded,
@@ -25,7 +25,7 @@ from outcrop.engines.base import (
     EngineUnavailable,
 )
 from outcrop.services.base import Operation, RequestContext, Response, StreamResponse
-from outcrop.types import Finish, GenerationEvent, GenerationRequest, TokenEvent, Usage
+from outcrop.types import Finish, GenerationEvent, GenerationRequest, Usage
 from outcrop.wire import eventstream
 from outcrop.wire.errors import (
     AwsError,
@@ -65,34 +65,30 @@ class BedrockRuntime:
     # -- operations --------------------------------------------------------------------------
 
     async def invoke_model(self, ctx: RequestContext) -> Response:
-        resolved, dialect, engine, request = self._prepare(ctx, accept_header="accept")
+        resolved, invocation, engine = self._prepare(ctx, streaming=False)
+        request = invocation.request
         model_name = _provider_model_name(resolved)
-        pieces: list[str] = []
-        finish: Finish | None = None
-        first_byte_ms: int | None = None
+        builder = CompletionBuilder()
         async with aclosing(_guarded(engine, request, resolved)) as events:
             async for event in events:
-                if isinstance(event, TokenEvent):
-                    if first_byte_ms is None:
-                        first_byte_ms = ctx.elapsed_ms()
-                    pieces.append(event.text)
-                else:
-                    finish = event
-        assert finish is not None
-        text = "".join(pieces)
-        body = dialect.response(request, model_name, text, finish)
+                builder.add(event)
+        output = builder.build()
+        finish = output.finish
+        body = invocation.response(output, model_name)
         latency = ctx.elapsed_ms()
         headers = [
             ("Content-Type", "application/json"),
             ("X-Amzn-Bedrock-Invocation-Latency", str(latency)),
             ("X-Amzn-Bedrock-Input-Token-Count", str(finish.input_tokens)),
             ("X-Amzn-Bedrock-Output-Token-Count", str(finish.output_tokens)),
+            *invocation.response_headers(output),
         ]
         headers += _echo_headers(ctx)
         return Response(json.dumps(body, ensure_ascii=False).encode(), headers)
 
     async def invoke_model_with_response_stream(self, ctx: RequestContext) -> StreamResponse:
-        resolved, dialect, engine, request = self._prepare(ctx, accept_header="accept")
+        resolved, invocation, engine = self._prepare(ctx, streaming=True)
+        request = invocation.request
         if not resolved.model.streaming:
             raise ValidationException(
                 f"The model {resolved.model.model_id} does not support streaming."
@@ -103,7 +99,7 @@ class BedrockRuntime:
         # Pull the first event before answering 200, so that failures before the first byte
         # (model not ready, context window, engine down) are HTTP errors as on Bedrock.
         first = await _first_event(events)
-        encoder = dialect.stream(request, model_name, input_tokens)
+        encoder = invocation.stream(model_name, input_tokens)
 
         async def frames() -> AsyncGenerator[bytes, None]:
             first_byte_ms: int | None = None
@@ -119,10 +115,10 @@ class BedrockRuntime:
                             "The engine ended the stream without finishing.",
                             original_status_code=500,
                         )
-                    if isinstance(event, TokenEvent):
+                    if not isinstance(event, Finish):
                         if first_byte_ms is None:
                             first_byte_ms = ctx.elapsed_ms()
-                        for obj in encoder.text(event.text):
+                        for obj in stream_events(encoder, event):
                             yield eventstream.chunk_frame(obj)
                         continue
                     total = ctx.elapsed_ms()
@@ -146,20 +142,21 @@ class BedrockRuntime:
     # -- shared steps ------------------------------------------------------------------------
 
     def _prepare(
-        self, ctx: RequestContext, accept_header: str
-    ) -> tuple[ResolvedModel, InvokeDialect, Engine, GenerationRequest]:
+        self, ctx: RequestContext, streaming: bool
+    ) -> tuple[ResolvedModel, Invocation, Engine]:
         resolved = self.resolve(str(ctx.params["modelId"]))
-        _check_content_type(ctx.params.get("contentType"), ctx.params.get(accept_header))
-        dialect = DIALECTS.get(resolved.model.provider)
+        _check_content_type(ctx.params.get("contentType"), ctx.params.get("accept"))
+        dialect = dialect_for(resolved.model.model_id)
         if dialect is None:
             raise NotImplementedYet(
                 f"Outcrop does not serve the {resolved.model.provider_name} body format for "
                 f"{resolved.model.model_id} yet."
             )
         body = decode_json_body(ctx.body)
-        request = dialect.parse(body, ctx.request_id)
+        call = InvokeCall(ctx.request_id, resolved.model.model_id, streaming)
+        invocation = dialect.parse(body, call)
         engine = self.engines[resolved.engine]
-        return resolved, dialect, engine, request
+        return resolved, invocation, engine
 
     def resolve(self, identifier: str) -> ResolvedModel:
         try:
