@@ -177,17 +177,20 @@ class ScriptedEngine(Engine):
             if step.kind == "reasoning":
                 yield TokenEvent(step.text, kind="reasoning")
                 continue
-            candidate = emitted + step.text
-            hit = _first_stop(candidate, len(emitted), sampling.stop_sequences)
+            token = step.text
+            hit = None
+            if sampling.stop_sequences:
+                candidate = emitted + token
+                hit = _first_stop(candidate, len(emitted), sampling.stop_sequences)
+                emitted = candidate
             if hit is not None:
                 position, matched = hit
-                piece = candidate[len(emitted) : position]
+                piece = token[: max(0, position - (len(emitted) - len(token)))]
                 if piece:
                     yield TokenEvent(piece)
                 stop_reason = StopReason.STOP_SEQUENCE
                 break
-            emitted = candidate
-            yield TokenEvent(step.text)
+            yield TokenEvent(token)
         yield Finish(stop_reason, input_tokens, produced, matched)
 
 
