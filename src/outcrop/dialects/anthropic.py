@@ -474,7 +474,7 @@ def complete(
             "type": "completion",
             "completion": text,
             "stop_reason": _legacy_stop(finish.stop_reason),
-            "stop": finish.stop_sequence,
+            "stop": _legacy_stop_sequence(finish),
         }
     content: list[Obj] = []
     if output is not None and parsed.thinking and output.reasoning:
@@ -511,6 +511,17 @@ def complete(
 
 def _legacy_stop(stop: StopReason) -> str:
     return "max_tokens" if stop is StopReason.MAX_TOKENS else "stop_sequence"
+
+
+# Claude's legacy models end a turn by producing the next "\n\nHuman:" turn, which Bedrock
+# reports as that stop sequence matching (as recorded).
+_LEGACY_TURN_END = "\n\nHuman:"
+
+
+def _legacy_stop_sequence(finish: Finish) -> str | None:
+    if finish.stop_reason is StopReason.END_TURN:
+        return _LEGACY_TURN_END
+    return finish.stop_sequence
 
 
 class MessagesStream:
@@ -646,7 +657,7 @@ class CompletionStream:
             {
                 "completion": "",
                 "stop_reason": _legacy_stop(finish.stop_reason),
-                "stop": finish.stop_sequence,
+                "stop": _legacy_stop_sequence(finish),
                 METRICS_KEY: invocation_metrics(usage),
             }
         ]
