@@ -86,9 +86,7 @@ def _is(value: Any, kind: str) -> bool:
     raise ValueError(kind)
 
 
-def check_object(
-    obj: Mapping[str, Any], fields: Mapping[str, Field], pointer: str = "#"
-) -> list[str]:
+def check_object(obj: Any, fields: Mapping[str, Field], pointer: str = "#") -> list[str]:
     """Violations of `obj` against `fields` (required, extraneous, type, range, enum)."""
     if not isinstance(obj, Mapping):
         return [f"{pointer}: expected type: JSONObject, found: {type_name(obj)}"]
