@@ -15,6 +15,8 @@ from tests.conformance.dialect_cases import FAMILIES, Family, server_config
 from tests.conformance.jsclient import node_or_skip, run_js
 from tests.support.server import ServerProcess, running_server
 
+pytestmark = pytest.mark.node
+
 Obj = dict[str, Any]
 METRICS = "amazon-bedrock-invocationMetrics"
 
