@@ -115,23 +115,6 @@ def start_ready_app(*args: str) -> AppProcess:
 
 
 @pytest.fixture(scope="module")
-def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A self-signed certificate for localhost and 127.0.0.1 (cert.pem, key.pem)."""
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        [
-            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-            "-keyout", str(key), "-out", str(cert), "-days", "30", "-subj", "/CN=localhost",
-            "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        ],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    return cert, key
-
-
-@pytest.fixture(scope="module")
 def server(tls_files: tuple[Path, Path]) -> Iterator[AppProcess]:
     """One transport_app serving plain (HTTP/1.1 + h2c) and TLS listeners."""
     cert, key = tls_files
@@ -149,10 +132,11 @@ def server(tls_files: tuple[Path, Path]) -> Iterator[AppProcess]:
     ]
 
 
-def boto3_client(endpoint: str) -> Any:
+def boto3_client(endpoint: str, verify: Path | None = None) -> Any:
     return boto3.client(
         "bedrock-runtime",
         endpoint_url=endpoint,
+        verify=str(verify) if verify is not None else None,
         region_name="us-east-1",
         aws_access_key_id=EXAMPLE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=EXAMPLE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
@@ -185,6 +169,16 @@ def test_boto3_over_http1_gets_every_event(server: AppProcess) -> None:
     assert response["contentType"] == "application/json"
     assert response["ResponseMetadata"]["RequestId"]
     assert "date" in headers
+
+
+def test_boto3_over_tls_gets_every_event(server: AppProcess, tls_files: tuple[Path, Path]) -> None:
+    response = boto3_client(server.tls_url, verify=tls_files[0]).invoke_model_with_response_stream(
+        modelId=MODEL_ID, body=json.dumps(STREAM_BODY)
+    )
+    chunks = [decode_chunk(event) for event in response["body"]]
+    assert [(c["index"], c["http_version"], c["scheme"]) for c in chunks] == [
+        (index, "1.1", "https") for index in range(EVENT_COUNT)
+    ]
 
 
 @pytest.mark.node
@@ -277,6 +271,7 @@ def test_js_invoke_model_returns_the_parsed_body(server: AppProcess) -> None:
     done = run.ok()
     assert done["output"]["body"] == STREAM_BODY
     assert done["output"]["contentType"] == "application/json"
+    assert done["request"]["headers"]["content-type"] == "application/json"
     assert done["$metadata"]["httpStatusCode"] == 200
     assert done["events"] == 0
 

@@ -3,7 +3,7 @@
 A model ID (after profiles and ARNs are resolved) picks its dialect by the longest matching
 prefix in `BY_MODEL_PREFIX`, falling back to `DIALECTS` by provider segment. One provider can
 have several body formats (Amazon Nova vs Titan, Mistral text vs chat, Cohere Command R vs
-legacy Command), hence the prefixes. Embedding models register here too.
+legacy Command), hence the prefixes. Embedding models are served by services/embeddings.py.
 """
 
 from __future__ import annotations
