@@ -125,6 +125,6 @@ def test_js_sdk_gets_bedrock_validation_errors(server: ServerProcess, operation:
     assert error["name"] == "ValidationException"
     assert error["$metadata"]["httpStatusCode"] == 400
     assert error["message"] == (
-        "Malformed input request: extraneous key [max_tokens] is not permitted, please reformat "
-        "your input and try again."
+        "Malformed input request: #: extraneous key [max_tokens] is not permitted, please "
+        "reformat your input and try again."
     )

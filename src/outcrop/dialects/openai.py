@@ -209,7 +209,11 @@ class GptOssStream:
 
 
 class GptOssDialect:
-    """OpenAI gpt-oss Chat Completions bodies."""
+    """OpenAI Chat Completions bodies: gpt-oss, and the other open-weight models Bedrock serves
+    with this body (`reasons`: the model always reasons, as gpt-oss does)."""
+
+    def __init__(self, reasons: bool = True) -> None:
+        self.reasons = reasons
 
     def parse(self, body: Obj, call: InvokeCall) -> GptOssInvocation:
         problems = check_object(body, FIELDS)
@@ -248,12 +252,13 @@ class GptOssDialect:
         )
         tools = cc.to_tools(body.get("tools") or [])
         choice = cc.to_tool_choice(body.get("tool_choice"), tools) if tools else None
+        effort = body.get("reasoning_effort")
         request = GenerationRequest(
             tuple(cc.to_messages(body["messages"])),
             sampling,
             call.request_id,
             tools=tools,
             tool_choice=choice or cc.to_tool_choice(None, tools),
-            reasoning=ReasoningConfig(effort=body.get("reasoning_effort")),
+            reasoning=ReasoningConfig(effort=effort) if self.reasons or effort else None,
         )
         return GptOssInvocation(request, call.model_id)

@@ -38,11 +38,20 @@ BY_MODEL_PREFIX: dict[str, InvokeDialect] = {
     "cohere.command-": CommandDialect(),
     "deepseek.r1": DeepSeekDialect(reasons=True),
     "deepseek.v3": DeepSeekDialect(reasons=False),
+    # Newer open-weight models take the OpenAI Chat Completions body on InvokeModel, as gpt-oss
+    # does. The reference documents only gpt-oss's; these are unverified and follow it.
+    "qwen.": GptOssDialect(reasons=False),
+    "google.gemma-": GptOssDialect(reasons=False),
+    "nvidia.nemotron-": GptOssDialect(reasons=False),
+    "minimax.": GptOssDialect(reasons=False),
+    "moonshot.kimi-k2-thinking": GptOssDialect(reasons=True),
+    "moonshot.": GptOssDialect(reasons=False),
 }
 """Dialects by model-ID prefix; the longest matching prefix wins over `DIALECTS`."""
 
 # Models whose InvokeModel body no dialect reads: Nova Sonic speaks only the bidirectional
-# stream, so InvokeModel on it is refused like any model without a dialect.
+# stream, so InvokeModel on it is refused like any model without a dialect. Writer Palmyra and
+# TwelveLabs Pegasus (video input) have no dialect: their bodies are not in the reference.
 NOT_INVOKABLE: tuple[str, ...] = ("amazon.nova-sonic-", "amazon.nova-2-sonic-")
 
 

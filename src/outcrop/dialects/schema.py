@@ -3,13 +3,13 @@
 Bedrock validates InvokeModel bodies against per-model JSON schemas with the everit library and
 answers `Malformed input request: <violations>, please reformat your input and try again.`, each
 violation prefixed by a JSON pointer (`#: required key [x] not found`, `#: extraneous key [x] is
-not permitted`, `#/temperature: expected type: Number, found: String`). A single violation comes
-without its pointer (`Malformed input request: extraneous key [textGenerationConfig] is not
-permitted, ...`, `... expected minLength: 1, actual: 0, ...`): that is everit's
-`getErrorMessage()` for one violation versus `getAllMessages()` for several, and matches every
-captured single-violation message. The required/extraneous/minLength forms are verbatim from
-captured errors; the type, range and item-count forms follow everit's standard messages and are
-unverified against Bedrock.
+not permitted`, `#/temperature: expected type: Number, found: String`), as captured for Claude,
+Cohere and Nova (`malformed`). Amazon Titan's captured messages are everit's
+`getErrorMessage()` instead: one violation without its pointer (`extraneous key
+[textGenerationConfig] is not permitted`, `expected minLength: 1, actual: 0`), several as
+`N schema violations found` (`titan_malformed`). The required/extraneous/minLength forms are
+verbatim from captured errors; the type, range and item-count forms follow everit's standard
+messages and are unverified against Bedrock.
 """
 
 from __future__ import annotations
@@ -128,15 +128,17 @@ def check_value(value: Any, spec: Field, pointer: str) -> list[str]:
 
 def malformed(problems: list[str], prefix: str = "") -> ValidationException:
     """The ValidationException Bedrock sends for schema violations."""
-    if len(problems) == 1 and not prefix:
-        return ValidationException(
-            f"Malformed input request: {_POINTER.sub('', problems[0], count=1)}, please reformat "
-            "your input and try again."
-        )
     return ValidationException(
         f"Malformed input request: {prefix}{''.join(problems)}, please reformat your input and "
         "try again."
     )
+
+
+def titan_malformed(problems: list[str]) -> ValidationException:
+    """Titan's form: one violation without its JSON pointer, several as a count."""
+    if len(problems) == 1:
+        return malformed([_POINTER.sub("", problems[0], count=1)])
+    return malformed([f"{len(problems)} schema violations found"])
 
 
 def _num(value: float) -> str:

@@ -29,7 +29,7 @@ from outcrop.dialects.base import (
     TextOnlyEncoder,
     invocation_metrics,
 )
-from outcrop.dialects.schema import Field, check_object, check_value, malformed
+from outcrop.dialects.schema import Field, check_object, check_value, titan_malformed
 from outcrop.types import (
     ChatMessage,
     Finish,
@@ -153,7 +153,7 @@ class TitanDialect:
                     stop, Field("string"), f"#/textGenerationConfig/stopSequences/{i}"
                 )
         if problems:
-            raise malformed(problems)
+            raise titan_malformed(problems)
         temperature = config.get("temperature")
         top_p = config.get("topP")
         sampling = SamplingParams(
