@@ -186,6 +186,24 @@ class InvalidSignatureException(AwsError):
     namespace = CORAL_SERVICE_NAMESPACE
 
 
+class IncompleteSignatureException(AwsError):
+    """The request's SigV4 signature is malformed (missing fields, bad date, bad scope)."""
+
+    code = "IncompleteSignatureException"
+    status = 403
+    fault = "client"
+    namespace = CORAL_SERVICE_NAMESPACE
+
+
+class MissingAuthenticationTokenException(AwsError):
+    """The request carries neither a SigV4 signature nor a bearer token."""
+
+    code = "MissingAuthenticationTokenException"
+    status = 403
+    fault = "client"
+    namespace = CORAL_SERVICE_NAMESPACE
+
+
 class RequestEntityTooLarge(AwsError):
     """The HTTP front door refuses bodies far beyond any modelled limit before reading them."""
 
