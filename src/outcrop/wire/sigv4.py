@@ -1,4 +1,4 @@
-"""AWS Signature Version 4, verified on the server side (sans-IO: bytes and strings in, verdicts out).
+"""AWS Signature Version 4, verified on the server side (sans-IO: bytes in, verdicts out).
 
 Owns the SigV4 algorithm as a verifier sees it: parsing the `Authorization: AWS4-HMAC-SHA256`
 header and the presigned-URL query (`X-Amz-Algorithm`, `X-Amz-Credential`, ...), rebuilding the
