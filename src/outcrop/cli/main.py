@@ -67,7 +67,12 @@ def build_settings(
         engines=engines,
         models=models,
         aliases=settings.aliases,
+        **{name: getattr(settings, name) for name in SECURITY_SECTIONS},
     )
+
+
+SECURITY_SECTIONS = ("auth", "principals", "policies", "quotas", "faults", "limits", "admin")
+"""Settings sections the command-line flags never change."""
 
 
 @app.command()

@@ -16,6 +16,8 @@ def build_engine(name: str, settings: EngineSettings) -> Engine:
                 delay_ms=settings.delay_ms,
                 first_token_delay_ms=settings.first_token_delay_ms,
                 fail_after_tokens=settings.fail_after_tokens,
+                load_ms=settings.load_ms,
+                load_error=settings.load_error,
             ),
             name=name,
         )

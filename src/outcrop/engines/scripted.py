@@ -5,6 +5,8 @@ By default it echoes the last user message (`Echo: <text>`); configured `text` r
 their leading space and single punctuation marks. `delay_ms` waits between tokens and
 `first_token_delay_ms` before the first, so tests can observe streaming and disconnects.
 `fail_after_tokens` makes it fail like a broken model after that many tokens (0: before any).
+`load_ms` makes it load like a real model (not ready, `EngineNotReady`, until `start()` has
+waited that long) and `load_error` makes loading fail (then `EngineUnavailable`).
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import asyncio
 import re
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
+from typing import Literal
 
-from outcrop.engines.base import Engine, EngineError
+from outcrop.engines.base import Engine, EngineError, EngineNotReady, EngineUnavailable
 from outcrop.types import (
     EngineHealth,
     Finish,
@@ -40,17 +43,30 @@ class ScriptedConfig:
     delay_ms: float = 0.0
     first_token_delay_ms: float = 0.0
     fail_after_tokens: int | None = None
+    load_ms: float = 0.0
+    load_error: str | None = None
 
 
 class ScriptedEngine(Engine):
-    """Answers every request from a script; always ready."""
+    """Answers every request from a script; ready at once unless told to load slowly or fail."""
 
     def __init__(self, config: ScriptedConfig | None = None, name: str = "scripted") -> None:
         self.config = config or ScriptedConfig()
         self.name = name
+        slow = self.config.load_ms > 0 or self.config.load_error is not None
+        self._state: Literal["loading", "ready", "failed"] = "loading" if slow else "ready"
+        self._detail = "loading (scripted)" if slow else ""
 
     def health(self) -> EngineHealth:
-        return EngineHealth(ready=True, state="ready")
+        return EngineHealth(ready=self._state == "ready", state=self._state, detail=self._detail)
+
+    async def start(self) -> None:
+        if self.config.load_ms > 0:
+            await asyncio.sleep(self.config.load_ms / 1000)
+        if self.config.load_error is not None:
+            self._state, self._detail = "failed", self.config.load_error
+        else:
+            self._state, self._detail = "ready", ""
 
     def count_tokens(self, request: GenerationRequest) -> int:
         return len(tokenize(_prompt_text(request)))
@@ -76,6 +92,10 @@ class ScriptedEngine(Engine):
         return tokens
 
     async def generate(self, request: GenerationRequest) -> AsyncGenerator[GenerationEvent, None]:
+        if self._state == "loading":
+            raise EngineNotReady(f"engine {self.name!r} is still loading")
+        if self._state == "failed":
+            raise EngineUnavailable(f"engine {self.name!r} failed to load: {self._detail}")
         tokens = self.answer_tokens(request)
         input_tokens = self.count_tokens(request)
         sampling = request.sampling

@@ -22,9 +22,16 @@ from outcrop.engines.base import (
     Engine,
     EngineError,
     EngineNotReady,
+    EngineTimeout,
     EngineUnavailable,
 )
-from outcrop.services.base import Operation, RequestContext, Response, StreamResponse
+from outcrop.services.base import (
+    Operation,
+    RequestContext,
+    Response,
+    StreamResponse,
+    admit,
+)
 from outcrop.types import Finish, GenerationEvent, GenerationRequest, TokenEvent, Usage
 from outcrop.wire import eventstream
 from outcrop.wire.errors import (
@@ -32,12 +39,17 @@ from outcrop.wire.errors import (
     ModelErrorException,
     ModelNotReadyException,
     ModelStreamErrorException,
+    ModelTimeoutException,
     NotImplementedYet,
     ServiceUnavailableException,
     ValidationException,
 )
 
 INVALID_MODEL = "The provided model identifier is invalid."
+# AWS's documented description of ModelTimeoutException.
+MODEL_TIMEOUT = (
+    "The request took too long to process. Processing time exceeded the model timeout length."
+)
 JSON_TYPES = ("application/json", "*/*", "application/*")
 
 
@@ -79,6 +91,8 @@ class BedrockRuntime:
                 else:
                     finish = event
         assert finish is not None
+        ctx.record.input_tokens = finish.input_tokens
+        ctx.record.output_tokens = finish.output_tokens
         text = "".join(pieces)
         body = dialect.response(request, model_name, text, finish)
         latency = ctx.elapsed_ms()
@@ -126,6 +140,8 @@ class BedrockRuntime:
                             yield eventstream.chunk_frame(obj)
                         continue
                     total = ctx.elapsed_ms()
+                    ctx.record.input_tokens = event.input_tokens
+                    ctx.record.output_tokens = event.output_tokens
                     usage = Usage(
                         event.input_tokens,
                         event.output_tokens,
@@ -159,6 +175,12 @@ class BedrockRuntime:
         body = decode_json_body(ctx.body)
         request = dialect.parse(body, ctx.request_id)
         engine = self.engines[resolved.engine]
+        admit(
+            ctx,
+            resolved.model.model_id,
+            lambda: engine.count_tokens(request),
+            request.sampling.max_tokens,
+        )
         return resolved, dialect, engine, request
 
     def resolve(self, identifier: str) -> ResolvedModel:
@@ -229,6 +251,8 @@ async def _guarded(
                 yield event
     except AwsError:
         raise
+    except EngineTimeout:
+        raise ModelTimeoutException(MODEL_TIMEOUT) from None
     except EngineNotReady:
         raise ModelNotReadyException(
             "Model is not ready for inference. Wait and try your request again."
