@@ -27,8 +27,10 @@ does not parse stops the server at start with a message naming the key.
 
     [policies.invoke-claude]       # an IAM policy document, inline ...
     Version = "2012-10-17"
-    Statement = [{ Effect = "Allow", Action = "bedrock:InvokeModel*",
-                   Resource = "arn:aws:bedrock:*::foundation-model/anthropic.*" }]
+    [[policies.invoke-claude.Statement]]
+    Effect = "Allow"
+    Action = "bedrock:InvokeModel*"
+    Resource = "arn:aws:bedrock:*::foundation-model/anthropic.*"
     [policies.from-file]           # ... or a JSON file (relative to the config file)
     file = "policies/readonly.json"
 
