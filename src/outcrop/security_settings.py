@@ -131,11 +131,8 @@ class PrincipalSettings(_Strict):
     policies: list[str] = Field(default_factory=list)
 
 
-class PolicyFile(_Strict):
-    file: Path
-
-
-PolicySettings = PolicyFile | dict[str, Any]
+PolicySettings = dict[str, Any]
+"""A policy document inline, or `{file = "path.json"}` naming a JSON file that holds one."""
 
 
 class QuotaSettings(_Strict):
@@ -213,8 +210,11 @@ class AdminSettings(_Strict):
 
 def load_policy_document(source: PolicySettings, base: Path | None) -> dict[str, Any]:
     """The policy document itself: inline, or read from its JSON file (errors name the line)."""
-    if isinstance(source, PolicyFile):
-        path = source.file if base is None or source.file.is_absolute() else base / source.file
+    if set(source) == {"file"}:
+        if not isinstance(source["file"], str):
+            raise ValueError("file: a path to a JSON policy document")
+        file = Path(source["file"])
+        path = file if base is None or file.is_absolute() else base / file
         try:
             text = path.read_text()
         except OSError as exc:
