@@ -9,6 +9,7 @@ a message naming the offending key.
     tls_port = 4591             # with tls_cert and tls_key: an extra TLS listener (ALPN h2)
     tls_cert = "cert.pem"
     tls_key = "key.pem"
+    region = "us-east-1"        # for ARNs when a request's SigV4 scope names no region
 
     [engines.default]           # the engine named "default" serves every model by default
     type = "llamacpp"           # llamacpp | scripted
@@ -23,6 +24,9 @@ a message naming the offending key.
     [[models]]                  # first match wins; glob over base model IDs
     match = "anthropic.claude-3-haiku*"
     engine = "fast"
+
+    [embeddings]                # embedding model IDs (Titan Embeddings, Cohere Embed)
+    model = "/path/dir"         # a sentence-transformers BERT folder; omitted: all-MiniLM-L6-v2
 
     [aliases]                   # identifiers whose model can't be read off them
     "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc123" = \
@@ -63,6 +67,7 @@ class ServerSettings(_Strict):
     tls_port: int | None = Field(None, ge=0, le=65535)
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    region: str = Field("us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d+$")
 
     @model_validator(mode="after")
     def _tls_pair(self) -> ServerSettings:
@@ -92,6 +97,10 @@ class ScriptedSettings(_Strict):
 EngineSettings = Annotated[LlamaCppSettings | ScriptedSettings, Field(discriminator="type")]
 
 
+class EmbeddingSettings(_Strict):
+    model: Path | None = None
+
+
 class ModelRouteSettings(_Strict):
     match: str
     engine: str
@@ -106,6 +115,7 @@ class Settings(_Strict):
     engines: dict[str, EngineSettings] = Field(default_factory=_default_engines)
     models: list[ModelRouteSettings] = Field(default_factory=list)
     aliases: dict[str, str] = Field(default_factory=dict)
+    embeddings: EmbeddingSettings = EmbeddingSettings()
     # Security, limits and faults (outcrop.security_settings documents them).
     auth: AuthSettings = AuthSettings()
     principals: dict[str, PrincipalSettings] = Field(default_factory=dict)

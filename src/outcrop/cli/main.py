@@ -67,6 +67,7 @@ def build_settings(
         engines=engines,
         models=models,
         aliases=settings.aliases,
+        embeddings=settings.embeddings,
         **{name: getattr(settings, name) for name in SECURITY_SECTIONS},
     )
 

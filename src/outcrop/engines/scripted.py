@@ -112,17 +112,19 @@ class ScriptedEngine(Engine):
             delay = self.config.first_token_delay_ms if index == 0 else self.config.delay_ms
             if delay > 0:
                 await asyncio.sleep(delay / 1000)
-            candidate = emitted + token
-            hit = _first_stop(candidate, len(emitted), sampling.stop_sequences)
+            hit = None
+            if sampling.stop_sequences:
+                candidate = emitted + token
+                hit = _first_stop(candidate, len(emitted), sampling.stop_sequences)
+                emitted = candidate
             if hit is not None:
                 position, matched = hit
-                piece = candidate[len(emitted) : position]
+                piece = token[: max(0, position - (len(emitted) - len(token)))]
                 produced += 1
                 if piece:
                     yield TokenEvent(piece)
                 stop_reason = StopReason.STOP_SEQUENCE
                 break
-            emitted = candidate
             produced += 1
             yield TokenEvent(token)
         yield Finish(stop_reason, input_tokens, produced, matched)

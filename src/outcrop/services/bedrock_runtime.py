@@ -22,9 +22,11 @@ from outcrop.engines.base import (
     Engine,
     EngineError,
     EngineNotReady,
+    EngineRequestError,
     EngineTimeout,
     EngineUnavailable,
 )
+from outcrop.engines.embeddings import BertEmbedder, EmbeddingEngine
 from outcrop.services.base import (
     Operation,
     RequestContext,
@@ -32,6 +34,7 @@ from outcrop.services.base import (
     StreamResponse,
     admit,
 )
+from outcrop.services.embeddings import EmbeddingService, is_embedding_model
 from outcrop.types import Finish, GenerationEvent, GenerationRequest, TokenEvent, Usage
 from outcrop.wire import eventstream
 from outcrop.wire.errors import (
@@ -50,6 +53,8 @@ INVALID_MODEL = "The provided model identifier is invalid."
 MODEL_TIMEOUT = (
     "The request took too long to process. Processing time exceeded the model timeout length."
 )
+# Verbatim from Bedrock (issue aws-samples/amazon-bedrock-client-for-mac#112).
+STREAMING_UNSUPPORTED = "The model is unsupported for streaming."
 JSON_TYPES = ("application/json", "*/*", "application/*")
 
 
@@ -64,9 +69,15 @@ def on_demand_message(model_id: str) -> str:
 class BedrockRuntime:
     """The bedrock-runtime operations Outcrop serves."""
 
-    def __init__(self, resolver: Resolver, engines: Mapping[str, Engine]) -> None:
+    def __init__(
+        self,
+        resolver: Resolver,
+        engines: Mapping[str, Engine],
+        embedder: EmbeddingEngine | None = None,
+    ) -> None:
         self.resolver = resolver
         self.engines = engines
+        self.embeddings = EmbeddingService(embedder if embedder is not None else BertEmbedder())
 
     def operations(self) -> dict[str, Operation]:
         return {
@@ -77,6 +88,10 @@ class BedrockRuntime:
     # -- operations --------------------------------------------------------------------------
 
     async def invoke_model(self, ctx: RequestContext) -> Response:
+        target = self.resolve(str(ctx.params["modelId"]))
+        if is_embedding_model(target.model):
+            _check_content_type(ctx.params.get("contentType"), ctx.params.get("accept"))
+            return await self.embeddings.invoke(ctx, target, decode_json_body(ctx.body))
         resolved, dialect, engine, request = self._prepare(ctx, accept_header="accept")
         model_name = _provider_model_name(resolved)
         pieces: list[str] = []
@@ -106,13 +121,13 @@ class BedrockRuntime:
         return Response(json.dumps(body, ensure_ascii=False).encode(), headers)
 
     async def invoke_model_with_response_stream(self, ctx: RequestContext) -> StreamResponse:
+        # Refused before the body is looked at (embedding models, and any other model whose
+        # catalog entry says responseStreamingSupported: false).
+        if not self.resolve(str(ctx.params["modelId"])).model.streaming:
+            raise ValidationException(STREAMING_UNSUPPORTED)
         resolved, dialect, engine, request = self._prepare(ctx, accept_header="accept")
-        if not resolved.model.streaming:
-            raise ValidationException(
-                f"The model {resolved.model.model_id} does not support streaming."
-            )
         model_name = _provider_model_name(resolved)
-        input_tokens = engine.count_tokens(request)
+        input_tokens = count_input_tokens(engine, request, resolved.model.model_id)
         events = _guarded(engine, request, resolved)
         # Pull the first event before answering 200, so that failures before the first byte
         # (model not ready, context window, engine down) are HTTP errors as on Bedrock.
@@ -124,33 +139,34 @@ class BedrockRuntime:
             async with aclosing(events):
                 for obj in encoder.start():
                     yield eventstream.chunk_frame(obj)
-                pending: GenerationEvent | None = first
+                event: GenerationEvent = first
+                rest = aiter(events)
                 while True:
-                    event = pending if pending is not None else await _next_or_none(events)
-                    pending = None
-                    if event is None:
-                        raise ModelStreamErrorException(
-                            "The engine ended the stream without finishing.",
-                            original_status_code=500,
-                        )
                     if isinstance(event, TokenEvent):
                         if first_byte_ms is None:
                             first_byte_ms = ctx.elapsed_ms()
                         for obj in encoder.text(event.text):
                             yield eventstream.chunk_frame(obj)
-                        continue
-                    total = ctx.elapsed_ms()
-                    ctx.record.input_tokens = event.input_tokens
-                    ctx.record.output_tokens = event.output_tokens
-                    usage = Usage(
-                        event.input_tokens,
-                        event.output_tokens,
-                        total,
-                        first_byte_ms if first_byte_ms is not None else total,
-                    )
-                    for obj in encoder.finish(event, usage):
-                        yield eventstream.chunk_frame(obj)
-                    return
+                    else:
+                        total = ctx.elapsed_ms()
+                        ctx.record.input_tokens = event.input_tokens
+                        ctx.record.output_tokens = event.output_tokens
+                        usage = Usage(
+                            event.input_tokens,
+                            event.output_tokens,
+                            total,
+                            first_byte_ms if first_byte_ms is not None else total,
+                        )
+                        for obj in encoder.finish(event, usage):
+                            yield eventstream.chunk_frame(obj)
+                        return
+                    try:
+                        event = await anext(rest)
+                    except StopAsyncIteration:
+                        raise ModelStreamErrorException(
+                            "The engine ended the stream without finishing.",
+                            original_status_code=500,
+                        ) from None
 
         headers = [
             ("Content-Type", "application/vnd.amazon.eventstream"),
@@ -178,7 +194,7 @@ class BedrockRuntime:
         admit(
             ctx,
             resolved.model.model_id,
-            lambda: engine.count_tokens(request),
+            lambda: count_input_tokens(engine, request, resolved.model.model_id),
             request.sampling.max_tokens,
         )
         return resolved, dialect, engine, request
@@ -235,45 +251,54 @@ def _provider_model_name(resolved: ResolvedModel) -> str:
     return resolved.model.provider_model_name or resolved.model.model_id
 
 
+def translate_engine_error(exc: EngineError, *, started: bool, resource: str) -> AwsError:
+    """The Bedrock error for an engine failure, before (HTTP error) or after the first event
+    (exception frame)."""
+    if isinstance(exc, EngineTimeout):
+        return ModelTimeoutException(MODEL_TIMEOUT)
+    if isinstance(exc, EngineNotReady):
+        return ModelNotReadyException(
+            "Model is not ready for inference. Wait and try your request again."
+        )
+    if isinstance(exc, ContextWindowExceeded):
+        return ValidationException("Input is too long for requested model.")
+    if isinstance(exc, EngineRequestError):
+        return ValidationException(str(exc))
+    if isinstance(exc, EngineUnavailable):
+        return ServiceUnavailableException(f"Bedrock is unable to process your request. {exc}")
+    if started:
+        return ModelStreamErrorException(
+            f"The model failed while streaming: {exc}",
+            original_status_code=500,
+            original_message=str(exc),
+        )
+    return ModelErrorException(
+        f"The model failed to process the request: {exc}",
+        original_status_code=500,
+        resource_name=resource,
+    )
+
+
+def count_input_tokens(engine: Engine, request: GenerationRequest, resource: str) -> int:
+    try:
+        return engine.count_tokens(request)
+    except EngineError as exc:
+        raise translate_engine_error(exc, started=False, resource=resource) from None
+
+
 async def _guarded(
     engine: Engine, request: GenerationRequest, resolved: ResolvedModel
 ) -> AsyncGenerator[GenerationEvent, None]:
-    """Engine events, with engine failures translated to Bedrock's errors.
-
-    Before the first event a failure is ModelError / ModelNotReady / ServiceUnavailable (sent
-    as HTTP errors); after it, ModelStreamErrorException (an exception frame when streaming).
-    """
+    """Engine events, with engine failures translated by `translate_engine_error`."""
     started = False
     try:
         async with aclosing(engine.generate(request)) as events:
             async for event in events:
                 started = True
                 yield event
-    except AwsError:
-        raise
-    except EngineTimeout:
-        raise ModelTimeoutException(MODEL_TIMEOUT) from None
-    except EngineNotReady:
-        raise ModelNotReadyException(
-            "Model is not ready for inference. Wait and try your request again."
-        ) from None
-    except ContextWindowExceeded:
-        raise ValidationException("Input is too long for requested model.") from None
-    except EngineUnavailable as exc:
-        raise ServiceUnavailableException(
-            f"Bedrock is unable to process your request. {exc}"
-        ) from None
     except EngineError as exc:
-        if started:
-            raise ModelStreamErrorException(
-                f"The model failed while streaming: {exc}",
-                original_status_code=500,
-                original_message=str(exc),
-            ) from None
-        raise ModelErrorException(
-            f"The model failed to process the request: {exc}",
-            original_status_code=500,
-            resource_name=resolved.model.model_id,
+        raise translate_engine_error(
+            exc, started=started, resource=resolved.model.model_id
         ) from None
 
 
@@ -284,10 +309,3 @@ async def _first_event(events: AsyncGenerator[GenerationEvent, None]) -> Generat
         raise ModelErrorException(
             "The engine produced no output.", original_status_code=500
         ) from None
-
-
-async def _next_or_none(events: AsyncGenerator[GenerationEvent, None]) -> GenerationEvent | None:
-    try:
-        return await anext(events)
-    except StopAsyncIteration:
-        return None

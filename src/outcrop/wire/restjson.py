@@ -2,15 +2,15 @@
 
 `ServiceSpec` loads a service model (e.g. `bedrock-runtime`) and answers three questions for the
 gateway: which operation a method and path name (`match`), what the operation's input members
-are once the URI labels and headers are bound and checked against the model's constraints
-(`bind`), and whether its output is an event stream. Constraint failures raise
+are once the URI labels, headers and query-string parameters are bound and checked against the
+model's constraints (`bind`), and whether its output is an event stream. Constraint failures raise
 `ValidationException` with the Coral message format ("1 validation error detected: ...").
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -87,8 +87,10 @@ class ServiceSpec:
         operation: OperationModel,
         labels: Mapping[str, str],
         headers: Iterable[tuple[str, str]],
+        query: Mapping[str, Sequence[str]] | None = None,
     ) -> BoundRequest:
-        """Bind URI labels and header members of `operation`'s input, checking constraints."""
+        """Bind URI labels, header and query-string members of `operation`'s input, checking
+        constraints. `query` maps decoded names to decoded values (`urllib.parse.parse_qs`)."""
         params: dict[str, Any] = {}
         shape = operation.input_shape
         if shape is None:
@@ -107,6 +109,14 @@ class ServiceSpec:
                 header = member.serialization.get("name", member_name).lower()
                 if header in lowered:
                     params[member_name] = lowered[header]
+            elif location == "querystring":
+                key = member.serialization.get("name", member_name)
+                values = (query or {}).get(key)
+                if values:
+                    if member.type_name == "list":
+                        params[member_name] = list(values)
+                        continue
+                    params[member_name] = values[0]
             else:
                 continue
             if member_name in params:
