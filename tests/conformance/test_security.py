@@ -197,22 +197,6 @@ ONE_STREAM = "anthropic.claude-3-5-sonnet-20241022-v2:0"
 # -- servers -------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        [
-            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
-            "-out", str(cert), "-days", "2", "-subj", "/CN=localhost",
-            "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        ],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    return cert, key
-
-
 def _config(tmp_path_factory: pytest.TempPathFactory, text: str) -> Path:
     path = tmp_path_factory.mktemp("config") / "outcrop.toml"
     path.write_text(text)
@@ -453,14 +437,18 @@ def test_boto3_bearer_token_over_https(
         "before-send.bedrock-runtime.InvokeModel", lambda request, **_: captured.append(request)
     )
     bedrock.invoke_model(modelId=HAIKU, body=claude_body())
-    assert (
-        captured[-1].headers["Authorization"] == f"Bearer {API_KEY}".encode()
-        or captured[-1].headers["Authorization"] == f"Bearer {API_KEY}"
-    )
+    authorization = captured[-1].headers["Authorization"]
+    if isinstance(authorization, bytes):
+        authorization = authorization.decode()
+    assert authorization == f"Bearer {API_KEY}"  # boto3 sent the API key, not a signature
     monkeypatch.setenv("AWS_BEARER_TOKEN_BEDROCK", "not-a-configured-key-123")
     with pytest.raises(ClientError) as info:
         client(verify_server.tls_url, verify=cert).invoke_model(modelId=HAIKU, body=claude_body())
-    assert error_of(info.value)[:1] == ("UnrecognizedClientException",)
+    assert error_of(info.value) == (
+        "UnrecognizedClientException",
+        "The security token included in the request is invalid.",
+        403,
+    )
 
 
 # ================================================================================================
@@ -804,6 +792,16 @@ def test_js_verify_mode(verify_server: ServerProcess) -> None:
     denied = js(verify_server, "InvokeModelWithResponseStream", SONNET, maxAttempts=1)
     assert denied.error is not None and denied.error["name"] == "AccessDeniedException"
     assert "with an explicit deny" in denied.error["message"]
+
+
+def test_js_clock_skew_is_refused_then_corrected_by_the_sdk(verify_server: ServerProcess) -> None:
+    late = -20 * 60 * 1000
+    refused = js(verify_server, "InvokeModel", HAIKU, maxAttempts=1, systemClockOffsetMs=late)
+    assert refused.error is not None and refused.error["name"] == "InvalidSignatureException"
+    assert refused.error["message"].startswith("Signature expired: ")
+    # With retries the SDK resets its clock offset from our Date header and signs again.
+    recovered = js(verify_server, "InvokeModel", HAIKU, systemClockOffsetMs=late).ok()
+    assert recovered["$metadata"]["attempts"] == 2
 
 
 def test_js_presigned_url(verify_server: ServerProcess) -> None:

@@ -140,6 +140,10 @@ class FaultRegistry:
     def rules(self) -> list[FaultRule]:
         return list(self._rules.values())
 
+    def __bool__(self) -> bool:
+        """Whether any rule is in force (the fast path of every call checks this)."""
+        return bool(self._rules)
+
     def get(self, rule_id: str) -> FaultRule | None:
         return self._rules.get(rule_id)
 
@@ -157,7 +161,7 @@ class FaultRegistry:
         for rule in self._rules.values():
             if rule.exhausted:
                 continue
-            if rule._prompt is not None and prompt is None:
+            if rule.settings.prompt is not None and prompt is None:
                 prompt = prompt_text(body)
             if not rule.matches(operation, model, principal, prompt):
                 continue
@@ -177,7 +181,7 @@ class FaultInjector(BaseInterceptor):
         self.aliases = dict(aliases or {})
 
     async def before(self, ctx: RequestContext) -> None:
-        if not self.registry._rules:
+        if not self.registry:
             return
         rule = self.registry.pick(
             ctx.operation, model_key(ctx, self.aliases), principal_of(ctx), ctx.body
