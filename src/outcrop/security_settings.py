@@ -50,6 +50,7 @@ does not parse stops the server at start with a message naming the key.
 
     [limits]
     model_timeout_s = 60           # ModelTimeoutException when generation takes longer
+    max_header_bytes = 16384       # larger header blocks get 431
 """
 
 from __future__ import annotations
@@ -201,6 +202,7 @@ class FaultRuleSettings(_Strict):
 
 class LimitsSettings(_Strict):
     model_timeout_s: float | None = Field(None, gt=0)
+    max_header_bytes: int = Field(16 * 1024, ge=1024)
 
 
 class AdminSettings(_Strict):

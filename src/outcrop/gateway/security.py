@@ -1,8 +1,9 @@
 """Assembles the security, quota and fault interceptors (and the fault admin API) from settings.
 
-Order matters and mirrors AWS: authenticate, then authorize, then inject faults (so a fault
-rule can name the principal, and a denied call is denied before anything is injected), then
-quotas (a call refused by a fault consumes no quota). Engines get the generation time limit.
+Order matters and mirrors AWS: refuse oversized headers, authenticate, authorize, then inject
+faults (so a fault rule can name the principal, and a denied call is denied before anything is
+injected), then quotas (a call refused by a fault consumes no quota). Engines get the
+generation time limit.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from outcrop.gateway.auth import Authenticator
 from outcrop.gateway.fault_admin import FaultAdmin
 from outcrop.gateway.faults import FaultInjector, FaultRegistry
 from outcrop.gateway.interceptors import Interceptor
+from outcrop.gateway.limits import HeaderLimit
 from outcrop.gateway.policies import Policy, PolicyEnforcer, parse_policy
 from outcrop.gateway.quotas import QuotaEnforcer
 from outcrop.security_settings import load_policy_document, principal_arn
@@ -38,6 +40,7 @@ def attached_policies(settings: Settings) -> dict[str, list[Policy]]:
 def build_interceptors(settings: Settings, faults: FaultRegistry) -> list[Interceptor]:
     auth = settings.auth
     return [
+        HeaderLimit(settings.limits.max_header_bytes),
         Authenticator(auth),
         PolicyEnforcer(
             attached_policies(settings),

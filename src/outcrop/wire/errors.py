@@ -204,6 +204,15 @@ class MissingAuthenticationTokenException(AwsError):
     namespace = CORAL_SERVICE_NAMESPACE
 
 
+class RequestHeaderFieldsTooLarge(AwsError):
+    """The request's header block is larger than the front door accepts (Outcrop's limit)."""
+
+    code = "RequestHeaderFieldsTooLargeException"
+    status = 431
+    fault = "client"
+    namespace = CORAL_SERVICE_NAMESPACE
+
+
 class RequestEntityTooLarge(AwsError):
     """The HTTP front door refuses bodies far beyond any modelled limit before reading them."""
 
