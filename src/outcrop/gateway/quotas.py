@@ -195,8 +195,10 @@ class QuotaEnforcer(BaseInterceptor):
             if bucket is None:
                 continue
             held = reserved.get(id(counters), 0)
-            if record.output_tokens is None and held:
-                continue  # usage unknown (failed mid-way): the reservation stands
+            if record.output_tokens is None:
+                # Usage unknown: a call that failed mid-way keeps its reservation; one refused
+                # before generating (nothing reserved) costs no tokens.
+                continue
             used = (record.input_tokens or 0) + (record.output_tokens or 0)
             bucket.adjust(held - used, now)
 

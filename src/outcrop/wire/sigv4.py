@@ -144,7 +144,15 @@ def parse_amz_date(value: str) -> dt.datetime:
     if not _AMZ_DATE.fullmatch(value):
         raise _bad_date(value)
     try:
-        return dt.datetime.strptime(value, AMZ_DATE_FORMAT).replace(tzinfo=dt.UTC)
+        return dt.datetime(
+            int(value[0:4]),
+            int(value[4:6]),
+            int(value[6:8]),
+            int(value[9:11]),
+            int(value[11:13]),
+            int(value[13:15]),
+            tzinfo=dt.UTC,
+        )
     except ValueError:
         raise _bad_date(value) from None
 
