@@ -67,6 +67,7 @@ def build_settings(
         engines=engines,
         models=models,
         aliases=settings.aliases,
+        sagemaker=settings.sagemaker,
         embeddings=settings.embeddings,
         **{name: getattr(settings, name) for name in SECURITY_SECTIONS},
     )
@@ -132,7 +133,7 @@ async def _serve(settings: Settings) -> None:
 
     def ready(urls: list[str]) -> None:
         print(
-            f"Outcrop is serving Bedrock Runtime at {urls[0]}"
+            f"Outcrop is serving Bedrock Runtime and SageMaker Runtime at {urls[0]}"
             + (f" and {urls[1]}" if len(urls) > 1 else "")
             + f"  (export AWS_ENDPOINT_URL={urls[0]})",
             flush=True,

@@ -45,10 +45,13 @@ from outcrop.gateway.interceptors import Interceptor
 from outcrop.services.base import Operation, RequestContext, Response
 from outcrop.services.bedrock import BedrockControlPlane
 from outcrop.services.bedrock_runtime import BedrockRuntime
+from outcrop.services.sagemaker_admin import EndpointAdmin
+from outcrop.services.sagemaker_runtime import SageMakerRuntime
 from outcrop.wire import eventstream
 from outcrop.wire.errors import (
     AwsError,
     InternalServerException,
+    InternalStreamFailure,
     NotImplementedYet,
     RequestEntityTooLarge,
     UnknownOperationException,
@@ -117,10 +120,15 @@ class OutcropApp:
         self.services: list[ServiceBinding] = []
         self.add_service("bedrock-runtime", self.bedrock.operations())
         self.add_service("bedrock", self.control_plane.operations())
+        self.sagemaker = SageMakerRuntime(settings.sagemaker, self.engines)
+        self.add_service(
+            "sagemaker-runtime", self.sagemaker.operations(), internal_error=InternalStreamFailure
+        )
         self.interceptors: list[Interceptor] = []
         self.local_routes: dict[tuple[str, str], LocalHandler] = {
             ("GET", "/_outcrop/health"): self._health_route,
         }
+        EndpointAdmin(self.sagemaker).attach(self.local_routes)
         self._start_tasks: list[asyncio.Task[None]] = []
         self.faults = security.install(settings, self.interceptors, self.local_routes, self.engines)
 
@@ -161,6 +169,7 @@ class OutcropApp:
     async def close(self) -> None:
         for task in self._start_tasks:
             task.cancel()
+        await self.sagemaker.close()
         for engine in self.engines.values():
             await engine.close()
         await self.embedder.close()
