@@ -101,6 +101,11 @@ Action = "bedrock:InvokeModel*"
 Resource = "arn:aws:bedrock:*::foundation-model/anthropic.*"
 
 [[policies.invoke-anthropic.Statement]]
+Effect = "Allow"
+Action = "sagemaker:InvokeEndpoint"
+Resource = "arn:aws:sagemaker:us-east-1:123456789012:endpoint/allowed-*"
+
+[[policies.invoke-anthropic.Statement]]
 Sid = "NoSonnetStreams"
 Effect = "Deny"
 Action = "bedrock:InvokeModelWithResponseStream"
@@ -345,21 +350,34 @@ def test_boto3_tampered_requests_are_rejected(verify_server: ServerProcess, tamp
     assert message.startswith(("The request signature we calculated", "Date in Credential scope"))
 
 
+def _shift_boto3_clock(monkeypatch: pytest.MonkeyPatch, delta: dt.timedelta) -> None:
+    """Make botocore sign as if its clock were off by `delta` (both of its SigV4 signers:
+    the pure-Python one and the CRT one it prefers when awscrt is installed)."""
+    import botocore.utils
+
+    real = botocore.utils.get_current_datetime
+
+    def shifted(*args: Any, **kwargs: Any) -> dt.datetime:
+        return real(*args, **kwargs) + delta
+
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", shifted)
+    try:
+        import botocore.crt.auth
+    except ImportError:
+        return
+    monkeypatch.setattr(botocore.crt.auth, "get_current_datetime", shifted)
+
+
 def test_boto3_expired_signature(
     verify_server: ServerProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = botocore.auth.get_current_datetime
-    monkeypatch.setattr(
-        botocore.auth, "get_current_datetime", lambda: real() - dt.timedelta(minutes=20)
-    )
+    _shift_boto3_clock(monkeypatch, -dt.timedelta(minutes=20))
     with pytest.raises(ClientError) as info:
         client(verify_server.url).invoke_model(modelId=HAIKU, body=claude_body())
     code, message, status = error_of(info.value)
     assert (code, status) == ("InvalidSignatureException", 403)
     assert message.startswith("Signature expired: ") and message.endswith(" - 15 min.)")
-    monkeypatch.setattr(
-        botocore.auth, "get_current_datetime", lambda: real() + dt.timedelta(minutes=20)
-    )
+    _shift_boto3_clock(monkeypatch, dt.timedelta(minutes=20))
     with pytest.raises(ClientError) as info:
         client(verify_server.url).invoke_model(modelId=HAIKU, body=claude_body())
     assert error_of(info.value)[1].startswith("Signature not yet current: ")
@@ -481,6 +499,39 @@ def test_boto3_policies_allow_and_deny(verify_server: ServerProcess) -> None:
     carol = client(verify_server.url, key="AKIDNOPOLICY")
     with pytest.raises(carol.exceptions.AccessDeniedException):
         carol.invoke_model(modelId=HAIKU, body=claude_body())  # verify mode: default deny
+
+
+def sagemaker(endpoint: str, **kwargs: Any) -> Any:
+    return boto3.client(
+        "sagemaker-runtime",
+        region_name="us-east-1",
+        endpoint_url=endpoint,
+        aws_access_key_id=kwargs.get("key", "AKIDEXAMPLE"),
+        aws_secret_access_key=kwargs.get("secret", SECRET),
+        config=Config(retries={"mode": "standard", "total_max_attempts": 1}, proxies={}),
+    )
+
+
+def test_boto3_sagemaker_signatures_and_policies(verify_server: ServerProcess) -> None:
+    runtime = sagemaker(verify_server.url)
+    body = json.dumps({"inputs": "hello endpoint"})
+    answer = runtime.invoke_endpoint(EndpointName="allowed-tgi", Body=body)
+    assert answer["ResponseMetadata"]["HTTPStatusCode"] == 200
+    with pytest.raises(ClientError) as denied:
+        runtime.invoke_endpoint(EndpointName="private-tgi", Body=body)
+    code, message, status = error_of(denied.value)
+    assert (code, status) == ("AccessDeniedException", 403)
+    assert message == (
+        "User: arn:aws:iam::123456789012:user/alice is not authorized to perform: "
+        "sagemaker:InvokeEndpoint on resource: "
+        "arn:aws:sagemaker:us-east-1:123456789012:endpoint/private-tgi "
+        "because no identity-based policy allows the sagemaker:InvokeEndpoint action"
+    )
+    with pytest.raises(ClientError) as forged:
+        sagemaker(verify_server.url, secret="wrong").invoke_endpoint(
+            EndpointName="allowed-tgi", Body=body
+        )
+    assert error_of(forged.value)[0] == "InvalidSignatureException"
 
 
 # ================================================================================================
@@ -642,6 +693,23 @@ def test_boto3_retries_recover_from_injected_throttling(
         client(open_server.url, attempts=3).invoke_model(modelId=HAIKU, body=claude_body())
     assert info.value.response["ResponseMetadata"]["RetryAttempts"] == 2
     assert fault_rules.get(rule).fired == 3  # boto3 gave up after its 3 attempts
+
+
+def test_boto3_sagemaker_faults(fault_rules: Faults, open_server: ServerProcess) -> None:
+    fault_rules.inject("error", error="ModelError", model="flaky-endpoint", times=1)
+    runtime = sagemaker(open_server.url)
+    with pytest.raises(runtime.exceptions.ModelError) as info:
+        runtime.invoke_endpoint(EndpointName="flaky-endpoint", Body=json.dumps({"inputs": "x"}))
+    assert info.value.response["Error"]["Message"] == "Outcrop fault injection: ModelError."
+    fault_rules.inject(
+        "stream_error", error="ModelStreamError", model="flaky-endpoint", after_events=1, times=1
+    )
+    stream = runtime.invoke_endpoint_with_response_stream(
+        EndpointName="flaky-endpoint", Body=json.dumps({"inputs": "one two three", "stream": True})
+    )
+    with pytest.raises(EventStreamError) as midway:
+        list(stream["Body"])
+    assert midway.value.response["Error"]["Code"] == "ModelStreamError"
 
 
 def test_boto3_stream_cut_stall_crc_and_drop(

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fnmatch
+import inspect
 import itertools
 import random
 import re
@@ -44,30 +45,45 @@ from outcrop.wire import errors
 from outcrop.wire.errors import AwsError
 
 
-def error_classes() -> dict[str, type[AwsError]]:
-    """Every error shape Outcrop knows, by shape name (subclasses defined anywhere count)."""
-    found: dict[str, type[AwsError]] = {}
+def error_classes() -> dict[str, list[type[AwsError]]]:
+    """Every error shape Outcrop knows, by shape name (subclasses defined anywhere count).
+
+    A name may belong to several services (ModelNotReadyException is Bedrock's and
+    SageMaker's, with different bodies); `error_class` picks by service.
+    """
+    found: dict[str, list[type[AwsError]]] = {}
     pending: list[type[AwsError]] = [errors.AwsError]
     while pending:
         cls = pending.pop()
         pending.extend(cls.__subclasses__())
-        found.setdefault(cls.code, cls)
+        found.setdefault(cls.code, []).append(cls)
     return found
 
 
-def error_class(name: str) -> type[AwsError]:
-    """The class for a shape name, also accepted in its stream spelling (lowerCamel)."""
+def error_class(name: str, service: str = "bedrock-runtime") -> type[AwsError]:
+    """The class for a shape name (also in its stream spelling, lowerCamel) on `service`."""
     known = error_classes()
-    wanted = name[:1].upper() + name[1:]
-    cls = known.get(wanted)
-    if cls is None:
+    candidates = known.get(name[:1].upper() + name[1:])
+    if not candidates:
         raise ValueError(f"unknown error {name!r}; known: {', '.join(sorted(known))}")
-    return cls
+    sagemaker = service.startswith("sagemaker")
+    for cls in candidates:
+        if issubclass(cls, errors.SageMakerError) == sagemaker:
+            return cls
+    return candidates[0]
 
 
-def make_error(name: str, message: str | None) -> AwsError:
-    cls = error_class(name)
-    return cls(message or f"Outcrop fault injection: {cls.code}.")
+def make_error(name: str, message: str | None, service: str = "bedrock-runtime") -> AwsError:
+    cls = error_class(name, service)
+    text = message or f"Outcrop fault injection: {cls.code}."
+    # Shapes with required members (SageMaker's ModelStreamError needs an ErrorCode) get the
+    # shape name there; every other member keeps its class default.
+    required = {
+        p.name: cls.code
+        for p in inspect.signature(cls.__init__).parameters.values()
+        if p.kind is p.KEYWORD_ONLY and p.default is p.empty
+    }
+    return cls(text, **required)
 
 
 @dataclass(slots=True)
@@ -192,7 +208,7 @@ class FaultInjector(BaseInterceptor):
         streaming = is_streaming(ctx)
         if s.action == "error":
             assert s.error is not None
-            raise make_error(s.error, s.message)
+            raise make_error(s.error, s.message, ctx.service)
         if streaming:
             ctx.state["fault"] = rule
             return
@@ -204,7 +220,7 @@ class FaultInjector(BaseInterceptor):
         elif s.action == "drop":
             raise AbortConnection(response_started=False)
         elif s.action == "stream_error":
-            raise make_error(s.error or "InternalServerException", s.message)
+            raise make_error(s.error or "InternalServerException", s.message, ctx.service)
 
     def wrap_stream(
         self, ctx: RequestContext, frames: AsyncGenerator[bytes, None]
@@ -212,11 +228,11 @@ class FaultInjector(BaseInterceptor):
         rule: FaultRule | None = ctx.state.get("fault")
         if rule is None:
             return frames
-        return faulty_stream(rule.settings, frames)
+        return faulty_stream(rule.settings, frames, ctx.service)
 
 
 async def faulty_stream(
-    s: FaultRuleSettings, frames: AsyncGenerator[bytes, None]
+    s: FaultRuleSettings, frames: AsyncGenerator[bytes, None], service: str = "bedrock-runtime"
 ) -> AsyncGenerator[bytes, None]:
     """`frames` with the rule's action applied after `after_events` of them."""
     sent = 0
@@ -224,7 +240,7 @@ async def faulty_stream(
         async for frame in frames:
             if sent >= s.after_events:
                 if s.action == "stream_error":
-                    raise make_error(s.error or "InternalServerException", s.message)
+                    raise make_error(s.error or "InternalServerException", s.message, service)
                 if s.action == "cut":
                     return
                 if s.action == "drop":
@@ -239,7 +255,7 @@ async def faulty_stream(
             sent += 1
     # The stream had K events or fewer: errors and drops still happen, at its end.
     if s.action == "stream_error":
-        raise make_error(s.error or "InternalServerException", s.message)
+        raise make_error(s.error or "InternalServerException", s.message, service)
     if s.action == "drop":
         raise AbortConnection(response_started=True)
 
