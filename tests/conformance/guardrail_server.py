@@ -20,6 +20,8 @@ TOPIC = "anthropic.claude-3-5-haiku-20241022-v1:0"
 WORD = "anthropic.claude-v2:1"
 CARD = "anthropic.claude-instant-v1"
 LEGACY = "anthropic.claude-v2"  # echo, for the legacy Text Completions body
+TITAN = "amazon.titan-text-express-v1"  # echo
+NOVA_PII = "amazon.nova-lite-v1:0"
 
 ANSWERS = {
     PII: "Sure. Write to mary.major@example.com or call (206) 555-0100. Account 1234561666.",
@@ -34,6 +36,7 @@ ANSWERS = {
     WORD: "I recommend Competitor Bank for your savings.",
     CARD: "Your card number is 4111 1111 1111 1111, keep it safe.",
 }
+ANSWERS[NOVA_PII] = ANSWERS[PII]
 
 GUARDRAIL_ID = "filters01"
 DETECT_ID = "detect01"

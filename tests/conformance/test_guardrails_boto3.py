@@ -19,6 +19,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from tests.conformance.guardrail_server import (
+    ANSWERS,
     BLOCKED_INPUT,
     BLOCKED_OUTPUT,
     CARD,
@@ -28,8 +29,10 @@ from tests.conformance.guardrail_server import (
     INSULT,
     LATE_VIOLENCE,
     LEGACY,
+    NOVA_PII,
     PII,
     PROFANITY,
+    TITAN,
     TOPIC,
     WORD,
     guardrail_server,
@@ -283,6 +286,51 @@ def test_legacy_completion_body(runtime: Any) -> None:
     assert body["completion"] == BLOCKED_INPUT and body[ACTION] == "INTERVENED"
 
 
+def test_titan_blocked_input_stream_is_one_chunk_as_recorded(runtime: Any) -> None:
+    # reference: traceloop__test_guardrail_invoke_stream (Titan, a prompt on a denied topic)
+    body = json.dumps({"inputText": "you are a worthless idiot", "textGenerationConfig": {}})
+    response = runtime.invoke_model_with_response_stream(
+        modelId=TITAN, body=body, **guarded(trace="ENABLED")
+    )
+    (chunk,) = [json.loads(e["chunk"]["bytes"]) for e in response["body"]]
+    assert set(chunk) == {
+        "outputText",
+        "index",
+        "totalOutputTextTokenCount",
+        "inputTextTokenCount",
+        ACTION,
+        TRACE,
+    }
+    assert chunk["outputText"] == BLOCKED_INPUT and chunk[ACTION] == "INTERVENED"
+    assert chunk[TRACE]["guardrail"]["actionReason"] == "Guardrail blocked."
+    response = runtime.invoke_model(modelId=TITAN, body=body, **guarded())
+    answer = json.loads(response["body"].read())
+    assert answer["results"][0]["outputText"] == BLOCKED_INPUT and answer[ACTION] == "INTERVENED"
+
+
+def test_nova_stream_marks_deltas_as_recorded(runtime: Any) -> None:
+    # reference: traceloop__test_nova_invoke_stream (the action on each contentBlockDelta chunk,
+    # not on contentBlockStop; the last chunk, `metadata`, with the action and the trace)
+    body = json.dumps(
+        {
+            "schemaVersion": "messages-v1",
+            "messages": [{"role": "user", "content": [{"text": "hi"}]}],
+        }
+    )
+    response = runtime.invoke_model_with_response_stream(
+        modelId=NOVA_PII, body=body, **guarded(trace="ENABLED")
+    )
+    chunks = [json.loads(e["chunk"]["bytes"]) for e in response["body"]]
+    deltas = [c for c in chunks if "contentBlockDelta" in c]
+    stops = [c for c in chunks if "contentBlockStop" in c]
+    assert deltas and all(c[ACTION] == "INTERVENED" for c in deltas if "{" in json.dumps(c))
+    assert all(ACTION in c for c in deltas) and not any(ACTION in c for c in stops)
+    text = "".join(c["contentBlockDelta"]["delta"]["text"] for c in deltas)
+    assert text == "Sure. Write to {EMAIL} or call {PHONE}. Account {Account Number}."
+    assert "metadata" in chunks[-1] and chunks[-1][ACTION] == "INTERVENED"
+    assert chunks[-1][TRACE]["guardrail"]["modelOutput"] == [ANSWERS[NOVA_PII]]
+
+
 def test_stream_blocked_midway_ends_like_every_stream(runtime: Any) -> None:
     chunks = stream(runtime, LATE_VIOLENCE, "tell me a story", **guarded(trace="ENABLED"))
     text = streamed_text(chunks)
@@ -391,9 +439,9 @@ def test_documented_errors(runtime: Any, streaming: bool) -> None:
         # guardrail config in the body without an identifier
         (
             {"body": with_config},
-            "Malformed input request: #: extraneous key "
-            "[amazon-bedrock-guardrailConfig] is not permitted, please reformat your input and try "
-            "again.",
+            'Malformed input request: #: subject must not be valid against schema {"required":'
+            '["messages"]}#: extraneous key [amazon-bedrock-guardrailConfig] is not permitted, '
+            "please reformat your input and try again.",
         ),
         # an identifier without a version
         (

@@ -138,8 +138,9 @@ def test_stream_masked_and_blocked_midway(server: ServerProcess) -> None:
         (
             {},
             claude("hi", **{"amazon-bedrock-guardrailConfig": {"tagSuffix": "x"}}),
-            "Malformed input request: #: extraneous key [amazon-bedrock-guardrailConfig] is not "
-            "permitted, please reformat your input and try again.",
+            'Malformed input request: #: subject must not be valid against schema {"required":'
+            '["messages"]}#: extraneous key [amazon-bedrock-guardrailConfig] is not permitted, '
+            "please reformat your input and try again.",
         ),
     ],
 )

@@ -13,6 +13,7 @@ from outcrop.guardrails.invoke import (
     InvokeGuardrailRequest,
     guardrail_headers,
     guardrail_request,
+    refuse_unused_config,
     untag,
 )
 from outcrop.guardrails.runtime import Guardrails
@@ -62,8 +63,10 @@ def test_headers_errors() -> None:
 
 
 def test_body_config() -> None:
+    unused = {"amazon-bedrock-guardrailConfig": {}}
+    assert guardrail_request(None, unused) is None and unused  # left for the schema to refuse
     with pytest.raises(ValidationException, match="extraneous key"):
-        guardrail_request(None, {"amazon-bedrock-guardrailConfig": {}})
+        refuse_unused_config(unused)
     headers = guardrail_headers({"guardrailIdentifier": "abc", "guardrailVersion": "1"})
     body: dict[str, Any] = {
         "x": 1,

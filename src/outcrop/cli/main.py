@@ -69,8 +69,13 @@ def build_settings(
         aliases=settings.aliases,
         sagemaker=settings.sagemaker,
         embeddings=settings.embeddings,
+        **{name: getattr(settings, name) for name in SECURITY_SECTIONS},
         guardrails=settings.guardrails,
     )
+
+
+SECURITY_SECTIONS = ("auth", "principals", "policies", "quotas", "faults", "limits", "admin")
+"""Settings sections the command-line flags never change."""
 
 
 @app.command()

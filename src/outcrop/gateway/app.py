@@ -26,12 +26,15 @@ from outcrop.config import Settings
 from outcrop.engines.base import Engine
 from outcrop.engines.embeddings import BertEmbedder
 from outcrop.engines.factory import build_engine
+from outcrop.gateway import security
 from outcrop.gateway.asgi import (
+    AbortConnection,
     BodyTooLarge,
     ClientGone,
     Receive,
     Scope,
     Send,
+    abort_response,
     encode_headers,
     http_date,
     read_body,
@@ -116,7 +119,9 @@ class OutcropApp:
         self.resolver = Resolver(routes=routes, aliases=dict(settings.aliases))
         self.embedder = BertEmbedder(settings.embeddings.model)
         region = settings.server.region
-        self.guardrails = open_guardrails(settings.guardrails, region, self.embedder)
+        self.guardrails = open_guardrails(
+            settings.guardrails, region, self.embedder, settings.auth.account_id
+        )
         self.bedrock = BedrockRuntime(self.resolver, self.engines, self.embedder, self.guardrails)
         self.control_plane = BedrockControlPlane(self.resolver.known_models, region)
         self.services: list[ServiceBinding] = []
@@ -141,6 +146,7 @@ class OutcropApp:
         }
         EndpointAdmin(self.sagemaker).attach(self.local_routes)
         self._start_tasks: list[asyncio.Task[None]] = []
+        self.faults = security.install(settings, self.interceptors, self.local_routes, self.engines)
 
     def add_service(
         self,
@@ -197,6 +203,9 @@ class OutcropApp:
         try:
             await self._handle(scope, receive, send, request_id, base_headers)
         except ClientGone:
+            return
+        except AbortConnection as abort:
+            await abort_response(send, abort.response_started, base_headers)
             return
         except AwsError as err:
             await self._send_error(send, err, base_headers)
@@ -257,6 +266,10 @@ class OutcropApp:
             body,
             service=str(binding.spec.model.service_name),
             headers=tuple(headers),
+            method=method,
+            raw_path=path,
+            query=scope.get("query_string", b"").decode("latin-1"),
+            scheme=str(scope.get("scheme", "http")),
         )
         try:
             handler = binding.operations.get(bound.name)

@@ -81,16 +81,20 @@ def guardrail_headers(params: Mapping[str, Any]) -> GuardrailHeaders | None:
 def guardrail_request(
     headers: GuardrailHeaders | None, body: dict[str, Any]
 ) -> InvokeGuardrailRequest | None:
-    """The whole guardrail request, the body's config member removed from `body`; raises
-    Bedrock's ValidationException for a config member without a guardrail."""
+    """The whole guardrail request, the body's config member removed from `body`. Without a
+    guardrail the member stays, for the family's schema to refuse (see `refuse_unused_config`)."""
     if headers is None:
-        if CONFIG_FIELD in body:
-            # Without a guardrail Bedrock passes the body on, and the family's schema refuses the
-            # unknown member (wording unverified; Claude's schema message shown).
-            raise malformed([f"#: extraneous key [{CONFIG_FIELD}] is not permitted"])
         return None
     suffix, mode = _config(body.pop(CONFIG_FIELD, None))
     return InvokeGuardrailRequest(headers.identifier, headers.version, headers.trace, suffix, mode)
+
+
+def refuse_unused_config(body: dict[str, Any]) -> None:
+    """A body that still carries the guardrail config (no guardrail was enabled, and the
+    family's schema let the member through): the error the API reference promises, in the
+    schema's words (wording unverified)."""
+    if CONFIG_FIELD in body:
+        raise malformed([f"#: extraneous key [{CONFIG_FIELD}] is not permitted"])
 
 
 def _config(config: Any) -> tuple[str | None, StreamMode]:

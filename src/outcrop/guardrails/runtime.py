@@ -65,11 +65,15 @@ class Guardrails:
 
 
 def open_guardrails(
-    settings: GuardrailSettings, region: str, embedder: EmbeddingEngine
+    settings: GuardrailSettings,
+    region: str,
+    embedder: EmbeddingEngine,
+    account_id: str = ACCOUNT_ID,
 ) -> Guardrails:
-    """The guardrails of a server: the state file's, plus the configured ones."""
+    """The guardrails of a server: the state file's, plus the configured ones (ARNs in
+    `account_id`, configured ones in `region`)."""
     try:
-        store = GuardrailStore(settings.resolved_state_dir(), ACCOUNT_ID)
+        store = GuardrailStore(settings.resolved_state_dir(), account_id)
     except StateFileError as exc:
         raise ConfigError(f"guardrails: {exc}") from None
     for entry in settings.define:

@@ -3,7 +3,10 @@
 Each operation resolves the model identifier, checks the body's content type, lets the family's
 dialect parse the body, runs the engine, and hands back a `Response` or `StreamResponse`.
 Engine failures are translated here into Bedrock's modelled errors: before the first byte as
-HTTP errors, after it as exception frames.
+HTTP errors, after it as exception frames. A guardrail named in the request's headers is applied
+through `services.guarded_invoke.InvokeGuard` (input before generation, output on the engine's
+events, its members on the response objects); the service tier and request metadata through
+`services.request_options`.
 """
 
 from __future__ import annotations
@@ -14,8 +17,14 @@ from contextlib import aclosing
 from typing import Any
 
 from outcrop.catalog.resolver import OnDemandNotSupported, ResolvedModel, Resolver, UnknownModel
-from outcrop.dialects.base import InvokeDialect
-from outcrop.dialects.registry import DIALECTS
+from outcrop.dialects.base import (
+    Completion,
+    CompletionBuilder,
+    Invocation,
+    InvokeCall,
+    stream_events,
+)
+from outcrop.dialects.registry import dialect_for
 from outcrop.dialects.schema import MALFORMED
 from outcrop.engines.base import (
     ContextWindowExceeded,
@@ -23,28 +32,45 @@ from outcrop.engines.base import (
     EngineError,
     EngineNotReady,
     EngineRequestError,
+    EngineTimeout,
     EngineUnavailable,
 )
 from outcrop.engines.embeddings import BertEmbedder, EmbeddingEngine
-from outcrop.guardrails.invoke import UNKNOWN_GUARDRAIL, guardrail_headers, guardrail_request
+from outcrop.guardrails.invoke import (
+    UNKNOWN_GUARDRAIL,
+    guardrail_headers,
+    guardrail_request,
+    refuse_unused_config,
+)
 from outcrop.guardrails.runtime import Guardrails
-from outcrop.services.base import Operation, RequestContext, Response, StreamResponse
+from outcrop.services.base import (
+    Operation,
+    RequestContext,
+    Response,
+    StreamResponse,
+    admit,
+)
 from outcrop.services.embeddings import EmbeddingService, is_embedding_model
 from outcrop.services.guarded_invoke import InvokeGuard
 from outcrop.services.request_options import with_request_options
-from outcrop.types import Finish, GenerationEvent, GenerationRequest, TokenEvent, Usage
+from outcrop.types import Finish, GenerationEvent, GenerationRequest, Usage
 from outcrop.wire import eventstream
 from outcrop.wire.errors import (
     AwsError,
     ModelErrorException,
     ModelNotReadyException,
     ModelStreamErrorException,
+    ModelTimeoutException,
     NotImplementedYet,
     ServiceUnavailableException,
     ValidationException,
 )
 
 INVALID_MODEL = "The provided model identifier is invalid."
+# AWS's documented description of ModelTimeoutException.
+MODEL_TIMEOUT = (
+    "The request took too long to process. Processing time exceeded the model timeout length."
+)
 # Verbatim from Bedrock (issue aws-samples/amazon-bedrock-client-for-mac#112).
 STREAMING_UNSUPPORTED = "The model is unsupported for streaming."
 JSON_TYPES = ("application/json", "*/*", "application/*")
@@ -86,27 +112,25 @@ class BedrockRuntime:
         if is_embedding_model(target.model):
             _check_content_type(ctx.params.get("contentType"), ctx.params.get("accept"))
             return await self.embeddings.invoke(ctx, target, decode_json_body(ctx.body))
-        resolved, dialect, engine, request, guard = self._prepare(ctx, streaming=False)
+        resolved, invocation, request, engine, guard = self._prepare(ctx, streaming=False)
         model_name = _provider_model_name(resolved)
-        pieces: list[str] = []
-        finish: Finish | None = None
-        first_byte_ms: int | None = None
         if guard is not None:
             request = await guard.check_input(request)
+        builder = CompletionBuilder()
         async with aclosing(self._events(engine, request, resolved, guard)) as events:
             async for event in events:
-                if isinstance(event, TokenEvent):
-                    if first_byte_ms is None:
-                        first_byte_ms = ctx.elapsed_ms()
-                    pieces.append(event.text)
-                else:
-                    finish = event
-        assert finish is not None
-        text = "".join(pieces)
-        body = dialect.response(request, model_name, text, finish)
+                builder.add(event)
+        output = builder.build()
+        finish = output.finish
+        ctx.record.input_tokens = finish.input_tokens
+        ctx.record.output_tokens = finish.output_tokens
+        body = invocation.response(output, model_name)
         if guard is not None:
             body = guard.decorate_body(
-                body, lambda raw, end: dialect.response(request, model_name, raw, end)
+                body,
+                lambda text, end: invocation.response(
+                    Completion(text, output.reasoning, output.tool_calls, end), model_name
+                ),
             )
         latency = ctx.elapsed_ms()
         headers = [
@@ -114,6 +138,7 @@ class BedrockRuntime:
             ("X-Amzn-Bedrock-Invocation-Latency", str(latency)),
             ("X-Amzn-Bedrock-Input-Token-Count", str(finish.input_tokens)),
             ("X-Amzn-Bedrock-Output-Token-Count", str(finish.output_tokens)),
+            *invocation.response_headers(output),
         ]
         headers += _echo_headers(ctx)
         return Response(json.dumps(body, ensure_ascii=False).encode(), headers)
@@ -123,7 +148,7 @@ class BedrockRuntime:
         # catalog entry says responseStreamingSupported: false).
         if not self.resolve(str(ctx.params["modelId"])).model.streaming:
             raise ValidationException(STREAMING_UNSUPPORTED)
-        resolved, dialect, engine, request, guard = self._prepare(ctx, streaming=True)
+        resolved, invocation, request, engine, guard = self._prepare(ctx, streaming=True)
         model_name = _provider_model_name(resolved)
         if guard is not None:
             request = await guard.check_input(request)
@@ -132,7 +157,7 @@ class BedrockRuntime:
         # Pull the first event before answering 200, so that failures before the first byte
         # (model not ready, context window, engine down) are HTTP errors as on Bedrock.
         first = await _first_event(events)
-        encoder = dialect.stream(request, model_name, input_tokens)
+        encoder = invocation.stream(model_name, input_tokens)
         if guard is not None:
             encoder = guard.stream_encoder(encoder)
 
@@ -144,13 +169,16 @@ class BedrockRuntime:
                 event: GenerationEvent = first
                 rest = aiter(events)
                 while True:
-                    if isinstance(event, TokenEvent):
+                    if not isinstance(event, Finish):
                         if first_byte_ms is None:
                             first_byte_ms = ctx.elapsed_ms()
-                        for obj in encoder.text(event.text):
+                            ctx.record.first_byte_ms = first_byte_ms
+                        for obj in stream_events(encoder, event):
                             yield eventstream.chunk_frame(obj)
                     else:
                         total = ctx.elapsed_ms()
+                        ctx.record.input_tokens = event.input_tokens
+                        ctx.record.output_tokens = event.output_tokens
                         usage = Usage(
                             event.input_tokens,
                             event.output_tokens,
@@ -179,7 +207,7 @@ class BedrockRuntime:
 
     def _prepare(
         self, ctx: RequestContext, streaming: bool
-    ) -> tuple[ResolvedModel, InvokeDialect, Engine, GenerationRequest, InvokeGuard | None]:
+    ) -> tuple[ResolvedModel, Invocation, GenerationRequest, Engine, InvokeGuard | None]:
         resolved = self.resolve(str(ctx.params["modelId"]))
         # A guardrail's errors come first: with a non-JSON body it has its own.
         headers = guardrail_headers(ctx.params)
@@ -189,7 +217,7 @@ class BedrockRuntime:
         ):
             raise ValidationException(UNKNOWN_GUARDRAIL)
         _check_content_type(ctx.params.get("contentType"), ctx.params.get("accept"))
-        dialect = DIALECTS.get(resolved.model.provider)
+        dialect = dialect_for(resolved.model.model_id)
         if dialect is None:
             raise NotImplementedYet(
                 f"Outcrop does not serve the {resolved.model.provider_name} body format for "
@@ -197,13 +225,22 @@ class BedrockRuntime:
             )
         body = decode_json_body(ctx.body)
         options = guardrail_request(headers, body)
-        request = dialect.parse(body, ctx.request_id)
-        request = with_request_options(ctx, request)
+        call = InvokeCall(ctx.request_id, resolved.model.model_id, streaming)
+        invocation = dialect.parse(body, call)
+        if options is None:
+            refuse_unused_config(body)
         engine = self.engines[resolved.engine]
+        request = with_request_options(ctx, invocation.request)
+        admit(
+            ctx,
+            resolved.model.model_id,
+            lambda: count_input_tokens(engine, request, resolved.model.model_id),
+            request.sampling.max_tokens,
+        )
         guard = None
         if options is not None and self.guardrails is not None:
             guard = InvokeGuard.open(self.guardrails, options, streaming=streaming)
-        return resolved, dialect, engine, request, guard
+        return resolved, invocation, request, engine, guard
 
     def _events(
         self,
@@ -281,6 +318,8 @@ def _provider_model_name(resolved: ResolvedModel) -> str:
 def translate_engine_error(exc: EngineError, *, started: bool, resource: str) -> AwsError:
     """The Bedrock error for an engine failure, before (HTTP error) or after the first event
     (exception frame)."""
+    if isinstance(exc, EngineTimeout):
+        return ModelTimeoutException(MODEL_TIMEOUT)
     if isinstance(exc, EngineNotReady):
         return ModelNotReadyException(
             "Model is not ready for inference. Wait and try your request again."

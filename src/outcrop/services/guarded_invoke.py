@@ -47,6 +47,7 @@ from outcrop.types import (
     GenerationRequest,
     StopReason,
     TokenEvent,
+    ToolCallEvent,
     Usage,
 )
 from outcrop.wire.errors import ValidationException
@@ -163,20 +164,28 @@ class InvokeGuard:
         self, events: AsyncGenerator[GenerationEvent, None]
     ) -> AsyncGenerator[GenerationEvent, None]:
         pieces: list[str] = []
+        others: list[GenerationEvent] = []  # reasoning and tool calls: passed on, not assessed
         tokens = 0
         async with aclosing(events) as run:
             async for event in run:
-                if isinstance(event, TokenEvent):
+                if _is_text(event):
+                    assert isinstance(event, TokenEvent)
                     pieces.append(event.text)
                     tokens += event.token_count
+                    continue
+                if not isinstance(event, Finish):
+                    others.append(event)
                     continue
                 self.original_output = ["".join(pieces)]
                 self.original_finish = event
                 assessment = await self._assess_output(pieces)
                 if assessment.blocked:
+                    # The whole answer is replaced, its reasoning and tool calls included.
                     yield TokenEvent(assessment.blocked_messaging, tokens)
                     yield dataclasses.replace(event, stop_reason=StopReason.END_TURN)
                     return
+                for other in others:
+                    yield other
                 yield TokenEvent(assessment.output_text, tokens)
                 yield event
                 return
@@ -189,32 +198,35 @@ class InvokeGuard:
         produced = 0
         async with aclosing(events) as run:
             async for event in run:
-                if isinstance(event, TokenEvent):
+                if isinstance(event, Finish):
+                    self.original_finish = event
+                    closed = buffer.take() if buffer else None
+                elif _is_text(event):
+                    assert isinstance(event, TokenEvent)
                     produced += event.token_count
                     self.original_output.append(event.text)
                     closed = buffer.add(event.text, event.token_count)
-                    if closed is not None:
-                        released = await self._release(closed, sync)
-                        if released is None:
-                            for blocked in self._blocked_output(input_tokens(), produced):
-                                yield blocked
-                            return
-                        for released_event in released:
-                            yield released_event
-                    if not sync:
-                        yield event
-                    continue
-                self.original_finish = event
-                if buffer:
-                    released = await self._release(buffer.take(), sync)
+                else:
+                    # Reasoning and tool calls are not assessed; what came before them is
+                    # checked first, so that the order of events is kept.
+                    produced += event.token_count
+                    closed = buffer.take() if buffer else None
+                if closed is not None:
+                    released = await self._release(closed, sync)
                     if released is None:
-                        for blocked in self._blocked_output(event.input_tokens, produced):
+                        tokens = event.input_tokens if isinstance(event, Finish) else None
+                        for blocked in self._blocked_output(
+                            tokens if tokens is not None else input_tokens(), produced
+                        ):
                             yield blocked
                         return
                     for released_event in released:
                         yield released_event
-                yield event
-                return
+                if isinstance(event, Finish):
+                    yield event
+                    return
+                if not sync or not _is_text(event):
+                    yield event
 
     async def _release(
         self, chunk: tuple[list[str], list[int]], sync: bool
@@ -293,21 +305,48 @@ class _GuardedEncoder:
     def start(self) -> list[dict[str, Any]]:
         return self.inner.start()
 
+    def reasoning(self, piece: str) -> list[dict[str, Any]]:
+        return self.inner.reasoning(piece)
+
+    def tool_call(self, event: ToolCallEvent) -> list[dict[str, Any]]:
+        return self.inner.tool_call(event)
+
     def text(self, piece: str) -> list[dict[str, Any]]:
-        objects = self.inner.text(piece)
-        if objects:
-            objects[-1] = {**objects[-1], ACTION_KEY: self.guard.action}
-        return objects
+        # The action goes on the objects that carry the text, not on block start/stop markers
+        # (Claude: content_block_delta; Nova: contentBlockDelta, not its contentBlockStop).
+        return [
+            obj if _is_marker(obj) else {**obj, ACTION_KEY: self.guard.action}
+            for obj in self.inner.text(piece)
+        ]
 
     def finish(self, finish: Finish, usage: Usage) -> list[dict[str, Any]]:
         objects = self.inner.finish(finish, usage)
         if objects:
             last = {**objects[-1], ACTION_KEY: self.guard.action}
+            if self.guard.input_blocked:
+                # A stream whose prompt was blocked never reached a model: Bedrock's one chunk
+                # carries no invocation metrics and no completion reason (recorded for Titan,
+                # traceloop__test_guardrail_invoke_stream; assumed for the other families).
+                for key in _NOT_ON_BLOCKED_INPUT:
+                    last.pop(key, None)
             trace = self.guard.trace(None)
             if trace is not None:
                 last[TRACE_KEY] = trace
             objects[-1] = last
         return objects
+
+
+_NOT_ON_BLOCKED_INPUT = ("amazon-bedrock-invocationMetrics", "completionReason")
+_MARKER_TYPES = frozenset({"content_block_start", "content_block_stop", "message_start"})
+_MARKER_KEYS = frozenset({"contentBlockStart", "contentBlockStop", "messageStart"})
+
+
+def _is_marker(obj: dict[str, Any]) -> bool:
+    return obj.get("type") in _MARKER_TYPES or (len(obj) == 1 and set(obj) <= _MARKER_KEYS)
+
+
+def _is_text(event: GenerationEvent) -> bool:
+    return isinstance(event, TokenEvent) and event.kind == "text"
 
 
 def _with_messages(request: GenerationRequest, messages: list[ChatMessage]) -> GenerationRequest:
