@@ -2,10 +2,10 @@
 
 A topic is described by its definition and up to five example prompts. Each of those texts is
 embedded once per guardrail version (`TopicIndex`). A text is split into sentences; each
-sentence (and the whole text, when it has several) is embedded, and the topic's score is the
-highest cosine similarity between any of them and any of the topic's reference texts. The topic
-is detected when its score reaches `SIMILARITY_THRESHOLD`, or when an example prompt occurs in
-the text verbatim (case-insensitively), which scores 1.0.
+sentence (and the whole text, when it has several and is short) is embedded, and the topic's
+score is the highest cosine similarity between any of them and any of the topic's reference
+texts. The topic is detected when its score reaches `SIMILARITY_THRESHOLD`, or when an example
+prompt occurs in the text verbatim (case-insensitively), which scores 1.0.
 
 The threshold (0.45) was chosen on all-MiniLM-L6-v2 by scoring on-topic paraphrases (investment
 advice: "Should I put my savings into Apple shares?" 0.51, "Is gold a good investment?" 0.67;
@@ -35,8 +35,9 @@ from outcrop.types import EmbeddingRequest
 SIMILARITY_THRESHOLD = 0.45
 """Cosine similarity (all-MiniLM-L6-v2) at which a text is on a denied topic."""
 
-_MAX_WHOLE_TEXT = 2000
-"""Texts up to this many characters are also scored whole, beside their sentences."""
+_MAX_WHOLE_TEXT = 300
+"""Texts up to this many characters are also scored whole, beside their sentences (a longer
+whole text would pad every sentence of the batch to its length, for little gain)."""
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 
