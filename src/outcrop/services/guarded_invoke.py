@@ -7,13 +7,9 @@ passes things through it:
    generation. Blocked: the model is never called and the answer is the guardrail's
    `blockedInputMessaging`, rendered by the model family's dialect like any answer. Masked: the
    model sees the masked prompt.
-2. `events` wraps the engine's events. Non-streaming, the whole answer is assessed at the end;
-   streaming synchronously, pieces are held back and assessed in chunks of
-   `stream_chunk_chars` (masks laid back onto the pieces, `guardrails.streaming`);
-   asynchronously, pieces go out at once and chunks are assessed as they complete. When a chunk
-   is blocked, generation stops, the rest of the answer is the `blockedOutputsMessaging`, and
-   the stream ends as every stream ends (the family's final objects with the metrics), so a
-   client sees a complete, well-formed answer.
+2. `events` (from `services.guard.Guard`) wraps the engine's events and checks the answer,
+   whole or in chunks, synchronously or asynchronously (`amazon-bedrock-guardrailConfig`
+   `streamProcessingMode`).
 3. `stream_encoder` marks each streamed text object with `amazon-bedrock-guardrailAction`
    (INTERVENED once the guardrail has intervened, else NONE) and the final object with the
    action and, when tracing, `amazon-bedrock-trace`, as recorded Bedrock streams do.
@@ -28,25 +24,18 @@ unverified (Outcrop answers `end_turn`, as for any complete answer).
 from __future__ import annotations
 
 import dataclasses
-import json
-from collections.abc import AsyncGenerator, Callable, Mapping
-from contextlib import aclosing
 from typing import Any
 
 from outcrop.dialects.base import StreamEncoder
-from outcrop.guardrails.assess import Assessment, Segment, apply_masks
+from outcrop.guardrails.assess import Segment, apply_masks
 from outcrop.guardrails.invoke import UNKNOWN_GUARDRAIL, InvokeGuardrailRequest, untag
 from outcrop.guardrails.runtime import Guardrails, ResolvedGuardrail
 from outcrop.guardrails.shapes import invoke_trace
-from outcrop.guardrails.streaming import ChunkBuffer, redistribute
-from outcrop.guardrails.words import count_words
+from outcrop.services.guard import Guard, Render
 from outcrop.types import (
     ChatMessage,
     Finish,
-    GenerationEvent,
     GenerationRequest,
-    StopReason,
-    TokenEvent,
     ToolCallEvent,
     Usage,
 )
@@ -55,12 +44,9 @@ from outcrop.wire.errors import ValidationException
 ACTION_KEY = "amazon-bedrock-guardrailAction"
 TRACE_KEY = "amazon-bedrock-trace"
 
-Render = Callable[[str, Finish], Mapping[str, Any]]
-"""The family's non-streaming body for a text and its finish (for the trace's modelOutput)."""
 
-
-class InvokeGuard:
-    """The guardrail state of one invocation (see the module docstring)."""
+class InvokeGuard(Guard):
+    """The guardrail of one InvokeModel call (see the module docstring)."""
 
     def __init__(
         self,
@@ -70,15 +56,10 @@ class InvokeGuard:
         *,
         streaming: bool,
     ) -> None:
-        self.guardrails = guardrails
-        self.guardrail = guardrail
+        super().__init__(
+            guardrails, guardrail, streaming=streaming, stream_mode=options.stream_mode
+        )
         self.options = options
-        self.streaming = streaming
-        self.input_assessment: Assessment | None = None
-        self.output_assessments: list[Assessment] = []
-        self.original_output: list[str] = []
-        self.original_finish: Finish | None = None
-        self.intervened = False
 
     @classmethod
     def open(
@@ -90,10 +71,6 @@ class InvokeGuard:
         if resolved is None:
             raise ValidationException(UNKNOWN_GUARDRAIL)
         return cls(guardrails, resolved, options, streaming=streaming)
-
-    @property
-    def input_blocked(self) -> bool:
-        return self.input_assessment is not None and self.input_assessment.blocked
 
     # -- 1. input ----------------------------------------------------------------------------
 
@@ -122,9 +99,7 @@ class InvokeGuard:
             if position < len(text):
                 segments.append(Segment(text[position:], guarded=False))
             messages[i] = dataclasses.replace(messages[i], text=text)
-        assessment = await self.guardrails.assess(self.guardrail, segments, "INPUT")
-        self.input_assessment = assessment
-        self.intervened = assessment.intervened
+        assessment = await self.assess_input(segments)
         if assessment.masked:
             per_message: dict[int, list[tuple[int, int, str]]] = {}
             for mask in assessment.masks:
@@ -140,125 +115,6 @@ class InvokeGuard:
 
     # -- 2. output ---------------------------------------------------------------------------
 
-    def events(
-        self,
-        generate: Callable[[], AsyncGenerator[GenerationEvent, None]],
-        input_tokens: Callable[[], int],
-    ) -> AsyncGenerator[GenerationEvent, None]:
-        """The events the dialect should see: the blocked answer when the input was blocked
-        (the model is not called), else the engine's events with the output guarded."""
-        if self.input_blocked:
-            return self._blocked_input(input_tokens)
-        if not self.streaming:
-            return self._whole(generate())
-        return self._chunked(generate(), input_tokens)
-
-    async def _blocked_input(
-        self, input_tokens: Callable[[], int]
-    ) -> AsyncGenerator[GenerationEvent, None]:
-        message = self.guardrail.definition.blocked_input_messaging
-        yield TokenEvent(message, count_words(message))
-        yield Finish(StopReason.END_TURN, input_tokens(), count_words(message))
-
-    async def _whole(
-        self, events: AsyncGenerator[GenerationEvent, None]
-    ) -> AsyncGenerator[GenerationEvent, None]:
-        pieces: list[str] = []
-        others: list[GenerationEvent] = []  # reasoning and tool calls: passed on, not assessed
-        tokens = 0
-        async with aclosing(events) as run:
-            async for event in run:
-                if _is_text(event):
-                    assert isinstance(event, TokenEvent)
-                    pieces.append(event.text)
-                    tokens += event.token_count
-                    continue
-                if not isinstance(event, Finish):
-                    others.append(event)
-                    continue
-                self.original_output = ["".join(pieces)]
-                self.original_finish = event
-                assessment = await self._assess_output(pieces)
-                if assessment.blocked:
-                    # The whole answer is replaced, its reasoning and tool calls included.
-                    yield TokenEvent(assessment.blocked_messaging, tokens)
-                    yield dataclasses.replace(event, stop_reason=StopReason.END_TURN)
-                    return
-                for other in others:
-                    yield other
-                yield TokenEvent(assessment.output_text, tokens)
-                yield event
-                return
-
-    async def _chunked(
-        self, events: AsyncGenerator[GenerationEvent, None], input_tokens: Callable[[], int]
-    ) -> AsyncGenerator[GenerationEvent, None]:
-        sync = self.options.stream_mode == "SYNCHRONOUS"
-        buffer = ChunkBuffer(self.guardrails.stream_chunk_chars)
-        produced = 0
-        async with aclosing(events) as run:
-            async for event in run:
-                if isinstance(event, Finish):
-                    self.original_finish = event
-                    closed = buffer.take() if buffer else None
-                elif _is_text(event):
-                    assert isinstance(event, TokenEvent)
-                    produced += event.token_count
-                    self.original_output.append(event.text)
-                    closed = buffer.add(event.text, event.token_count)
-                else:
-                    # Reasoning and tool calls are not assessed; what came before them is
-                    # checked first, so that the order of events is kept.
-                    produced += event.token_count
-                    closed = buffer.take() if buffer else None
-                if closed is not None:
-                    released = await self._release(closed, sync)
-                    if released is None:
-                        tokens = event.input_tokens if isinstance(event, Finish) else None
-                        for blocked in self._blocked_output(
-                            tokens if tokens is not None else input_tokens(), produced
-                        ):
-                            yield blocked
-                        return
-                    for released_event in released:
-                        yield released_event
-                if isinstance(event, Finish):
-                    yield event
-                    return
-                if not sync or not _is_text(event):
-                    yield event
-
-    async def _release(
-        self, chunk: tuple[list[str], list[int]], sync: bool
-    ) -> list[TokenEvent] | None:
-        """The events to send after assessing a chunk (None: blocked). Asynchronous mode sent
-        the pieces already, so only a block changes anything there."""
-        pieces, counts = chunk
-        assessment = await self._assess_output(pieces)
-        if assessment.blocked:
-            return None
-        if not sync:
-            return []
-        if assessment.masked:
-            pieces = redistribute(
-                pieces, [(m.start, m.end, m.placeholder) for m in assessment.masks]
-            )
-        return [TokenEvent(piece, count) for piece, count in zip(pieces, counts, strict=True)]
-
-    def _blocked_output(self, input_tokens: int, produced: int) -> list[GenerationEvent]:
-        message = self.guardrail.definition.blocked_outputs_messaging
-        return [
-            TokenEvent(message, 0),
-            Finish(StopReason.END_TURN, input_tokens, produced),
-        ]
-
-    async def _assess_output(self, pieces: list[str]) -> Assessment:
-        text = "".join(pieces)
-        assessment = await self.guardrails.assess(self.guardrail, [Segment(text)], "OUTPUT")
-        self.output_assessments.append(assessment)
-        self.intervened = self.intervened or assessment.intervened
-        return assessment
-
     # -- 3. and 4. the guardrail's members in the response ------------------------------------
 
     @property
@@ -268,17 +124,11 @@ class InvokeGuard:
     def trace(self, render: Render | None) -> dict[str, Any] | None:
         if self.options.trace == "DISABLED":
             return None
-        model_output: list[str] | None = None
-        if any(a.intervened for a in self.output_assessments) and self.original_output:
-            text = "".join(self.original_output)
-            if render is not None and self.original_finish is not None:
-                text = json.dumps(render(text, self.original_finish), ensure_ascii=False)
-            model_output = [text]
         return invoke_trace(
             self.guardrail.applied,
             self.input_assessment,
             self.output_assessments,
-            model_output,
+            self.model_output(render),
             full=self.options.trace == "ENABLED_FULL",
         )
 
@@ -343,10 +193,6 @@ _MARKER_KEYS = frozenset({"contentBlockStart", "contentBlockStop", "messageStart
 
 def _is_marker(obj: dict[str, Any]) -> bool:
     return obj.get("type") in _MARKER_TYPES or (len(obj) == 1 and set(obj) <= _MARKER_KEYS)
-
-
-def _is_text(event: GenerationEvent) -> bool:
-    return isinstance(event, TokenEvent) and event.kind == "text"
 
 
 def _with_messages(request: GenerationRequest, messages: list[ChatMessage]) -> GenerationRequest:
