@@ -291,6 +291,7 @@ def main() -> None:
     local = in_process(args.repeats)
     result = {
         "machine": MACHINE,
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "requests_per_variant": args.requests * args.rounds,
         "answer_chars": len(ANSWER),
         "server": server,
@@ -302,7 +303,9 @@ def main() -> None:
     lines = [
         "# Guardrail latency",
         "",
-        f"Machine: {MACHINE}. `python bench/guardrails.py --requests {args.requests} "
+        f"Machine: {MACHINE}, load average {result['load_average_after']} at the end (a shared "
+        "machine: absolute numbers move with its load; the variants alternate, so the "
+        f"differences are comparable). `python bench/guardrails.py --requests {args.requests} "
         f"--rounds {args.rounds} --repeats {args.repeats}`; {args.requests * args.rounds} "
         "requests per variant, variants alternating request by request over one keep-alive "
         f"HTTP/1.1 connection; scripted engine, no delay, a {len(ANSWER)}-character answer "
