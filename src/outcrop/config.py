@@ -24,6 +24,10 @@ a message naming the offending key.
     match = "anthropic.claude-3-haiku*"
     engine = "fast"
 
+    [invocation_log]            # Bedrock-style model invocation logging, one JSON object a line
+    destination = "invocations.jsonl"   # a file (appended to), or "-" for standard output
+    include_bodies = false      # also log request and response bodies
+
     [aliases]                   # identifiers whose model can't be read off them
     "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc123" = \
         "anthropic.claude-3-haiku-20240307-v1:0"
@@ -82,6 +86,12 @@ class ModelRouteSettings(_Strict):
     engine: str
 
 
+class InvocationLogSettings(_Strict):
+    destination: str | None = None
+    """A file path (appended to) or `-` for standard output; None turns logging off."""
+    include_bodies: bool = False
+
+
 def _default_engines() -> dict[str, EngineSettings]:
     return {"default": LlamaCppSettings(type="llamacpp")}
 
@@ -91,6 +101,7 @@ class Settings(_Strict):
     engines: dict[str, EngineSettings] = Field(default_factory=_default_engines)
     models: list[ModelRouteSettings] = Field(default_factory=list)
     aliases: dict[str, str] = Field(default_factory=dict)
+    invocation_log: InvocationLogSettings = InvocationLogSettings()
 
     @model_validator(mode="after")
     def _engines_exist(self) -> Settings:

@@ -37,6 +37,8 @@ from outcrop.gateway.asgi import (
     wait_disconnect,
 )
 from outcrop.gateway.interceptors import Interceptor
+from outcrop.gateway.invocation_log import InvocationLog
+from outcrop.gateway.metrics import Metrics
 from outcrop.services.base import Operation, RequestContext, Response
 from outcrop.services.bedrock_runtime import BedrockRuntime
 from outcrop.wire import eventstream
@@ -109,9 +111,15 @@ class OutcropApp:
         self.services: list[ServiceBinding] = []
         self.add_service("bedrock-runtime", self.bedrock.operations())
         self.interceptors: list[Interceptor] = []
+        self.metrics = Metrics(self.engines)
+        self.interceptors.append(self.metrics)
+        self.invocation_log = InvocationLog.from_settings(settings.invocation_log)
+        if self.invocation_log is not None:
+            self.interceptors.append(self.invocation_log)
         self.local_routes: dict[tuple[str, str], LocalHandler] = {
             ("GET", "/_outcrop/health"): self._health_route,
         }
+        self.local_routes[("GET", "/metrics")] = self.metrics.route
         self._start_tasks: list[asyncio.Task[None]] = []
 
     def add_service(
@@ -153,6 +161,8 @@ class OutcropApp:
             task.cancel()
         for engine in self.engines.values():
             await engine.close()
+        if self.invocation_log is not None:
+            self.invocation_log.close()
 
     # -- ASGI --------------------------------------------------------------------------------
 
@@ -236,11 +246,14 @@ class OutcropApp:
             result = await handler(ctx)
         except AwsError as err:
             ctx.record.error_code = err.code
+            ctx.record.error_message = err.message
+            ctx.record.error_fault = err.fault
             ctx.record.status = err.status
             self._after(ctx)
             raise
         if isinstance(result, Response):
             ctx.record.status = result.status
+            ctx.record.response_body = result.body
             self._after(ctx)
             await send_response(send, result.status, [*base_headers, *result.headers], result.body)
             return
@@ -320,6 +333,8 @@ class OutcropApp:
             err = binding.internal_error("Internal server error.")
         if err is not None:
             ctx.record.error_code = err.code
+            ctx.record.error_message = err.message
+            ctx.record.error_fault = err.fault
             frame = eventstream.exception_frame(err)
             await send({"type": "http.response.body", "body": frame, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -20,7 +20,12 @@ class InvocationRecord:
     output_tokens: int | None = None
     first_byte_ms: int | None = None
     error_code: str | None = None
+    error_message: str | None = None
+    error_fault: str | None = None
+    """`client` or `server`, as the error's service model says (see `AwsError.fault`)."""
     status: int = 200
+    response_body: bytes | None = None
+    """The body of a complete (non-streaming) response; streams pass through `wrap_stream`."""
 
 
 @dataclass(frozen=True, slots=True)

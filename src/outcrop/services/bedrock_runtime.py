@@ -79,6 +79,7 @@ class BedrockRuntime:
                 else:
                     finish = event
         assert finish is not None
+        _record_usage(ctx, finish.input_tokens, finish.output_tokens, first_byte_ms)
         text = "".join(pieces)
         body = dialect.response(request, model_name, text, finish)
         latency = ctx.elapsed_ms()
@@ -99,6 +100,7 @@ class BedrockRuntime:
             )
         model_name = _provider_model_name(resolved)
         input_tokens = engine.count_tokens(request)
+        ctx.record.input_tokens = input_tokens
         events = _guarded(engine, request, resolved)
         # Pull the first event before answering 200, so that failures before the first byte
         # (model not ready, context window, engine down) are HTTP errors as on Bedrock.
@@ -122,10 +124,15 @@ class BedrockRuntime:
                     if isinstance(event, TokenEvent):
                         if first_byte_ms is None:
                             first_byte_ms = ctx.elapsed_ms()
+                            ctx.record.first_byte_ms = first_byte_ms
+                        ctx.record.output_tokens = (
+                            ctx.record.output_tokens or 0
+                        ) + event.token_count
                         for obj in encoder.text(event.text):
                             yield eventstream.chunk_frame(obj)
                         continue
                     total = ctx.elapsed_ms()
+                    _record_usage(ctx, event.input_tokens, event.output_tokens, first_byte_ms)
                     usage = Usage(
                         event.input_tokens,
                         event.output_tokens,
@@ -149,6 +156,7 @@ class BedrockRuntime:
         self, ctx: RequestContext, accept_header: str
     ) -> tuple[ResolvedModel, InvokeDialect, Engine, GenerationRequest]:
         resolved = self.resolve(str(ctx.params["modelId"]))
+        ctx.record.model_id = resolved.model.model_id
         _check_content_type(ctx.params.get("contentType"), ctx.params.get(accept_header))
         dialect = DIALECTS.get(resolved.model.provider)
         if dialect is None:
@@ -207,6 +215,15 @@ def _echo_headers(ctx: RequestContext) -> list[tuple[str, str]]:
     if tier is not None:
         out.append(("X-Amzn-Bedrock-Service-Tier", str(tier)))
     return out
+
+
+def _record_usage(
+    ctx: RequestContext, input_tokens: int, output_tokens: int, first_byte_ms: int | None
+) -> None:
+    """Tell the interceptors (metrics, invocation logs) what the invocation used."""
+    ctx.record.input_tokens = input_tokens
+    ctx.record.output_tokens = output_tokens
+    ctx.record.first_byte_ms = first_byte_ms
 
 
 def _provider_model_name(resolved: ResolvedModel) -> str:
