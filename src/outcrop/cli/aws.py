@@ -9,11 +9,13 @@ naming the AWS error code and its message, never a traceback.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
+
+if TYPE_CHECKING:
+    import boto3
 
 DEFAULT_REGION = "us-east-1"
 """Used when no region is configured but an endpoint URL is (a local server ignores it)."""
@@ -29,6 +31,8 @@ class CommandError(Exception):
 
 
 def session(profile: str | None, region: str | None) -> boto3.session.Session:
+    import boto3  # imported on use: `outcrop serve` does not need it
+
     try:
         return boto3.session.Session(profile_name=profile, region_name=region)
     except BotoCoreError as exc:

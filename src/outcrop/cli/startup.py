@@ -64,7 +64,7 @@ async def announce(
 ) -> None:
     """Show loading progress until no engine is loading, then print the URL line."""
     out = out or sys.stdout
-    console = Console(file=err or sys.stderr, highlight=False, markup=False)
+    console = Console(file=err or sys.stderr, highlight=False, markup=False, soft_wrap=True)
     started = time.monotonic()
 
     def states() -> dict[str, EngineHealth]:

@@ -15,7 +15,7 @@ import signal
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from botocore.exceptions import BotoCoreError
@@ -23,7 +23,6 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from outcrop.cli.aws import CommandError, resolve_region, session
-from outcrop.cli.bench.client import Payload, Target, bearer_from_environment, make_transport
 from outcrop.cli.bench.decode import Operation, StreamFailed
 from outcrop.cli.bench.prompts import PromptFileError, load_prompts
 from outcrop.cli.bench.report import RunInfo, document, render, write_json
@@ -31,6 +30,9 @@ from outcrop.cli.bench.runner import LiveState, Plan, Runner, RunOutcome
 from outcrop.cli.bench.schedule import parse_duration, parse_rate, schedule_length
 from outcrop.cli.bench.stats import summarize
 from outcrop.cli.native import NoDefaultBody, converse_request, default_body
+
+if TYPE_CHECKING:  # the HTTP client (aiohttp) is imported when a run starts, not with the CLI
+    from outcrop.cli.bench.client import Payload, Target
 
 DEFAULT_MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
 DEFAULT_REQUESTS = 100
@@ -167,7 +169,7 @@ def bench(
             written.append(str(png_path))
     except OSError as exc:
         _fail(f"cannot write results: {exc}", 1)
-    err.print("results: " + ", ".join(written), markup=False)
+    err.print("results: " + ", ".join(written), markup=False, soft_wrap=True)
     if outcome.interrupted:
         _fail(f"interrupted after {len(outcome.results)} requests; partial results above", 130)
     failed = [r for r in outcome.results if not r.ok]
@@ -178,6 +180,8 @@ def bench(
 
 
 def _payload(operation: Operation, model_id: str, prompt: str, max_tokens: int) -> Payload:
+    from outcrop.cli.bench.client import Payload
+
     if operation is Operation.converse:
         return Payload.of(converse_request(prompt, max_tokens))
     return Payload.of(default_body(model_id, prompt, max_tokens))
@@ -191,6 +195,8 @@ def _target(
     profile: str | None,
     timeout_s: float,
 ) -> Target:
+    from outcrop.cli.bench.client import Target, bearer_from_environment
+
     sess = session(profile, region)
     signing_region = resolve_region(sess, region, endpoint_url)
     try:
@@ -220,6 +226,8 @@ async def _run(
     err: Console,
     show_progress: bool,
 ) -> RunOutcome | None:
+    from outcrop.cli.bench.client import make_transport
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError, RuntimeError):

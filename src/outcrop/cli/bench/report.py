@@ -121,4 +121,4 @@ def render(console: Console, doc: dict[str, Any], summary: Summary) -> None:
     if lag is not None:
         lines.append(f"send lag behind schedule: p99 {lag['p99'] * 1000:.1f} ms")
     for line in lines:
-        console.print(line, markup=False, highlight=False)
+        console.print(line, markup=False, highlight=False, soft_wrap=True)

@@ -22,12 +22,15 @@ import time
 from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from outcrop.cli.bench.client import Payload, Transport
 from outcrop.cli.bench.decode import StreamFailed
 from outcrop.cli.bench.schedule import Stage, arrivals
 from outcrop.cli.bench.stats import RequestResult
 from outcrop.cli.native import StreamUsage
+
+if TYPE_CHECKING:
+    from outcrop.cli.bench.client import Payload, Transport
 
 TICK_SECONDS = 0.25
 

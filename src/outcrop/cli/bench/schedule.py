@@ -64,10 +64,14 @@ def arrivals(stages: Sequence[Stage], *, poisson: bool = False, seed: int = 0) -
     for index, stage in enumerate(stages):
         last = index == len(stages) - 1
         stage_end = math.inf if last or stage.duration is None else stage_start + stage.duration
-        t = max(t, stage_start)
+        origin = max(t, stage_start)
+        t = origin
+        count = 0
         while t < stage_end:
             yield t
-            t += rng.expovariate(stage.rate) if poisson else 1.0 / stage.rate
+            count += 1
+            # Uniform times are computed, not accumulated, so that rounding never adds one.
+            t = t + rng.expovariate(stage.rate) if poisson else origin + count / stage.rate
         stage_start = stage_end
 
 
