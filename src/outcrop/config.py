@@ -76,6 +76,7 @@ class ScriptedSettings(_Strict):
     token_count: int | None = Field(None, ge=1)
     delay_ms: float = Field(0.0, ge=0)
     first_token_delay_ms: float = Field(0.0, ge=0)
+    fail_after_tokens: int | None = Field(None, ge=0)
 
 
 EngineSettings = Annotated[LlamaCppSettings | ScriptedSettings, Field(discriminator="type")]

@@ -15,6 +15,7 @@ def build_engine(name: str, settings: EngineSettings) -> Engine:
                 token_count=settings.token_count,
                 delay_ms=settings.delay_ms,
                 first_token_delay_ms=settings.first_token_delay_ms,
+                fail_after_tokens=settings.fail_after_tokens,
             ),
             name=name,
         )

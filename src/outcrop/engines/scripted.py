@@ -4,6 +4,7 @@ By default it echoes the last user message (`Echo: <text>`); configured `text` r
 `token_count` repeats or truncates the answer to exactly that many tokens. Tokens are words with
 their leading space and single punctuation marks. `delay_ms` waits between tokens and
 `first_token_delay_ms` before the first, so tests can observe streaming and disconnects.
+`fail_after_tokens` makes it fail like a broken model after that many tokens (0: before any).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import re
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
-from outcrop.engines.base import Engine
+from outcrop.engines.base import Engine, EngineError
 from outcrop.types import (
     EngineHealth,
     Finish,
@@ -38,6 +39,7 @@ class ScriptedConfig:
     token_count: int | None = None
     delay_ms: float = 0.0
     first_token_delay_ms: float = 0.0
+    fail_after_tokens: int | None = None
 
 
 class ScriptedEngine(Engine):
@@ -64,7 +66,13 @@ class ScriptedEngine(Engine):
         tokens = tokenize(text) or ["."]
         wanted = self.config.token_count
         if wanted is not None:
-            tokens = [tokens[i % len(tokens)] for i in range(wanted)]
+            base = tokens
+            tokens = [
+                base[i % len(base)]
+                if i < len(base) or base[i % len(base)][:1].isspace()
+                else " " + base[i % len(base)]
+                for i in range(wanted)
+            ]
         return tokens
 
     async def generate(self, request: GenerationRequest) -> AsyncGenerator[GenerationEvent, None]:
@@ -76,23 +84,27 @@ class ScriptedEngine(Engine):
         stop_reason = StopReason.END_TURN
         matched: str | None = None
         for index, token in enumerate(tokens):
+            if self.config.fail_after_tokens is not None and index >= self.config.fail_after_tokens:
+                raise EngineError(f"scripted failure after {index} tokens")
             if produced >= sampling.max_tokens:
                 stop_reason = StopReason.MAX_TOKENS
                 break
             delay = self.config.first_token_delay_ms if index == 0 else self.config.delay_ms
             if delay > 0:
                 await asyncio.sleep(delay / 1000)
-            candidate = emitted + token
-            hit = _first_stop(candidate, len(emitted), sampling.stop_sequences)
+            hit = None
+            if sampling.stop_sequences:
+                candidate = emitted + token
+                hit = _first_stop(candidate, len(emitted), sampling.stop_sequences)
+                emitted = candidate
             if hit is not None:
                 position, matched = hit
-                piece = candidate[len(emitted) : position]
+                piece = token[: max(0, position - (len(emitted) - len(token)))]
                 produced += 1
                 if piece:
                     yield TokenEvent(piece)
                 stop_reason = StopReason.STOP_SEQUENCE
                 break
-            emitted = candidate
             produced += 1
             yield TokenEvent(token)
         yield Finish(stop_reason, input_tokens, produced, matched)
