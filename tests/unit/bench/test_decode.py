@@ -92,3 +92,17 @@ def test_error_type_from_header_or_body() -> None:
         "ValidationException"
     )
     assert error_type(502, {}, b"<html>bad gateway</html>") == "HTTP502"
+
+
+def test_bad_prelude_is_a_malformed_stream() -> None:
+    with pytest.raises(StreamFailed) as caught:
+        StreamDecoder(Operation.invoke).feed(b"\x00\x00\x00\x05" + b"\x00" * 20)
+    assert caught.value.error_type == "MalformedEventStream"
+
+
+def test_partial_frames_wait_for_the_rest() -> None:
+    frame = eventstream.chunk_frame(CLAUDE_STREAM[2])
+    decoder = StreamDecoder(Operation.invoke)
+    assert decoder.feed(frame[:11]) == []
+    assert decoder.feed(frame[11:-1]) == []
+    assert decoder.feed(frame[-1:] + frame) == [TEXT, TEXT]
