@@ -57,7 +57,9 @@ def record_response(url: str, tokens: int) -> bytes:
         {
             "anthropic_version": "bedrock-2023-05-31",
             "max_tokens": tokens,
-            "messages": [{"role": "user", "content": "Explain in two sentences why the sky is blue."}],
+            "messages": [
+                {"role": "user", "content": "Explain in two sentences why the sky is blue."}
+            ],
         }
     ).encode()
     target = f"{url}/model/{MODEL.replace(':', '%3A')}/invoke-with-response-stream"
@@ -97,7 +99,9 @@ def main() -> None:
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="outcrop-client-capacity-"))
     config = tmp / "outcrop.toml"
-    config.write_text(f'[engines.default]\ntype = "scripted"\ntext = "tok"\ntoken_count = {args.tokens}\n')
+    config.write_text(
+        f'[engines.default]\ntype = "scripted"\ntext = "tok"\ntoken_count = {args.tokens}\n'
+    )
     runs: list[dict[str, Any]] = []
     with running_server(["--config", str(config)], env=ENV) as outcrop:
         body = record_response(outcrop.url, args.tokens)

@@ -55,8 +55,7 @@ class Replay(asyncio.Protocol):
             self.transport.write(self.response)
 
 
-async def main(body_file: Path, port: int) -> None:
-    response = response_bytes(body_file.read_bytes())
+async def main(response: bytes, port: int) -> None:
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: Replay(response), "127.0.0.1", port, backlog=1024)
     stop = asyncio.Event()
@@ -68,4 +67,4 @@ async def main(body_file: Path, port: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(Path(sys.argv[1]), int(sys.argv[2])))
+    asyncio.run(main(response_bytes(Path(sys.argv[1]).read_bytes()), int(sys.argv[2])))

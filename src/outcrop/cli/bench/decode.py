@@ -17,9 +17,9 @@ from __future__ import annotations
 import base64
 import struct
 from collections.abc import Mapping
-from zlib import crc32
 from enum import StrEnum
 from typing import Any, Final
+from zlib import crc32
 
 import orjson
 from botocore.eventstream import EventStreamHeaderParser, ParserError

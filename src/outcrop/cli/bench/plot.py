@@ -53,7 +53,7 @@ def plot(doc: dict[str, Any], path: Path) -> None:
     s = doc["summary"]
     target = doc["target"]
     title = (
-        f"{target['operation']} {target['model_id']} · {_plan(doc['plan'])}\n"
+        f"{target['operation']} {target['model_id']}\n{_plan(doc['plan'])}\n"
         f"{s['requests']} ok, {s['failed']} failed in {s['duration_s']:.1f} s · "
         f"{s['requests_per_s']:.1f} req/s · {s['output_tokens_per_s']:.0f} tokens/s"
     )
