@@ -84,6 +84,29 @@ def test_rate_schedule_with_a_duration(tools_server: ToolsServer, tmp_path: Path
     assert not out.with_name("rate.png").exists()
 
 
+def test_live_progress(tools_server: ToolsServer, tmp_path: Path) -> None:
+    out = tmp_path / "progress"
+    result = run_outcrop(
+        [
+            "bench",
+            SONNET,
+            "--endpoint-url",
+            tools_server.url,
+            "--requests",
+            "6",
+            "--concurrency",
+            "2",
+            "--progress",
+            "--no-plot",
+            "--out",
+            str(out),
+        ]
+    )
+    assert result.returncode == 0, result.stderr
+    assert "6 done (0 failed)" in result.stderr
+    assert json.loads(out.with_name("progress.json").read_text())["summary"]["requests"] == 6
+
+
 def test_sdk_client_agrees(tools_server: ToolsServer, tmp_path: Path) -> None:
     out = tmp_path / "sdk"
     result, doc = _bench(
@@ -145,6 +168,19 @@ def test_unreachable_endpoint(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert one_line_error(result).startswith("outcrop: ConnectionError: Cannot connect")
+
+
+def test_no_credentials(tools_server: ToolsServer, tmp_path: Path) -> None:
+    env = {
+        "AWS_ACCESS_KEY_ID": "",
+        "AWS_SECRET_ACCESS_KEY": "",
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    result = run_outcrop(["bench", HAIKU, "--endpoint-url", tools_server.url], env=env)
+    assert result.returncode == 1
+    assert one_line_error(result) == "outcrop: Unable to locate credentials"
 
 
 def test_bad_options(tmp_path: Path) -> None:

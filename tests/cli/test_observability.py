@@ -7,13 +7,16 @@ entries are exactly these.
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
+import boto3
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.cli.conftest import HAIKU_35, ToolsServer, run_outcrop
+from tests.support.server import running_server
 
 STREAM = "InvokeModelWithResponseStream"
 
@@ -93,3 +96,26 @@ def test_metrics_and_logs_match_the_requests(tools_server: ToolsServer, tmp_path
     assert all(e["identity"] == {"accessKeyId": "AKIDEXAMPLE"} for e in entries)
     assert all(e["region"] == "us-east-1" for e in entries)
     assert all("inputBodyJson" not in e["input"] for e in entries)
+
+
+def test_invocation_log_to_stdout_with_bodies() -> None:
+    request = {
+        "anthropic_version": "bedrock-2023-05-31",
+        "max_tokens": 10,
+        "messages": [{"role": "user", "content": "log me"}],
+    }
+    args = ["--engine", "scripted", "--invocation-log", "-", "--log-bodies"]
+    with running_server(args) as server:
+        client = boto3.client("bedrock-runtime", endpoint_url=server.url)
+        response = client.invoke_model(modelId=HAIKU_35, body=json.dumps(request))
+        answer = json.loads(response["body"].read())
+        request_id = response["ResponseMetadata"]["RequestId"]
+        deadline = time.monotonic() + 10
+        while not any(request_id in line for line in server.output):
+            assert time.monotonic() < deadline, server.log()
+            time.sleep(0.05)
+        line = next(line for line in server.output if request_id in line)
+    entry = json.loads(line)
+    assert entry["operation"] == "InvokeModel"
+    assert entry["input"]["inputBodyJson"] == request
+    assert entry["output"]["outputBodyJson"] == answer

@@ -250,7 +250,7 @@ async def _run(
             if not show_progress:
                 return await runner.run(stop)
             with _progress(err) as bar:
-                task = bar.add_task("bench", total=_total(plan))
+                task = bar.add_task("bench", total=_total(plan), status="starting")
                 runner.on_tick = lambda live: _update(bar, task, plan, live)
                 return await runner.run(stop)
     finally:
