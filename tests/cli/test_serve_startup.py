@@ -15,7 +15,8 @@ def test_scripted_start_prints_just_the_url_line() -> None:
         lines = [line.strip() for line in server.output if line.strip()]
     url = server.url
     assert lines[0] == (
-        f"Outcrop is serving Bedrock Runtime at {url}  (export AWS_ENDPOINT_URL={url})"
+        f"Outcrop is serving Bedrock Runtime and SageMaker Runtime at {url}"
+        f"  (export AWS_ENDPOINT_URL={url})"
     )
 
 

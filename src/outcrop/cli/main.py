@@ -79,6 +79,8 @@ def build_settings(
         models=models,
         aliases=settings.aliases,
         invocation_log=InvocationLogSettings.model_validate(logging_),
+        sagemaker=settings.sagemaker,
+        embeddings=settings.embeddings,
     )
 
 

@@ -28,7 +28,7 @@ def url_line(urls: list[str]) -> str:
     """The one line that says where the server is and what to export."""
     extra = f" and {urls[1]}" if len(urls) > 1 else ""
     return (
-        f"Outcrop is serving Bedrock Runtime at {urls[0]}{extra}"
+        f"Outcrop is serving Bedrock Runtime and SageMaker Runtime at {urls[0]}{extra}"
         f"  (export AWS_ENDPOINT_URL={urls[0]})"
     )
 

@@ -13,7 +13,8 @@ other streams; unverified against a real ConverseStream log).
 Outcrop has no accounts: `identity.arn` and `accountId` come from `ctx.state["principal_arn"]`
 and `ctx.state["account_id"]` when an authentication interceptor put them there; otherwise
 `identity` names the access key the request was signed with and `accountId` is omitted.
-`region` is the SigV4 credential scope's.
+`region` is the SigV4 credential scope's. Invocations of the runtime services are logged (for
+SageMaker Runtime, `modelId` is the endpoint name); Bedrock control-plane calls are not.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from botocore.eventstream import EventStreamBuffer
 
 from outcrop.config import InvocationLogSettings
 from outcrop.gateway.interceptors import BaseInterceptor
+from outcrop.gateway.metrics import RUNTIME_SERVICES
 from outcrop.services.base import RequestContext
 
 SCHEMA_TYPE = "ModelInvocationLog"
@@ -128,6 +130,8 @@ class InvocationLog(BaseInterceptor):
     def wrap_stream(
         self, ctx: RequestContext, frames: AsyncGenerator[bytes, None]
     ) -> AsyncGenerator[bytes, None]:
+        if ctx.service not in RUNTIME_SERVICES:
+            return frames
         captured: list[bytes] = []
         ctx.state[_FRAMES] = captured
         if not self.include_bodies:
@@ -135,6 +139,8 @@ class InvocationLog(BaseInterceptor):
         return _capture(frames, captured)
 
     def after(self, ctx: RequestContext) -> None:
+        if ctx.service not in RUNTIME_SERVICES:
+            return
         entry = invocation_entry(
             ctx,
             now=time.time(),

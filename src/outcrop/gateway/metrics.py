@@ -2,7 +2,9 @@
 
 Each CloudWatch metric of the `AWS/Bedrock` namespace becomes a Prometheus metric in snake case
 under the `outcrop_` prefix, labelled by `model` (the base model ID the request resolved to, or
-`unknown` when it did not resolve, which keeps the label set bounded) and `operation`:
+`unknown` when it did not resolve, which keeps the label set bounded; the endpoint name for
+SageMaker Runtime) and `operation`. Only the runtime services' operations count (not the
+Bedrock control plane's):
 
 | CloudWatch               | Prometheus                                      | type      |
 |--------------------------|-------------------------------------------------|-----------|
@@ -59,6 +61,8 @@ LATENCY_BUCKETS = (
     120.0,
 )
 _STREAMING = "metrics.streaming"
+RUNTIME_SERVICES = frozenset({"bedrock-runtime", "sagemaker-runtime"})
+"""Services whose operations are model invocations (the control plane's are not counted)."""
 _LABELS = ("model", "operation")
 
 
@@ -167,6 +171,8 @@ class Metrics(BaseInterceptor):
     def wrap_stream(
         self, ctx: RequestContext, frames: AsyncGenerator[bytes, None]
     ) -> AsyncGenerator[bytes, None]:
+        if ctx.service not in RUNTIME_SERVICES:
+            return frames
         ctx.state[_STREAMING] = True
         return self._counted(ctx, frames)
 
@@ -183,6 +189,8 @@ class Metrics(BaseInterceptor):
             gauge.dec()
 
     def after(self, ctx: RequestContext) -> None:
+        if ctx.service not in RUNTIME_SERVICES:
+            return
         record = ctx.record
         labels = (_model(ctx), ctx.operation)
         if record.input_tokens:

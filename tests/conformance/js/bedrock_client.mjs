@@ -11,7 +11,8 @@
 //                InvokeModelWithResponseStream, Converse, ConverseStream, CountTokens,
 //                InvokeModelWithBidirectionalStream, InvokeEndpoint,
 //                InvokeEndpointWithResponseStream, ... (required)
-//   service      "bedrock-runtime" | "sagemaker-runtime" (default: sagemaker-runtime for
+//   service      "bedrock-runtime" | "sagemaker-runtime" | "bedrock" (the control plane:
+//                ListFoundationModels, GetFoundationModel, ...; default: sagemaker-runtime for
 //                InvokeEndpoint*, else bedrock-runtime)
 //   region       default "us-east-1"
 //   modelId      Bedrock model id (input.modelId)
@@ -126,6 +127,10 @@ async function loadClient(service) {
   if (service === "sagemaker-runtime") {
     const sdk = await import("@aws-sdk/client-sagemaker-runtime");
     return { sdk, Client: sdk.SageMakerRuntimeClient };
+  }
+  if (service === "bedrock") {
+    const sdk = await import("@aws-sdk/client-bedrock");
+    return { sdk, Client: sdk.BedrockClient };
   }
   usage(`unknown service ${service}`);
 }

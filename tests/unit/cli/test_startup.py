@@ -35,7 +35,8 @@ class Loading(Engine):
 def test_url_line_keeps_the_export_hint() -> None:
     line = url_line(["http://127.0.0.1:4590", "https://localhost:4591"])
     assert line == (
-        "Outcrop is serving Bedrock Runtime at http://127.0.0.1:4590 and https://localhost:4591"
+        "Outcrop is serving Bedrock Runtime and SageMaker Runtime at http://127.0.0.1:4590"
+        " and https://localhost:4591"
         "  (export AWS_ENDPOINT_URL=http://127.0.0.1:4590)"
     )
 

@@ -152,3 +152,11 @@ async def test_metrics_route_serves_prometheus_text() -> None:
     assert result.headers["content-type"].startswith("text/plain")
     names = {f.name for f in text_string_to_metric_families(result.body.decode())}
     assert {"outcrop_invocations", "outcrop_active_streams", "outcrop_engine_queue_depth"} <= names
+
+
+async def test_control_plane_calls_are_not_invocations() -> None:
+    app = _app()
+    listed = await call(app, "GET", "/foundation-models")
+    assert listed.status == 200
+    samples = _samples(app)
+    assert not [key for key in samples if key[0].startswith("outcrop_invocation")]
