@@ -17,7 +17,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from tests.support.server import REPO, ServerProcess, running_server
 
@@ -120,3 +122,19 @@ def one_line_error(result: subprocess.CompletedProcess[str], *, alone: bool = Tr
         assert len(lines) == 1, result.stderr
     assert lines[-1].startswith("outcrop: "), result.stderr
     return lines[-1]
+
+
+def serves_converse(url: str) -> bool:
+    """Whether the server answers ConverseStream (being built on another branch)."""
+    client = boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1")
+    try:
+        response = client.converse_stream(
+            modelId=HAIKU, messages=[{"role": "user", "content": [{"text": "ping"}]}]
+        )
+        for _ in response["stream"]:
+            pass
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "NotImplementedException":
+            return False
+        raise
+    return True

@@ -27,6 +27,7 @@ from tests.cli.conftest import (
     one_line_error,
     outcrop_command,
     run_outcrop,
+    serves_converse,
 )
 from tests.support.server import REPO
 
@@ -117,6 +118,32 @@ def test_sdk_client_agrees(tools_server: ToolsServer, tmp_path: Path) -> None:
     assert (s["requests"], s["output_tokens"]) == (8, 8 * TIMED_TOKENS)
     assert s["ttft_s"]["p50"] >= TIMED_FIRST_S
     assert doc["client"]["kind"] == "sdk"
+
+
+@pytest.mark.parametrize("client", ["raw", "sdk"])
+def test_converse_stream(tools_server: ToolsServer, tmp_path: Path, client: str) -> None:
+    if not serves_converse(tools_server.url):
+        pytest.skip("this server does not serve ConverseStream yet (NotImplementedException)")
+    out = tmp_path / f"converse-{client}"
+    result, doc = _bench(
+        tools_server,
+        out,
+        SONNET,
+        "--converse",
+        "--client",
+        client,
+        "--requests",
+        "8",
+        "--concurrency",
+        "4",
+        "--no-plot",
+    )
+    assert result.returncode == 0, result.stderr
+    s = doc["summary"]
+    assert doc["target"]["operation"] == "ConverseStream"
+    assert (s["requests"], s["output_tokens"]) == (8, 8 * TIMED_TOKENS)
+    assert s["ttft_s"]["p50"] >= TIMED_FIRST_S
+    assert s["itl_s"]["count"] == 8 * (TIMED_TOKENS - 1)
 
 
 def test_errors_are_counted_by_type(tools_server: ToolsServer, tmp_path: Path) -> None:

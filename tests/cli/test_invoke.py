@@ -11,9 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-import boto3
 import pytest
-from botocore.exceptions import ClientError
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.cli.conftest import (
@@ -24,6 +22,7 @@ from tests.cli.conftest import (
     one_line_error,
     outcrop_command,
     run_outcrop,
+    serves_converse,
 )
 from tests.support.server import REPO
 
@@ -192,23 +191,8 @@ def test_ctrl_c_mid_stream(tools_server: ToolsServer) -> None:
     assert one_line_error(result) == "outcrop: interrupted"
 
 
-def _serves_converse(url: str) -> bool:
-    client = boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1")
-    try:
-        response = client.converse_stream(
-            modelId=HAIKU, messages=[{"role": "user", "content": [{"text": "ping"}]}]
-        )
-        for _ in response["stream"]:
-            pass
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] == "NotImplementedException":
-            return False
-        raise
-    return True
-
-
 def test_converse_stream(tools_server: ToolsServer) -> None:
-    if not _serves_converse(tools_server.url):
+    if not serves_converse(tools_server.url):
         pytest.skip("this server does not serve ConverseStream yet (NotImplementedException)")
     result = run_outcrop(
         ["invoke", HAIKU, "hello converse", "--converse", "--endpoint-url", tools_server.url]
