@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from outcrop.catalog.foundation import foundation_models
 from outcrop.cli.native import (
     NoDefaultBody,
     StreamUsage,
@@ -14,7 +17,8 @@ from outcrop.cli.native import (
     default_body,
     family,
 )
-from outcrop.dialects.registry import DIALECTS
+from outcrop.dialects.base import InvokeCall
+from outcrop.dialects.registry import DIALECTS, dialect_for
 
 
 @pytest.mark.parametrize(
@@ -32,11 +36,29 @@ def test_family(model_id: str, expected: str) -> None:
 
 
 def test_anthropic_default_body_is_accepted_by_the_claude_dialect() -> None:
-    body = default_body("anthropic.claude-3-haiku-20240307-v1:0", "Hi", 20, system="Be brief")
-    request = DIALECTS["anthropic"].parse(body, "req-1")
+    model_id = "anthropic.claude-3-haiku-20240307-v1:0"
+    body = default_body(model_id, "Hi", 20, system="Be brief")
+    request = DIALECTS["anthropic"].parse(body, InvokeCall("r-1", model_id, True)).request
     assert request.sampling.max_tokens == 20
     assert request.system == "Be brief"
     assert request.messages[-1].text == "Hi"
+
+
+STREAMED_TEXT_MODELS = sorted(
+    model_id
+    for model_id, model in foundation_models().items()
+    if model.streaming and "TEXT" in model.output_modalities and dialect_for(model_id) is not None
+)
+
+
+@pytest.mark.parametrize("model_id", STREAMED_TEXT_MODELS)
+def test_every_streamed_text_model_accepts_its_default_body(model_id: str) -> None:
+    dialect = dialect_for(model_id)
+    assert dialect is not None
+    body = default_body(model_id, "Hi there", 16, system="Be brief", temperature=0.5)
+    request = dialect.parse(body, InvokeCall("r-1", model_id, True)).request
+    assert request.sampling.max_tokens == 16
+    assert "Hi there" in json.dumps(body)
 
 
 @pytest.mark.parametrize(
@@ -74,6 +96,7 @@ def test_unknown_provider_still_gets_a_body_for_the_server_to_judge() -> None:
         ({"outputs": [{"text": "f", "stop_reason": None}]}, "f"),
         ({"choices": [{"index": 0, "delta": {"content": "g"}}]}, "g"),
         ({"choices": [{"text": "h", "stop_reason": None}]}, "h"),
+        ({"generations": [{"text": "i", "finish_reason": "COMPLETE"}], "id": "x"}, "i"),
     ],
 )
 def test_chunk_text_per_family(chunk: dict[str, object], text: str | None) -> None:

@@ -17,6 +17,8 @@ from outcrop.catalog.foundation import foundation_models
 from outcrop.catalog.identifiers import parse_identifier
 
 ANTHROPIC_VERSION = "bedrock-2023-05-31"
+CHAT_COMPLETIONS = frozenset({"openai", "ai21", "qwen", "google", "nvidia", "minimax", "moonshot"})
+"""Providers whose InvokeModel body is OpenAI Chat Completions (`messages`, `max_tokens`)."""
 KNOWN_PROVIDERS = frozenset(model_id.split(".", 1)[0] for model_id in foundation_models()) | {
     "amazon.nova",
     "amazon.titan",
@@ -90,7 +92,7 @@ def default_body(
         return {"inputText": f"{text}User: {prompt}\nBot:", "textGenerationConfig": text_config}
     if kind == "meta":
         body = {"prompt": _llama3_prompt(prompt, system), "max_gen_len": max_tokens}
-    elif kind in ("openai", "ai21") or (kind == "mistral" and _mistral_chat(model_id)):
+    elif kind in CHAT_COMPLETIONS or (kind == "mistral" and _mistral_chat(model_id)):
         messages = [{"role": "system", "content": system}] if system else []
         messages.append({"role": "user", "content": prompt})
         limit = "max_completion_tokens" if kind == "openai" else "max_tokens"
@@ -102,6 +104,9 @@ def default_body(
         body = {"message": prompt, "max_tokens": max_tokens}
         if system:
             body["preamble"] = system
+    elif kind == "cohere":  # legacy Command
+        text = f"{system}\n\n{prompt}" if system else prompt
+        body = {"prompt": text, "max_tokens": max_tokens}
     elif kind == "deepseek":
         body = {"prompt": prompt, "max_tokens": max_tokens}
     elif kind in KNOWN_PROVIDERS:
@@ -154,6 +159,10 @@ def chunk_text(chunk: Mapping[str, Any]) -> str | None:
     nova = chunk.get("contentBlockDelta")
     if isinstance(nova, Mapping):
         return converse_text({"contentBlockDelta": nova})
+    generations = chunk.get("generations")  # legacy Cohere Command: the whole answer at once
+    if isinstance(generations, list) and generations and isinstance(generations[0], Mapping):
+        value = generations[0].get("text")
+        return value if isinstance(value, str) else None
     outputs = chunk.get("outputs")  # Mistral completions
     if isinstance(outputs, list) and outputs and isinstance(outputs[0], Mapping):
         value = outputs[0].get("text")
