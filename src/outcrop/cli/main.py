@@ -81,7 +81,12 @@ def build_settings(
         invocation_log=InvocationLogSettings.model_validate(logging_),
         sagemaker=settings.sagemaker,
         embeddings=settings.embeddings,
+        **{name: getattr(settings, name) for name in SECURITY_SECTIONS},
     )
+
+
+SECURITY_SECTIONS = ("auth", "principals", "policies", "quotas", "faults", "limits", "admin")
+"""Settings sections the command-line flags never change."""
 
 
 @app.command()

@@ -26,12 +26,15 @@ from outcrop.config import Settings
 from outcrop.engines.base import Engine
 from outcrop.engines.embeddings import BertEmbedder
 from outcrop.engines.factory import build_engine
+from outcrop.gateway import security
 from outcrop.gateway.asgi import (
+    AbortConnection,
     BodyTooLarge,
     ClientGone,
     Receive,
     Scope,
     Send,
+    abort_response,
     encode_headers,
     http_date,
     read_body,
@@ -124,7 +127,7 @@ class OutcropApp:
             "sagemaker-runtime", self.sagemaker.operations(), internal_error=InternalStreamFailure
         )
         self.interceptors: list[Interceptor] = []
-        self.metrics = Metrics(self.engines)
+        self.metrics = Metrics(self.engines, settings.aliases)
         self.interceptors.append(self.metrics)
         self.invocation_log = InvocationLog.from_settings(settings.invocation_log)
         if self.invocation_log is not None:
@@ -135,6 +138,7 @@ class OutcropApp:
         self.local_routes[("GET", "/metrics")] = self.metrics.route
         EndpointAdmin(self.sagemaker).attach(self.local_routes)
         self._start_tasks: list[asyncio.Task[None]] = []
+        self.faults = security.install(settings, self.interceptors, self.local_routes, self.engines)
 
     def add_service(
         self,
@@ -193,6 +197,9 @@ class OutcropApp:
         try:
             await self._handle(scope, receive, send, request_id, base_headers)
         except ClientGone:
+            return
+        except AbortConnection as abort:
+            await abort_response(send, abort.response_started, base_headers)
             return
         except AwsError as err:
             await self._send_error(send, err, base_headers)
@@ -253,6 +260,10 @@ class OutcropApp:
             body,
             service=str(binding.spec.model.service_name),
             headers=tuple(headers),
+            method=method,
+            raw_path=path,
+            query=scope.get("query_string", b"").decode("latin-1"),
+            scheme=str(scope.get("scheme", "http")),
         )
         try:
             handler = binding.operations.get(bound.name)

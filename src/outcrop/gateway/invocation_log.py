@@ -10,11 +10,11 @@ and an `output` object (`outputContentType`, `outputTokenCount`, `outputBodyJson
 them (the model's chunk objects for InvokeModelWithResponseStream, `{eventType: payload}` for
 other streams; unverified against a real ConverseStream log).
 
-Outcrop has no accounts: `identity.arn` and `accountId` come from `ctx.state["principal_arn"]`
-and `ctx.state["account_id"]` when an authentication interceptor put them there; otherwise
-`identity` names the access key the request was signed with and `accountId` is omitted.
-`region` is the SigV4 credential scope's. Invocations of the runtime services are logged (for
-SageMaker Runtime, `modelId` is the endpoint name); Bedrock control-plane calls are not.
+`identity.arn`, `accountId` and `region` come from the `Identity` the authentication
+interceptor leaves in `ctx.state["identity"]` (gateway/auth.py); a call refused before that
+names the access key it was signed with, and the region of its SigV4 credential scope.
+Invocations of the runtime services are logged (for SageMaker Runtime, `modelId` is the
+endpoint name); Bedrock control-plane calls are not.
 """
 
 from __future__ import annotations
@@ -64,10 +64,12 @@ def invocation_entry(
         "schemaVersion": SCHEMA_VERSION,
         "timestamp": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
-    account = ctx.state.get("account_id")
-    if account is not None:
+    identity = ctx.state.get("identity")
+    account = getattr(identity, "account_id", "")
+    if account:
         entry["accountId"] = str(account)
-    entry["identity"] = _identity(ctx, access_key)
+    entry["identity"] = _identity(identity, access_key)
+    region = getattr(identity, "region", None) or region
     if region is not None:
         entry["region"] = region
     entry["requestId"] = ctx.request_id
@@ -166,9 +168,9 @@ async def _capture(
         await frames.aclose()
 
 
-def _identity(ctx: RequestContext, access_key: str | None) -> dict[str, str]:
-    arn = ctx.state.get("principal_arn")
-    if arn is not None:
+def _identity(identity: object, access_key: str | None) -> dict[str, str]:
+    arn = getattr(identity, "principal", None)
+    if arn:
         return {"arn": str(arn)}
     return {"accessKeyId": access_key} if access_key is not None else {}
 

@@ -1,9 +1,10 @@
 """Prometheus metrics for `GET /metrics`, named after Bedrock's CloudWatch runtime metrics.
 
 Each CloudWatch metric of the `AWS/Bedrock` namespace becomes a Prometheus metric in snake case
-under the `outcrop_` prefix, labelled by `model` (the base model ID the request resolved to, or
-`unknown` when it did not resolve, which keeps the label set bounded; the endpoint name for
-SageMaker Runtime) and `operation`. Only the runtime services' operations count (not the
+under the `outcrop_` prefix, labelled by `model` (the base model ID the request resolved to or,
+for a call refused before that, e.g. throttled, the known base model its identifier names;
+`unknown` otherwise, which keeps the label set bounded; the endpoint name for SageMaker
+Runtime) and `operation`. Only the runtime services' operations count (not the
 Bedrock control plane's):
 
 | CloudWatch               | Prometheus                                      | type      |
@@ -37,6 +38,8 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from outcrop.catalog.foundation import foundation_models
+from outcrop.catalog.identifiers import parse_identifier
 from outcrop.engines.base import Engine
 from outcrop.gateway.interceptors import BaseInterceptor
 from outcrop.services.base import RequestContext, Response
@@ -102,7 +105,10 @@ class _EngineCollector(Collector):
 class Metrics(BaseInterceptor):
     """The metrics interceptor and the `/metrics` route; one registry per application."""
 
-    def __init__(self, engines: Mapping[str, Engine]) -> None:
+    def __init__(
+        self, engines: Mapping[str, Engine], aliases: Mapping[str, str] | None = None
+    ) -> None:
+        self.aliases = dict(aliases or {})
         self.registry = CollectorRegistry()
         r = self.registry
         self.invocations = Counter(
@@ -179,7 +185,7 @@ class Metrics(BaseInterceptor):
     async def _counted(
         self, ctx: RequestContext, frames: AsyncGenerator[bytes, None]
     ) -> AsyncGenerator[bytes, None]:
-        gauge = self.active_streams.labels(_model(ctx), ctx.operation)
+        gauge = self.active_streams.labels(model_label(ctx, self.aliases), ctx.operation)
         gauge.inc()
         try:
             async with aclosing(frames) as stream:
@@ -192,7 +198,7 @@ class Metrics(BaseInterceptor):
         if ctx.service not in RUNTIME_SERVICES:
             return
         record = ctx.record
-        labels = (_model(ctx), ctx.operation)
+        labels = (model_label(ctx, self.aliases), ctx.operation)
         if record.input_tokens:
             self.input_tokens.labels(*labels).inc(record.input_tokens)
         if record.output_tokens:
@@ -222,5 +228,14 @@ class Metrics(BaseInterceptor):
         return Response(self.exposition(), [("Content-Type", CONTENT_TYPE_LATEST)])
 
 
-def _model(ctx: RequestContext) -> str:
-    return ctx.record.model_id or UNKNOWN_MODEL
+def model_label(ctx: RequestContext, aliases: Mapping[str, str]) -> str:
+    """The model a call counts under: what the operation resolved, else (for calls refused
+    before it ran, e.g. throttled) the known base model its identifier names, else `unknown`."""
+    if ctx.record.model_id:
+        return ctx.record.model_id
+    identifier = ctx.params.get("modelId")
+    if identifier is not None:
+        ref = parse_identifier(str(identifier), aliases)
+        if ref is not None and ref.base_model_id in foundation_models():
+            return ref.base_model_id
+    return UNKNOWN_MODEL

@@ -23,10 +23,17 @@ from outcrop.engines.base import (
     EngineError,
     EngineNotReady,
     EngineRequestError,
+    EngineTimeout,
     EngineUnavailable,
 )
 from outcrop.engines.embeddings import BertEmbedder, EmbeddingEngine
-from outcrop.services.base import Operation, RequestContext, Response, StreamResponse
+from outcrop.services.base import (
+    Operation,
+    RequestContext,
+    Response,
+    StreamResponse,
+    admit,
+)
 from outcrop.services.embeddings import EmbeddingService, is_embedding_model
 from outcrop.types import Finish, GenerationEvent, GenerationRequest, Usage
 from outcrop.wire import eventstream
@@ -35,12 +42,17 @@ from outcrop.wire.errors import (
     ModelErrorException,
     ModelNotReadyException,
     ModelStreamErrorException,
+    ModelTimeoutException,
     NotImplementedYet,
     ServiceUnavailableException,
     ValidationException,
 )
 
 INVALID_MODEL = "The provided model identifier is invalid."
+# AWS's documented description of ModelTimeoutException.
+MODEL_TIMEOUT = (
+    "The request took too long to process. Processing time exceeded the model timeout length."
+)
 # Verbatim from Bedrock (issue aws-samples/amazon-bedrock-client-for-mac#112).
 STREAMING_UNSUPPORTED = "The model is unsupported for streaming."
 JSON_TYPES = ("application/json", "*/*", "application/*")
@@ -183,6 +195,13 @@ class BedrockRuntime:
         call = InvokeCall(ctx.request_id, resolved.model.model_id, streaming)
         invocation = dialect.parse(body, call)
         engine = self.engines[resolved.engine]
+        request = invocation.request
+        admit(
+            ctx,
+            resolved.model.model_id,
+            lambda: count_input_tokens(engine, request, resolved.model.model_id),
+            request.sampling.max_tokens,
+        )
         return resolved, invocation, engine
 
     def resolve(self, identifier: str) -> ResolvedModel:
@@ -249,6 +268,8 @@ def _provider_model_name(resolved: ResolvedModel) -> str:
 def translate_engine_error(exc: EngineError, *, started: bool, resource: str) -> AwsError:
     """The Bedrock error for an engine failure, before (HTTP error) or after the first event
     (exception frame)."""
+    if isinstance(exc, EngineTimeout):
+        return ModelTimeoutException(MODEL_TIMEOUT)
     if isinstance(exc, EngineNotReady):
         return ModelNotReadyException(
             "Model is not ready for inference. Wait and try your request again."

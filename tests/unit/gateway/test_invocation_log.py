@@ -7,8 +7,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
 from outcrop.config import InvocationLogSettings, ScriptedSettings, Settings
 from outcrop.gateway.app import OutcropApp
+from outcrop.gateway.auth import Identity
 from outcrop.gateway.invocation_log import invocation_entry
 from outcrop.services.base import RequestContext
 from tests.asgi_driver import call
@@ -24,6 +29,16 @@ AUTH = (
     "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20250101/eu-west-3/bedrock/aws4_request, "
     "SignedHeaders=host;x-amz-date, Signature=abc"
 )
+
+
+def _signed(path: str) -> list[tuple[str, str]]:
+    """Headers of a request signed by botocore for eu-west-3 (as boto3 would send them)."""
+    request = AWSRequest(
+        "POST", f"http://localhost{path}", data=BODY, headers={"Content-Type": "application/json"}
+    )
+    credentials = Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+    SigV4Auth(credentials, "bedrock", "eu-west-3").add_auth(request)
+    return [("Host", "localhost"), *request.headers.items()]
 
 
 def _app(path: Path, include_bodies: bool) -> OutcropApp:
@@ -44,8 +59,7 @@ def _lines(path: Path) -> list[dict[str, Any]]:
 async def test_one_entry_per_invocation_without_bodies(tmp_path: Path) -> None:
     log = tmp_path / "invocations.jsonl"
     app = _app(log, include_bodies=False)
-    headers = [("Authorization", AUTH), ("Content-Type", "application/json")]
-    ok = await call(app, "POST", f"/model/{HAIKU}/invoke", BODY, headers)
+    ok = await call(app, "POST", f"/model/{HAIKU}/invoke", BODY, _signed(f"/model/{HAIKU}/invoke"))
     stream = await call(app, "POST", f"/model/us.{HAIKU}/invoke-with-response-stream", BODY)
     bad = await call(app, "POST", "/model/nobody.x/invoke", BODY)
     await app.close()
@@ -56,7 +70,9 @@ async def test_one_entry_per_invocation_without_bodies(tmp_path: Path) -> None:
     assert first["requestId"] == ok.headers["x-amzn-requestid"]
     assert first["operation"] == "InvokeModel"
     assert first["modelId"] == HAIKU
-    assert first["identity"] == {"accessKeyId": "AKIDEXAMPLE"}
+    # Open mode: the authenticator names the caller after its access key.
+    assert first["identity"]["arn"].startswith("arn:aws:iam::")
+    assert first["identity"]["arn"].endswith("AKIDEXAMPLE")
     assert first["region"] == "eu-west-3"
     assert first["input"] == {
         "inputContentType": "application/json",
@@ -108,13 +124,25 @@ async def test_bodies_when_configured(tmp_path: Path) -> None:
     )
 
 
-def test_principal_from_an_authentication_interceptor() -> None:
+def test_principal_from_the_authentication_interceptor() -> None:
     ctx = RequestContext("r-1", "InvokeModel", {"modelId": HAIKU}, BODY)
-    ctx.state["principal_arn"] = "arn:aws:iam::123456789012:user/alice"
-    ctx.state["account_id"] = "123456789012"
+    ctx.state["identity"] = Identity(
+        "arn:aws:iam::123456789012:user/alice", "sigv4", "eu-west-1", "AKIDALICE"
+    )
     ctx.record.error_code = "AccessDeniedException"
     entry = invocation_entry(ctx, now=1_700_000_000.0, include_bodies=False)
     assert entry["identity"] == {"arn": "arn:aws:iam::123456789012:user/alice"}
     assert entry["accountId"] == "123456789012"
-    assert "region" not in entry
+    assert entry["region"] == "eu-west-1"
     assert entry["errorCode"] == "AccessDeniedException"
+
+
+def test_refused_before_authentication_names_the_access_key() -> None:
+    ctx = RequestContext(
+        "r-2", "InvokeModel", {"modelId": HAIKU}, BODY, headers=(("Authorization", AUTH),)
+    )
+    ctx.record.error_code = "UnrecognizedClientException"
+    entry = invocation_entry(ctx, now=1_700_000_000.0, include_bodies=False)
+    assert entry["identity"] == {"accessKeyId": "AKIDEXAMPLE"}
+    assert entry["region"] == "eu-west-3"
+    assert "accountId" not in entry
