@@ -66,12 +66,19 @@ class LlamaCppSettings(_Strict):
     n_threads: int | None = Field(None, ge=1)
 
 
+class ScriptedToolCallSettings(_Strict):
+    name: str
+    arguments: str = "{}"  # JSON text of the call's input object
+
+
 class ScriptedSettings(_Strict):
     type: Literal["scripted"]
     text: str | None = None
     token_count: int | None = Field(None, ge=1)
     delay_ms: float = Field(0.0, ge=0)
     first_token_delay_ms: float = Field(0.0, ge=0)
+    reasoning: str | None = None  # reasoning text when a request asks for reasoning
+    tool_calls: list[ScriptedToolCallSettings] | None = None  # calls made when tools are offered
 
 
 EngineSettings = Annotated[LlamaCppSettings | ScriptedSettings, Field(discriminator="type")]
