@@ -39,6 +39,7 @@ from outcrop.gateway.asgi import (
 from outcrop.gateway.interceptors import Interceptor
 from outcrop.services.base import Operation, RequestContext, Response
 from outcrop.services.bedrock_runtime import BedrockRuntime
+from outcrop.services.converse import ConverseOperations
 from outcrop.wire import eventstream
 from outcrop.wire.errors import (
     AwsError,
@@ -107,7 +108,10 @@ class OutcropApp:
         self.resolver = Resolver(routes=routes, aliases=dict(settings.aliases))
         self.bedrock = BedrockRuntime(self.resolver, self.engines)
         self.services: list[ServiceBinding] = []
-        self.add_service("bedrock-runtime", self.bedrock.operations())
+        self.add_service(
+            "bedrock-runtime",
+            {**self.bedrock.operations(), **ConverseOperations(self.bedrock).operations()},
+        )
         self.interceptors: list[Interceptor] = []
         self.local_routes: dict[tuple[str, str], LocalHandler] = {
             ("GET", "/_outcrop/health"): self._health_route,
