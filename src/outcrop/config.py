@@ -79,6 +79,7 @@ class ScriptedSettings(_Strict):
     first_token_delay_ms: float = Field(0.0, ge=0)
     reasoning: str | None = None  # reasoning text when a request asks for reasoning
     tool_calls: list[ScriptedToolCallSettings] | None = None  # calls made when tools are offered
+    fail_after_tokens: int | None = Field(None, ge=0)
 
 
 EngineSettings = Annotated[LlamaCppSettings | ScriptedSettings, Field(discriminator="type")]

@@ -23,6 +23,11 @@ from outcrop.config import (
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
 
+@app.callback()
+def _root() -> None:
+    """Outcrop: Amazon Bedrock Runtime on local models, over the exact AWS wire protocol."""
+
+
 class EngineKind(StrEnum):
     llamacpp = "llamacpp"
     scripted = "scripted"

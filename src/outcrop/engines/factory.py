@@ -19,6 +19,7 @@ def build_engine(name: str, settings: EngineSettings) -> Engine:
                 tool_calls=None
                 if settings.tool_calls is None
                 else tuple(ScriptedToolCall(c.name, c.arguments) for c in settings.tool_calls),
+                fail_after_tokens=settings.fail_after_tokens,
             ),
             name=name,
         )

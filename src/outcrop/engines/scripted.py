@@ -17,6 +17,8 @@ choice) or else the first offered tool, with arguments built from the tool's JSO
 (`schema_example`). Argument JSON streams in fragments (one token each), the first fragment of
 each call empty as on Bedrock; the generation ends with `StopReason.TOOL_USE`. When calling
 tools, answer text comes first only if `text` is configured.
+
+`fail_after_tokens` makes it fail like a broken model after that many tokens (0: before any).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from outcrop.engines.base import Engine
+from outcrop.engines.base import Engine, EngineError
 from outcrop.types import (
     EngineHealth,
     Finish,
@@ -67,6 +69,7 @@ class ScriptedConfig:
     """Reasoning text emitted when a request asks for reasoning (None: a default text)."""
     tool_calls: tuple[ScriptedToolCall, ...] | None = None
     """Tool calls made when tools are offered (None: one call derived from the tool schema)."""
+    fail_after_tokens: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +105,13 @@ class ScriptedEngine(Engine):
         tokens = tokenize(text) or ["."]
         wanted = self.config.token_count
         if wanted is not None:
-            tokens = [tokens[i % len(tokens)] for i in range(wanted)]
+            base = tokens
+            tokens = [
+                base[i % len(base)]
+                if i < len(base) or base[i % len(base)][:1].isspace()
+                else " " + base[i % len(base)]
+                for i in range(wanted)
+            ]
         return tokens
 
     def reasoning_tokens(self, request: GenerationRequest) -> list[str]:
@@ -153,6 +162,8 @@ class ScriptedEngine(Engine):
         stop_reason = StopReason.TOOL_USE if calls_tools else StopReason.END_TURN
         matched: str | None = None
         for index, step in enumerate(steps):
+            if self.config.fail_after_tokens is not None and index >= self.config.fail_after_tokens:
+                raise EngineError(f"scripted failure after {index} tokens")
             if step.tokens and produced >= sampling.max_tokens:
                 stop_reason = StopReason.MAX_TOKENS
                 break
@@ -166,16 +177,18 @@ class ScriptedEngine(Engine):
             if step.kind == "reasoning":
                 yield TokenEvent(step.text, kind="reasoning")
                 continue
-            candidate = emitted + step.text
-            hit = _first_stop(candidate, len(emitted), sampling.stop_sequences)
+            hit = None
+            if sampling.stop_sequences:
+                candidate = emitted + step.text
+                hit = _first_stop(candidate, len(emitted), sampling.stop_sequences)
+                emitted = candidate
             if hit is not None:
                 position, matched = hit
-                piece = candidate[len(emitted) : position]
+                piece = step.text[: max(0, position - (len(emitted) - len(step.text)))]
                 if piece:
                     yield TokenEvent(piece)
                 stop_reason = StopReason.STOP_SEQUENCE
                 break
-            emitted = candidate
             yield TokenEvent(step.text)
         yield Finish(stop_reason, input_tokens, produced, matched)
 

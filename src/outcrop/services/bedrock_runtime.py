@@ -110,31 +110,32 @@ class BedrockRuntime:
             async with aclosing(events):
                 for obj in encoder.start():
                     yield eventstream.chunk_frame(obj)
-                pending: GenerationEvent | None = first
+                event: GenerationEvent = first
+                rest = aiter(events)
                 while True:
-                    event = pending if pending is not None else await _next_or_none(events)
-                    pending = None
-                    if event is None:
-                        raise ModelStreamErrorException(
-                            "The engine ended the stream without finishing.",
-                            original_status_code=500,
-                        )
                     if isinstance(event, TokenEvent):
                         if first_byte_ms is None:
                             first_byte_ms = ctx.elapsed_ms()
                         for obj in encoder.text(event.text):
                             yield eventstream.chunk_frame(obj)
-                        continue
-                    total = ctx.elapsed_ms()
-                    usage = Usage(
-                        event.input_tokens,
-                        event.output_tokens,
-                        total,
-                        first_byte_ms if first_byte_ms is not None else total,
-                    )
-                    for obj in encoder.finish(event, usage):
-                        yield eventstream.chunk_frame(obj)
-                    return
+                    else:
+                        total = ctx.elapsed_ms()
+                        usage = Usage(
+                            event.input_tokens,
+                            event.output_tokens,
+                            total,
+                            first_byte_ms if first_byte_ms is not None else total,
+                        )
+                        for obj in encoder.finish(event, usage):
+                            yield eventstream.chunk_frame(obj)
+                        return
+                    try:
+                        event = await anext(rest)
+                    except StopAsyncIteration:
+                        raise ModelStreamErrorException(
+                            "The engine ended the stream without finishing.",
+                            original_status_code=500,
+                        ) from None
 
         headers = [
             ("Content-Type", "application/vnd.amazon.eventstream"),
@@ -260,10 +261,3 @@ async def _first_event(events: AsyncGenerator[GenerationEvent, None]) -> Generat
         raise ModelErrorException(
             "The engine produced no output.", original_status_code=500
         ) from None
-
-
-async def _next_or_none(events: AsyncGenerator[GenerationEvent, None]) -> GenerationEvent | None:
-    try:
-        return await anext(events)
-    except StopAsyncIteration:
-        return None

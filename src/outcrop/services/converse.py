@@ -20,6 +20,8 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from outcrop.catalog.resolver import ResolvedModel
 from outcrop.dialects.converse import (
     ConverseEncoder,
@@ -36,7 +38,6 @@ from outcrop.services.bedrock_runtime import (
     BedrockRuntime,
     _first_event,
     _guarded,
-    _next_or_none,
     _provider_model_name,
     decode_json_body,
 )
@@ -125,15 +126,9 @@ class ConverseOperations:
             async with aclosing(run):
                 for kind, payload in encoder.start():
                     yield event_frame(kind, payload)
-                pending: GenerationEvent | None = first
+                event: GenerationEvent = first
+                rest = aiter(run)
                 while True:
-                    event = pending if pending is not None else await _next_or_none(run)
-                    pending = None
-                    if event is None:
-                        raise ModelStreamErrorException(
-                            "The engine ended the stream without finishing.",
-                            original_status_code=500,
-                        )
                     if isinstance(event, Finish):
                         text = "".join(pieces)
                         for kind, payload in self._finish(ctx, prepared, encoder, event, text):
@@ -143,6 +138,13 @@ class ConverseOperations:
                         ctx.record.first_byte_ms = ctx.elapsed_ms()
                     for kind, payload in self._encode(encoder, event, pieces):
                         yield event_frame(kind, payload)
+                    try:
+                        event = await anext(rest)
+                    except StopAsyncIteration:
+                        raise ModelStreamErrorException(
+                            "The engine ended the stream without finishing.",
+                            original_status_code=500,
+                        ) from None
 
         return StreamResponse([("Content-Type", "application/vnd.amazon.eventstream")], frames())
 
@@ -244,5 +246,4 @@ def event_frame(kind: str, payload: Mapping[str, Any]) -> bytes:
     """One ConverseStream event frame: the payload structure plus Bedrock's `p` padding, keys
     sorted as in real traffic."""
     body = {**payload, "p": eventstream.padding()}
-    data = json.dumps(body, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
-    return eventstream.event_frame(kind, data.encode())
+    return eventstream.event_frame(kind, orjson.dumps(body, option=orjson.OPT_SORT_KEYS))

@@ -9,11 +9,13 @@ follows real Bedrock (`:event-type`, `:content-type`, `:message-type`).
 from __future__ import annotations
 
 import base64
-import json
 import random
+from functools import cache
 from typing import Any
 
-from smithy_aws_event_stream.events import EventMessage
+import orjson
+from smithy_aws_event_stream.events import EventHeaderEncoder, EventMessage
+from smithy_aws_event_stream.events import _EventEncoder as _FrameEncoder
 
 from outcrop.wire.errors import AwsError
 
@@ -21,22 +23,35 @@ JSON = "application/json"
 _PAD_ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
 
+_PADS = [_PAD_ALPHABET[:n] for n in range(1, len(_PAD_ALPHABET) + 1)]
+
+
 def padding(rng: random.Random | None = None) -> str:
     """Bedrock's `p` field: a prefix of the alphanumeric alphabet of random length (1-62)."""
-    n = (rng or random).randint(1, len(_PAD_ALPHABET))
-    return _PAD_ALPHABET[:n]
+    return (rng or random).choice(_PADS)
 
 
 def event_frame(event_type: str, payload: bytes, content_type: str = JSON) -> bytes:
-    """One `:message-type: event` frame."""
-    return EventMessage(
-        headers={
-            ":event-type": event_type,
-            ":content-type": content_type,
-            ":message-type": "event",
-        },
-        payload=payload,
-    ).encode()
+    """One `:message-type: event` frame.
+
+    Every frame of a stream has the same headers, so their encoding (by the library's header
+    encoder) is cached, and the library's frame encoder adds the prelude and CRCs. This is the
+    hot path of streaming; `smithy-aws-event-stream` is pinned, since `_EventEncoder` is
+    private, and the unit tests check the bytes against the reference vector.
+    """
+    return _FRAMES.encode_bytes(headers=_event_headers(event_type, content_type), payload=payload)
+
+
+_FRAMES = _FrameEncoder()
+
+
+@cache
+def _event_headers(event_type: str, content_type: str) -> bytes:
+    encoder = EventHeaderEncoder()
+    encoder.encode_headers(
+        {":event-type": event_type, ":content-type": content_type, ":message-type": "event"}
+    )
+    return encoder.get_result()
 
 
 def json_event_frame(event_type: str, body: dict[str, Any], *, pad: bool = True) -> bytes:
@@ -48,11 +63,14 @@ def json_event_frame(event_type: str, body: dict[str, Any], *, pad: bool = True)
 
 def chunk_frame(model_object: dict[str, Any], *, pad: bool = True) -> bytes:
     """A Bedrock `chunk` event carrying one complete model JSON object, base64-encoded."""
-    encoded = base64.b64encode(_dumps(model_object)).decode("ascii")
-    envelope: dict[str, Any] = {"bytes": encoded}
+    encoded = base64.b64encode(_dumps(model_object))
+    # Base64 and the padding alphabet need no JSON escaping, so the envelope is assembled
+    # directly: this is the hot path of every stream.
     if pad:
-        envelope["p"] = padding()
-    return event_frame("chunk", _dumps(envelope))
+        envelope = b'{"bytes":"' + encoded + b'","p":"' + padding().encode() + b'"}'
+    else:
+        envelope = b'{"bytes":"' + encoded + b'"}'
+    return event_frame("chunk", envelope)
 
 
 def exception_frame(error: AwsError) -> bytes:
@@ -76,4 +94,4 @@ def error_frame(code: str, message: str) -> bytes:
 
 
 def _dumps(obj: dict[str, Any]) -> bytes:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+    return orjson.dumps(obj)
