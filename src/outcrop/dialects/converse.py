@@ -400,7 +400,6 @@ class ConverseEncoder:
         """Anthropic models close a reasoning block with a `signature` delta."""
         self._block: _Block | None = None
         self._next_index = 0
-        self._tool_ids: dict[str, str] = {}
         self._tool_arguments: dict[str, list[str]] = {}
 
     def start(self) -> list[ConverseEvent]:
@@ -422,15 +421,16 @@ class ConverseEncoder:
     def tool_call(self, event: ToolCallEvent) -> list[ConverseEvent]:
         events: list[ConverseEvent] = []
         block = self._block
-        if block is None or block.kind != "tool" or block.call_id != event.call_id:
+        opened = block is None or block.kind != "tool" or block.call_id != event.call_id
+        if opened:
             self._close(events)
             block = self._new_block("tool", event.call_id)
-            provider_id = tool_use_id()
-            self._tool_ids[event.call_id] = provider_id
             self._tool_arguments[event.call_id] = block.arguments
-            start = {"toolUse": {"name": event.name, "toolUseId": provider_id}}
+            start = {"toolUse": {"name": event.name, "toolUseId": tool_use_id()}}
             events.append(("contentBlockStart", {"contentBlockIndex": block.index, "start": start}))
-        if event.arguments:
+        assert block is not None
+        # An empty fragment is passed on only as a call's first delta (Claude sends one).
+        if event.arguments or opened:
             block.arguments.append(event.arguments)
             delta = {"toolUse": {"input": event.arguments}}
             events.append(("contentBlockDelta", {"contentBlockIndex": block.index, "delta": delta}))

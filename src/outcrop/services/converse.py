@@ -176,7 +176,7 @@ class ConverseOperations:
             raise ValidationException(str(exc)) from None
         ctx.record.input_tokens = tokens
         return Response(
-            json.dumps({"inputTokens": tokens}).encode(), [("Content-Type", "application/json")]
+            json.dumps({"inputTokens": tokens}, separators=(",", ":")).encode(), [("Content-Type", "application/json")]
         )
 
     # -- shared steps ------------------------------------------------------------------------

@@ -156,8 +156,9 @@ def _string(shape: Shape, value: str, path: str) -> Iterator[str]:
         yield _violation(value, path, f"Member must satisfy enum value set: [{', '.join(enum)}]")
     yield from _length(value, path, shape.metadata)
     pattern = shape.metadata.get("pattern")
-    # Smithy patterns are not implicitly anchored: a match anywhere satisfies them.
-    if pattern and _compiled(pattern).search(value) is None:
+    # AWS matches the whole value (Bedrock refuses the tool name 'Complete Session' for the
+    # pattern [a-zA-Z0-9_-]+, per a public report quoting its ValidationException).
+    if pattern and _compiled(pattern).fullmatch(value) is None:
         yield _violation(value, path, f"Member must satisfy regular expression pattern: {pattern}")
 
 
