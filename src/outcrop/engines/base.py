@@ -58,7 +58,11 @@ class Engine(abc.ABC):
         return 0
 
 
-class ContextWindowExceeded(EngineError):
+class EngineRequestError(EngineError):
+    """The request, not the engine, is at fault (e.g. a conversation the template rejects)."""
+
+
+class ContextWindowExceeded(EngineRequestError):
     """The prompt plus the requested output does not fit the model's context window."""
 
     def __init__(self, prompt_tokens: int, max_tokens: int, context_window: int) -> None:

@@ -25,7 +25,7 @@ from typing import Any
 import jinja2
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-from outcrop.engines.base import EngineError
+from outcrop.engines.base import EngineRequestError
 from outcrop.types import ChatMessage, GenerationRequest, Role
 
 ChatTemplate = Callable[[Sequence[ChatMessage]], str]
@@ -35,7 +35,7 @@ GGUF_TEMPLATE_KEY = "tokenizer.chat_template"
 GGUF_ARCHITECTURE_KEY = "general.architecture"
 
 
-class ChatTemplateError(EngineError):
+class ChatTemplateError(EngineRequestError):
     """The model's chat template rejected the conversation (for example, roles that do not
     alternate) or could not be rendered. The request is at fault, not the engine."""
 

@@ -22,6 +22,7 @@ from outcrop.engines.base import (
     Engine,
     EngineError,
     EngineNotReady,
+    EngineRequestError,
     EngineUnavailable,
 )
 from outcrop.services.base import Operation, RequestContext, Response, StreamResponse
@@ -98,7 +99,7 @@ class BedrockRuntime:
                 f"The model {resolved.model.model_id} does not support streaming."
             )
         model_name = _provider_model_name(resolved)
-        input_tokens = engine.count_tokens(request)
+        input_tokens = count_input_tokens(engine, request, resolved.model.model_id)
         events = _guarded(engine, request, resolved)
         # Pull the first event before answering 200, so that failures before the first byte
         # (model not ready, context window, engine down) are HTTP errors as on Bedrock.
@@ -214,43 +215,52 @@ def _provider_model_name(resolved: ResolvedModel) -> str:
     return resolved.model.provider_model_name or resolved.model.model_id
 
 
+def translate_engine_error(exc: EngineError, *, started: bool, resource: str) -> AwsError:
+    """The Bedrock error for an engine failure, before (HTTP error) or after the first event
+    (exception frame)."""
+    if isinstance(exc, EngineNotReady):
+        return ModelNotReadyException(
+            "Model is not ready for inference. Wait and try your request again."
+        )
+    if isinstance(exc, ContextWindowExceeded):
+        return ValidationException("Input is too long for requested model.")
+    if isinstance(exc, EngineRequestError):
+        return ValidationException(str(exc))
+    if isinstance(exc, EngineUnavailable):
+        return ServiceUnavailableException(f"Bedrock is unable to process your request. {exc}")
+    if started:
+        return ModelStreamErrorException(
+            f"The model failed while streaming: {exc}",
+            original_status_code=500,
+            original_message=str(exc),
+        )
+    return ModelErrorException(
+        f"The model failed to process the request: {exc}",
+        original_status_code=500,
+        resource_name=resource,
+    )
+
+
+def count_input_tokens(engine: Engine, request: GenerationRequest, resource: str) -> int:
+    try:
+        return engine.count_tokens(request)
+    except EngineError as exc:
+        raise translate_engine_error(exc, started=False, resource=resource) from None
+
+
 async def _guarded(
     engine: Engine, request: GenerationRequest, resolved: ResolvedModel
 ) -> AsyncGenerator[GenerationEvent, None]:
-    """Engine events, with engine failures translated to Bedrock's errors.
-
-    Before the first event a failure is ModelError / ModelNotReady / ServiceUnavailable (sent
-    as HTTP errors); after it, ModelStreamErrorException (an exception frame when streaming).
-    """
+    """Engine events, with engine failures translated by `translate_engine_error`."""
     started = False
     try:
         async with aclosing(engine.generate(request)) as events:
             async for event in events:
                 started = True
                 yield event
-    except AwsError:
-        raise
-    except EngineNotReady:
-        raise ModelNotReadyException(
-            "Model is not ready for inference. Wait and try your request again."
-        ) from None
-    except ContextWindowExceeded:
-        raise ValidationException("Input is too long for requested model.") from None
-    except EngineUnavailable as exc:
-        raise ServiceUnavailableException(
-            f"Bedrock is unable to process your request. {exc}"
-        ) from None
     except EngineError as exc:
-        if started:
-            raise ModelStreamErrorException(
-                f"The model failed while streaming: {exc}",
-                original_status_code=500,
-                original_message=str(exc),
-            ) from None
-        raise ModelErrorException(
-            f"The model failed to process the request: {exc}",
-            original_status_code=500,
-            resource_name=resolved.model.model_id,
+        raise translate_engine_error(
+            exc, started=started, resource=resolved.model.model_id
         ) from None
 
 
