@@ -88,7 +88,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         yield proc
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def bedrock(server: ServerProcess) -> Any:
     return boto3.client(
         "bedrock-runtime",
@@ -162,15 +162,17 @@ def folded_response(response: dict[str, Any]) -> dict[str, Any]:
 
 
 def raw_post(server: ServerProcess, path: str, body: Any) -> tuple[int, dict[str, str], Any]:
+    """POST a body as a client without an SDK would (no client-side validation)."""
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
     request = urllib.request.Request(
         server.url + path, data=data, headers={"Content-Type": "application/json"}
     )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, dict(response.headers), json.loads(response.read())
+            headers = {k.lower(): v for k, v in response.headers.items()}
+            return response.status, headers, json.loads(response.read())
     except urllib.error.HTTPError as err:
-        return err.code, dict(err.headers), json.loads(err.read())
+        return err.code, {k.lower(): v for k, v in err.headers.items()}, json.loads(err.read())
 
 
 def client_error(call: Any, **kwargs: Any) -> ClientError:
@@ -196,7 +198,7 @@ def test_converse_text(bedrock: Any) -> None:
     }
     assert response["stopReason"] == "end_turn"
     usage = response["usage"]
-    assert usage["outputTokens"] == 5
+    assert usage["outputTokens"] == 4  # "Echo", ":", " Hello", " there"
     assert usage["totalTokens"] == usage["inputTokens"] + usage["outputTokens"]
     assert isinstance(response["metrics"]["latencyMs"], int)
 
@@ -266,7 +268,11 @@ def test_echoes_performance_config_and_service_tier(bedrock: Any) -> None:
 
 
 def test_converse_serves_every_text_model_id(bedrock: Any) -> None:
-    models = [m for m in foundation_models().values() if "TEXT" in m.output_modalities]
+    models = [
+        m
+        for m in foundation_models().values()
+        if "TEXT" in m.output_modalities and m.model_id != BROKEN
+    ]
     assert len(models) > 40
     for model in models:
         model_id = model.model_id if model.on_demand else f"us.{model.model_id}"
@@ -472,7 +478,7 @@ def test_shape_errors_from_raw_requests(server: ServerProcess) -> None:
         {"messages": [user("x")], "inferenceConfig": {"maxTokens": 0}},
     )
     assert status == 400
-    assert headers["X-Amzn-ErrorType"].startswith("ValidationException:")
+    assert headers["x-amzn-errortype"].startswith("ValidationException:")
     assert body == {
         "message": "1 validation error detected: Value '0' at 'inferenceConfig.maxTokens' failed "
         "to satisfy constraint: Member must have value greater than or equal to 1"

@@ -32,7 +32,7 @@ from outcrop.dialects.converse import (
     response_fields,
 )
 from outcrop.dialects.registry import DIALECTS
-from outcrop.engines.base import Engine, EngineError, EngineNotReady, EngineUnavailable
+from outcrop.engines.base import Engine, EngineError, EngineNotReady
 from outcrop.services.base import Operation, RequestContext, Response, StreamResponse
 from outcrop.services.bedrock_runtime import (
     BedrockRuntime,
@@ -40,6 +40,7 @@ from outcrop.services.bedrock_runtime import (
     _guarded,
     _provider_model_name,
     decode_json_body,
+    translate_engine_error,
 )
 from outcrop.types import Finish, GenerationEvent, GenerationRequest, TokenEvent, ToolCallEvent
 from outcrop.wire import eventstream
@@ -167,17 +168,18 @@ class ConverseOperations:
         engine = self.runtime.engines[resolved.engine]
         try:
             tokens = engine.count_tokens(request)
-        except (EngineNotReady, EngineUnavailable) as exc:
-            # CountTokens models no ModelNotReadyException; 503 is what the SDKs retry.
+        except EngineNotReady as exc:
+            # CountTokens models no ModelNotReadyException; a 503 is what the SDKs retry.
             raise ServiceUnavailableException(
                 f"Bedrock is unable to process your request. {exc}"
             ) from None
-        except EngineError as exc:  # e.g. a chat template that refuses the conversation
-            raise ValidationException(str(exc)) from None
+        except EngineError as exc:
+            raise translate_engine_error(
+                exc, started=False, resource=resolved.model.model_id
+            ) from None
         ctx.record.input_tokens = tokens
-        return Response(
-            json.dumps({"inputTokens": tokens}, separators=(",", ":")).encode(), [("Content-Type", "application/json")]
-        )
+        data = json.dumps({"inputTokens": tokens}, separators=(",", ":"))
+        return Response(data.encode(), [("Content-Type", "application/json")])
 
     # -- shared steps ------------------------------------------------------------------------
 
