@@ -27,6 +27,9 @@ Behaviour worth knowing:
   shown). A `TokenEvent.token_count` is the number of tokens whose text ends in that event.
 - **Aborting.** Closing the iterator returned by `generate` (or cancelling its consumer) stops
   the worker before it evaluates another token; `aclose()` returns once the worker has stopped.
+- **Tool calls.** When a request offers tools, the prompt describes them and sampling goes
+  through a grammar derived from their JSON schemas (`tool_calls`, `tool_grammar`); the text of
+  a call is parsed back into `ToolCallEvent`s and the generation ends with `TOOL_USE`.
 - **Errors** are raised eagerly by `generate()` itself, before any event: `EngineNotReady`
   while loading, `EngineUnavailable` after a failed load or `close()`, `ContextWindowExceeded`,
   and `ChatTemplateError` when the model's template rejects the conversation.
@@ -57,6 +60,8 @@ from outcrop.engines.base import (
 )
 from outcrop.engines.chat_template import ChatTemplate, render_prompt, template_for_model
 from outcrop.engines.default_model import default_model_path
+from outcrop.engines.tool_calls import parse_tool_calls, prompt_request
+from outcrop.engines.tool_grammar import GrammarSampler, ToolGrammar, grammar_for
 from outcrop.types import (
     EngineHealth,
     Finish,
@@ -184,11 +189,14 @@ class TextAssembler:
 class _Sampler:
     """A llama.cpp sampler chain for one generation (owned by the worker thread)."""
 
-    def __init__(self, ctx: Any, sampling: SamplingParams) -> None:
+    def __init__(self, ctx: Any, sampling: SamplingParams, first: Any = None) -> None:
+        """`first`, when given, is a llama.cpp sampler run before the others (a grammar)."""
         self._ctx = ctx
         self._chain: Any = llama_cpp.llama_sampler_chain_init(
             llama_cpp.llama_sampler_chain_default_params()
         )
+        if first is not None:
+            self._add(first)
         temperature = DEFAULT_TEMPERATURE if sampling.temperature is None else sampling.temperature
         if temperature <= 0:
             self._add(llama_cpp.llama_sampler_init_greedy())
@@ -283,8 +291,16 @@ class _LlamaModel:
     def eval_token(self, token: int) -> None:
         self._llm.eval([token])
 
-    def sampler(self, sampling: SamplingParams) -> _Sampler:
-        return _Sampler(self._llm.ctx, sampling)
+    def sampler(self, sampling: SamplingParams, grammar: ToolGrammar | None = None) -> TokenSampler:
+        if grammar is None:
+            return _Sampler(self._llm.ctx, sampling)
+        constrained = llama_cpp.llama_sampler_init_grammar(
+            self._vocab, grammar.gbnf.encode(), b"root"
+        )
+        if not constrained:
+            raise EngineError("llama.cpp refused the tool-call grammar")
+        free = _Sampler(self._llm.ctx, sampling) if grammar.allows_text else None
+        return GrammarSampler(_Sampler(self._llm.ctx, sampling, constrained), free, self.piece)
 
     def close(self) -> None:
         self._llm.close()
@@ -295,7 +311,9 @@ class TokenModel(Protocol):
 
     def eval_prompt(self, tokens: Sequence[int], cancelled: threading.Event) -> bool: ...
     def eval_token(self, token: int) -> None: ...
-    def sampler(self, sampling: SamplingParams) -> TokenSampler: ...
+    def sampler(
+        self, sampling: SamplingParams, grammar: ToolGrammar | None = None
+    ) -> TokenSampler: ...
     def piece(self, token: int) -> bytes: ...
     def ends_generation(self, token: int) -> bool: ...
 
@@ -313,6 +331,8 @@ class GenerationJob:
     sampling: SamplingParams
     output_budget: int
     """max_tokens capped to the room left in the context window."""
+    grammar: ToolGrammar | None = None
+    """Constrains sampling to tool calls when the request offers tools (`tool_grammar`)."""
 
 
 class _WorkerDone:
@@ -433,12 +453,12 @@ class LlamaCppEngine(Engine):
     def count_tokens(self, request: GenerationRequest) -> int:
         """Tokens of the templated prompt (BOS included), exactly what generation evaluates."""
         model, template = self._ready()
-        return len(model.tokenize(render_prompt(request, template)))
+        return len(model.tokenize(render_prompt(prompt_request(request), template)))
 
     def generate(self, request: GenerationRequest) -> AsyncGenerator[GenerationEvent, None]:
         """Validate `request` now (raising before any event), then stream its generation."""
         model, template = self._ready()
-        prompt_tokens = model.tokenize(render_prompt(request, template))
+        prompt_tokens = model.tokenize(render_prompt(prompt_request(request), template))
         if not prompt_tokens:  # only possible for a model without BOS and an empty raw prompt
             raise EngineError("the prompt is empty: there is nothing to continue")
         room = model.n_ctx - len(prompt_tokens)
@@ -446,8 +466,11 @@ class LlamaCppEngine(Engine):
             raise ContextWindowExceeded(
                 len(prompt_tokens), request.sampling.max_tokens, model.n_ctx
             )
-        job = GenerationJob(prompt_tokens, request.sampling, min(request.sampling.max_tokens, room))
-        return self._stream(model, job)
+        grammar = grammar_for(request)
+        budget = min(request.sampling.max_tokens, room)
+        job = GenerationJob(prompt_tokens, request.sampling, budget, grammar)
+        stream = self._stream(model, job)
+        return stream if grammar is None else parse_tool_calls(stream)
 
     def _ready(self) -> tuple[_LlamaModel, ChatTemplate]:
         if self._state == "failed":
@@ -537,7 +560,11 @@ def run_token_loop(
     text = TextAssembler(job.sampling.stop_sequences)
     produced = 0
     reason = StopReason.MAX_TOKENS
-    sampler = model.sampler(job.sampling)
+    sampler = (
+        model.sampler(job.sampling)
+        if job.grammar is None
+        else model.sampler(job.sampling, job.grammar)
+    )
     try:
         while produced < job.output_budget:
             if cancelled.is_set():
