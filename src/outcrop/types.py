@@ -208,3 +208,27 @@ class EngineHealth:
     state: Literal["loading", "ready", "failed"]
     detail: str = ""
     extra: dict[str, object] = field(default_factory=dict)
+
+
+# --- embeddings -------------------------------------------------------------------------------
+
+Truncation = Literal["error", "drop_start", "drop_end"]
+"""What an embedding engine does with a text longer than the request's token limit."""
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingRequest:
+    """Texts to embed, with the per-text token limit of the model family being emulated."""
+
+    texts: tuple[str, ...]
+    max_input_tokens: int | None = None
+    """Per-text limit in the engine's tokens; None: any length (long texts are windowed)."""
+    truncation: Truncation = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class TextEmbedding:
+    """One text's vector in the engine's native space (not normalized) and its token count."""
+
+    vector: tuple[float, ...]
+    input_tokens: int

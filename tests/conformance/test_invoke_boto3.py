@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import aiobotocore.session
@@ -15,59 +14,8 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, EventStreamError
 
-from tests.support.server import ServerProcess, running_server
-
-HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
-BROKEN = "anthropic.claude-instant-v1"  # routed to a scripted engine that fails mid-stream
-DEAD = "anthropic.claude-v2"  # routed to a scripted engine that fails before any token
-SLOW = "anthropic.claude-v2:1"  # routed to a slow scripted engine
-
-APP_PROFILE = "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3d4e5f6"
-
-CONFIG = f"""
-[engines.default]
-type = "scripted"
-
-[engines.broken]
-type = "scripted"
-fail_after_tokens = 2
-
-[engines.dead]
-type = "scripted"
-fail_after_tokens = 0
-
-[engines.slow]
-type = "scripted"
-text = "one two three four five six seven eight nine ten"
-delay_ms = 100
-
-[[models]]
-match = "anthropic.claude-instant-v1"
-engine = "broken"
-
-[[models]]
-match = "anthropic.claude-v2"
-engine = "dead"
-
-[[models]]
-match = "anthropic.claude-v2:1"
-engine = "slow"
-
-[[models]]
-match = "*"
-engine = "default"
-
-[aliases]
-"{APP_PROFILE}" = "{HAIKU}"
-"""
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    config = tmp_path_factory.mktemp("cfg") / "outcrop.toml"
-    config.write_text(CONFIG)
-    with running_server(["--config", str(config)]) as proc:
-        yield proc
+from tests.conformance.conftest import APP_PROFILE, BROKEN, DEAD, HAIKU, SLOW
+from tests.support.server import ServerProcess
 
 
 def client(server: ServerProcess, **config: Any) -> Any:
@@ -105,8 +53,10 @@ def stream_objects(response: dict[str, Any]) -> list[dict[str, Any]]:
         APP_PROFILE,
     ],
 )
-def test_invoke_model_every_identifier_form(server: ServerProcess, model_id: str) -> None:
-    response = client(server).invoke_model(modelId=model_id, body=claude("granite and basalt"))
+def test_invoke_model_every_identifier_form(invoke_server: ServerProcess, model_id: str) -> None:
+    response = client(invoke_server).invoke_model(
+        modelId=model_id, body=claude("granite and basalt")
+    )
     body = json.loads(response["body"].read())
     assert body["content"] == [{"type": "text", "text": "Echo: granite and basalt"}]
     assert body["model"] == "claude-3-haiku-20240307"
@@ -116,8 +66,8 @@ def test_invoke_model_every_identifier_form(server: ServerProcess, model_id: str
     assert response["contentType"] == "application/json"
 
 
-def test_stream_events_in_order_and_agree_with_invoke(server: ServerProcess) -> None:
-    rt = client(server)
+def test_stream_events_in_order_and_agree_with_invoke(invoke_server: ServerProcess) -> None:
+    rt = client(invoke_server)
     whole = json.loads(rt.invoke_model(modelId=HAIKU, body=claude("a b c d"))["body"].read())
     response = rt.invoke_model_with_response_stream(modelId=HAIKU, body=claude("a b c d"))
     assert response["contentType"] == "application/json"
@@ -135,15 +85,17 @@ def test_stream_events_in_order_and_agree_with_invoke(server: ServerProcess) -> 
     assert metrics["invocationLatency"] >= metrics["firstByteLatency"] >= 0
 
 
-def test_stream_arrives_incrementally(server: ServerProcess) -> None:
-    response = client(server).invoke_model_with_response_stream(modelId=SLOW, body=claude("x"))
+def test_stream_arrives_incrementally(invoke_server: ServerProcess) -> None:
+    response = client(invoke_server).invoke_model_with_response_stream(
+        modelId=SLOW, body=claude("x")
+    )
     stamps = [time.monotonic() for _ in response["body"]]
     # ten tokens 100 ms apart: the deltas must not arrive in one burst
     assert stamps[-1] - stamps[0] > 0.6
 
 
-def test_stop_sequences_and_max_tokens(server: ServerProcess) -> None:
-    rt = client(server)
+def test_stop_sequences_and_max_tokens(invoke_server: ServerProcess) -> None:
+    rt = client(invoke_server)
     cut = json.loads(rt.invoke_model(modelId=HAIKU, body=claude("a b c d", 3))["body"].read())
     assert cut["stop_reason"] == "max_tokens" and cut["usage"]["output_tokens"] == 3
     body = claude("alpha beta gamma", stop_sequences=[" gamma"])
@@ -153,8 +105,8 @@ def test_stop_sequences_and_max_tokens(server: ServerProcess) -> None:
     assert stopped["content"][0]["text"] == "Echo: alpha beta"
 
 
-def test_validation_errors_reach_boto3_as_modelled_class(server: ServerProcess) -> None:
-    rt = client(server)
+def test_validation_errors_reach_boto3_as_modelled_class(invoke_server: ServerProcess) -> None:
+    rt = client(invoke_server)
     cases = [
         (HAIKU, "{oops", "Malformed input request, please reformat your input and try again."),
         ("anthropic.claude-unknown-v9:0", claude("x"), "The provided model identifier is invalid."),
@@ -173,16 +125,16 @@ def test_validation_errors_reach_boto3_as_modelled_class(server: ServerProcess) 
     assert "content type" in info.value.response["Error"]["Message"]
 
 
-def test_model_error_before_first_byte(server: ServerProcess) -> None:
-    rt = client(server)
+def test_model_error_before_first_byte(invoke_server: ServerProcess) -> None:
+    rt = client(invoke_server)
     for call in (rt.invoke_model, rt.invoke_model_with_response_stream):
         with pytest.raises(rt.exceptions.ModelErrorException) as info:
             call(modelId=DEAD, body=claude("x"))
         assert info.value.response["originalStatusCode"] == 500
 
 
-def test_mid_stream_failure_is_event_stream_error(server: ServerProcess) -> None:
-    response = client(server).invoke_model_with_response_stream(
+def test_mid_stream_failure_is_event_stream_error(invoke_server: ServerProcess) -> None:
+    response = client(invoke_server).invoke_model_with_response_stream(
         modelId=BROKEN, body=claude("x y z")
     )
     seen: list[dict[str, Any]] = []
@@ -193,8 +145,8 @@ def test_mid_stream_failure_is_event_stream_error(server: ServerProcess) -> None
     assert [o["type"] for o in seen][:2] == ["message_start", "content_block_start"]
 
 
-def test_unserved_operation_is_a_clear_error(server: ServerProcess) -> None:
-    rt = client(server)
+def test_unserved_operation_is_a_clear_error(invoke_server: ServerProcess) -> None:
+    rt = client(invoke_server)
     with pytest.raises(ClientError) as info:
         rt.start_async_invoke(
             modelId=HAIKU,
@@ -205,8 +157,8 @@ def test_unserved_operation_is_a_clear_error(server: ServerProcess) -> None:
     assert "StartAsyncInvoke" in info.value.response["Error"]["Message"]
 
 
-def test_concurrent_streams_do_not_mix(server: ServerProcess) -> None:
-    rt = client(server, max_pool_connections=16)
+def test_concurrent_streams_do_not_mix(invoke_server: ServerProcess) -> None:
+    rt = client(invoke_server, max_pool_connections=16)
     results: dict[int, str] = {}
 
     def one(i: int) -> None:
@@ -227,8 +179,8 @@ def test_concurrent_streams_do_not_mix(server: ServerProcess) -> None:
     assert results == {i: "Echo: " + " ".join([f"stream {i}"] * 5) for i in range(16)}
 
 
-def test_server_keeps_serving_after_a_client_disconnects(server: ServerProcess) -> None:
-    rt = client(server)
+def test_server_keeps_serving_after_a_client_disconnects(invoke_server: ServerProcess) -> None:
+    rt = client(invoke_server)
     response = rt.invoke_model_with_response_stream(modelId=SLOW, body=claude("x"))
     events = iter(response["body"])
     next(events)
@@ -237,10 +189,10 @@ def test_server_keeps_serving_after_a_client_disconnects(server: ServerProcess) 
     assert ok["content"][0]["text"] == "Echo: still there"
 
 
-async def test_aiobotocore_invoke_and_stream(server: ServerProcess) -> None:
+async def test_aiobotocore_invoke_and_stream(invoke_server: ServerProcess) -> None:
     session = aiobotocore.session.get_session()
     async with session.create_client(
-        "bedrock-runtime", endpoint_url=server.url, region_name="us-east-1"
+        "bedrock-runtime", endpoint_url=invoke_server.url, region_name="us-east-1"
     ) as rt:
         response = await rt.invoke_model(modelId=HAIKU, body=claude("async rocks"))
         body = json.loads(await response["body"].read())
@@ -256,8 +208,8 @@ async def test_aiobotocore_invoke_and_stream(server: ServerProcess) -> None:
             await rt.invoke_model(modelId="nope.nope", body=claude("x"))
 
 
-def test_health_lists_models(server: ServerProcess) -> None:
-    status, body = server.health()
+def test_health_lists_models(invoke_server: ServerProcess) -> None:
+    status, body = invoke_server.health()
     assert status == 200
     models = body["models"]
     assert isinstance(models, dict)

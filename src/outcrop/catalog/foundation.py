@@ -49,7 +49,13 @@ class FoundationModel:
 
 
 @cache
+def foundation_model_records() -> dict[str, dict[str, Any]]:
+    """The catalog's entries as written (the FoundationModelSummary members), by model ID."""
+    raw = json.loads(files("outcrop.catalog").joinpath("foundation_models.json").read_text())
+    return {d["modelId"]: d for d in raw["models"]}
+
+
+@cache
 def foundation_models() -> dict[str, FoundationModel]:
     """All known foundation models by model ID."""
-    raw = json.loads(files("outcrop.catalog").joinpath("foundation_models.json").read_text())
-    return {d["modelId"]: FoundationModel.from_json(d) for d in raw["models"]}
+    return {k: FoundationModel.from_json(d) for k, d in foundation_model_records().items()}

@@ -73,11 +73,14 @@ class Resolver:
                 return route.engine
         return None
 
+    def known_models(self) -> dict[str, FoundationModel]:
+        """The catalog's models plus those the configuration adds, by model ID."""
+        return {**foundation_models(), **self.extra_models}
+
     def served_models(self) -> dict[str, str]:
         """Every served base model ID and its engine name."""
-        known = {**foundation_models(), **self.extra_models}
         served: dict[str, str] = {}
-        for model_id in known:
+        for model_id in self.known_models():
             engine = self.engine_for(model_id)
             if engine is not None:
                 served[model_id] = engine

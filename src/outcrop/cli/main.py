@@ -67,6 +67,8 @@ def build_settings(
         engines=engines,
         models=models,
         aliases=settings.aliases,
+        sagemaker=settings.sagemaker,
+        embeddings=settings.embeddings,
     )
 
 
@@ -126,7 +128,7 @@ async def _serve(settings: Settings) -> None:
 
     def ready(urls: list[str]) -> None:
         print(
-            f"Outcrop is serving Bedrock Runtime at {urls[0]}"
+            f"Outcrop is serving Bedrock Runtime and SageMaker Runtime at {urls[0]}"
             + (f" and {urls[1]}" if len(urls) > 1 else "")
             + f"  (export AWS_ENDPOINT_URL={urls[0]})",
             flush=True,

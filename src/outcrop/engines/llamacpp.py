@@ -39,7 +39,9 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import contextlib
 import ctypes
+import io
 import logging
 import os
 import threading
@@ -50,6 +52,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import llama_cpp
+from llama_cpp import _logger as llama_logger
 
 from outcrop.engines.base import (
     ContextWindowExceeded,
@@ -229,13 +232,21 @@ class _LlamaModel:
     """
 
     def __init__(self, path: Path, *, n_ctx: int, n_threads: int) -> None:
-        self._llm: Any = llama_cpp.Llama(
-            model_path=str(path),
-            n_ctx=n_ctx,
-            n_threads=n_threads,
-            n_threads_batch=n_threads,
-            verbose=False,
-        )
+        # `verbose=False` makes llama-cpp-python point the process's stdout and stderr file
+        # descriptors at /dev/null while it loads, which swallows whatever any other thread
+        # prints meanwhile (the server's ready line among it). So load with verbose=True and
+        # catch its Python-level chatter instead; llama.cpp's own log lines go through the
+        # log callback, which `set_verbose(False)` then limits to errors.
+        with contextlib.redirect_stderr(io.StringIO()):
+            self._llm: Any = llama_cpp.Llama(
+                model_path=str(path),
+                n_ctx=n_ctx,
+                n_threads=n_threads,
+                n_threads_batch=n_threads,
+                verbose=True,
+            )
+        self._llm.verbose = False
+        llama_logger.set_verbose(False)
         self._vocab: Any = llama_cpp.llama_model_get_vocab(self._llm.model)
         self.path = path
         self.n_ctx = int(self._llm.n_ctx())
@@ -432,6 +443,9 @@ class LlamaCppEngine(Engine):
             "n_ctx": self._model.n_ctx if self._model else self._n_ctx,
             "queue_depth": self._waiting,
             "busy": self._active is not None,
+            "generations": self.stats.generations,
+            "aborted": self.stats.aborted,
+            "generated_tokens": self.stats.generated_tokens,
         }
         return EngineHealth(
             ready=self._state == "ready", state=self._state, detail=self._detail, extra=extra

@@ -19,10 +19,12 @@ import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs
 
 from outcrop.catalog.resolver import ModelRoute, Resolver
 from outcrop.config import Settings
 from outcrop.engines.base import Engine
+from outcrop.engines.embeddings import BertEmbedder
 from outcrop.engines.factory import build_engine
 from outcrop.gateway.asgi import (
     BodyTooLarge,
@@ -38,12 +40,16 @@ from outcrop.gateway.asgi import (
 )
 from outcrop.gateway.interceptors import Interceptor
 from outcrop.services.base import Operation, RequestContext, Response
+from outcrop.services.bedrock import BedrockControlPlane
 from outcrop.services.bedrock_runtime import BedrockRuntime
 from outcrop.services.converse import ConverseOperations
+from outcrop.services.sagemaker_admin import EndpointAdmin
+from outcrop.services.sagemaker_runtime import SageMakerRuntime
 from outcrop.wire import eventstream
 from outcrop.wire.errors import (
     AwsError,
     InternalServerException,
+    InternalStreamFailure,
     NotImplementedYet,
     RequestEntityTooLarge,
     UnknownOperationException,
@@ -106,16 +112,24 @@ class OutcropApp:
             ModelRoute("*", "default")
         ]
         self.resolver = Resolver(routes=routes, aliases=dict(settings.aliases))
-        self.bedrock = BedrockRuntime(self.resolver, self.engines)
+        self.embedder = BertEmbedder(settings.embeddings.model)
+        self.bedrock = BedrockRuntime(self.resolver, self.engines, self.embedder)
+        self.control_plane = BedrockControlPlane(self.resolver.known_models, settings.server.region)
         self.services: list[ServiceBinding] = []
         self.add_service(
             "bedrock-runtime",
             {**self.bedrock.operations(), **ConverseOperations(self.bedrock).operations()},
         )
+        self.add_service("bedrock", self.control_plane.operations())
+        self.sagemaker = SageMakerRuntime(settings.sagemaker, self.engines)
+        self.add_service(
+            "sagemaker-runtime", self.sagemaker.operations(), internal_error=InternalStreamFailure
+        )
         self.interceptors: list[Interceptor] = []
         self.local_routes: dict[tuple[str, str], LocalHandler] = {
             ("GET", "/_outcrop/health"): self._health_route,
         }
+        EndpointAdmin(self.sagemaker).attach(self.local_routes)
         self._start_tasks: list[asyncio.Task[None]] = []
 
     def add_service(
@@ -155,8 +169,10 @@ class OutcropApp:
     async def close(self) -> None:
         for task in self._start_tasks:
             task.cancel()
+        await self.sagemaker.close()
         for engine in self.engines.values():
             await engine.close()
+        await self.embedder.close()
 
     # -- ASGI --------------------------------------------------------------------------------
 
@@ -215,7 +231,8 @@ class OutcropApp:
             raise UnknownOperationException(f"No operation matches {method} {scope['path']}.")
         operation, labels = matched
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
-        bound = binding.spec.bind(operation, labels, headers)
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+        bound = binding.spec.bind(operation, labels, headers, query)
         limit = binding.spec.payload_max(operation)
         try:
             body = await read_body(receive, min(_FRONT_DOOR_LIMIT, (limit or _FRONT_DOOR_LIMIT)))
@@ -357,4 +374,11 @@ class OutcropApp:
         }
         if any(h.state == "failed" for h in engines.values()):
             body["status"] = "failed"
+        # Reported, not gating: text models serve without the embedding model.
+        embedder = self.embedder.health()
+        body["embeddings"] = {
+            "ready": embedder.ready,
+            "state": embedder.state,
+            "detail": embedder.detail,
+        }
         return (200 if ready else 503), body

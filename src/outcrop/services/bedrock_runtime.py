@@ -25,7 +25,9 @@ from outcrop.engines.base import (
     EngineRequestError,
     EngineUnavailable,
 )
+from outcrop.engines.embeddings import BertEmbedder, EmbeddingEngine
 from outcrop.services.base import Operation, RequestContext, Response, StreamResponse
+from outcrop.services.embeddings import EmbeddingService, is_embedding_model
 from outcrop.types import Finish, GenerationEvent, GenerationRequest, TokenEvent, Usage
 from outcrop.wire import eventstream
 from outcrop.wire.errors import (
@@ -39,6 +41,8 @@ from outcrop.wire.errors import (
 )
 
 INVALID_MODEL = "The provided model identifier is invalid."
+# Verbatim from Bedrock (issue aws-samples/amazon-bedrock-client-for-mac#112).
+STREAMING_UNSUPPORTED = "The model is unsupported for streaming."
 JSON_TYPES = ("application/json", "*/*", "application/*")
 
 
@@ -53,9 +57,15 @@ def on_demand_message(model_id: str) -> str:
 class BedrockRuntime:
     """The bedrock-runtime operations Outcrop serves."""
 
-    def __init__(self, resolver: Resolver, engines: Mapping[str, Engine]) -> None:
+    def __init__(
+        self,
+        resolver: Resolver,
+        engines: Mapping[str, Engine],
+        embedder: EmbeddingEngine | None = None,
+    ) -> None:
         self.resolver = resolver
         self.engines = engines
+        self.embeddings = EmbeddingService(embedder if embedder is not None else BertEmbedder())
 
     def operations(self) -> dict[str, Operation]:
         return {
@@ -66,6 +76,10 @@ class BedrockRuntime:
     # -- operations --------------------------------------------------------------------------
 
     async def invoke_model(self, ctx: RequestContext) -> Response:
+        target = self.resolve(str(ctx.params["modelId"]))
+        if is_embedding_model(target.model):
+            _check_content_type(ctx.params.get("contentType"), ctx.params.get("accept"))
+            return await self.embeddings.invoke(ctx, target, decode_json_body(ctx.body))
         resolved, dialect, engine, request = self._prepare(ctx, accept_header="accept")
         model_name = _provider_model_name(resolved)
         pieces: list[str] = []
@@ -93,11 +107,11 @@ class BedrockRuntime:
         return Response(json.dumps(body, ensure_ascii=False).encode(), headers)
 
     async def invoke_model_with_response_stream(self, ctx: RequestContext) -> StreamResponse:
+        # Refused before the body is looked at (embedding models, and any other model whose
+        # catalog entry says responseStreamingSupported: false).
+        if not self.resolve(str(ctx.params["modelId"])).model.streaming:
+            raise ValidationException(STREAMING_UNSUPPORTED)
         resolved, dialect, engine, request = self._prepare(ctx, accept_header="accept")
-        if not resolved.model.streaming:
-            raise ValidationException(
-                f"The model {resolved.model.model_id} does not support streaming."
-            )
         model_name = _provider_model_name(resolved)
         input_tokens = count_input_tokens(engine, request, resolved.model.model_id)
         events = _guarded(engine, request, resolved)

@@ -2,7 +2,8 @@
 
 Every error Outcrop sends is one of these classes. The class attributes say how it looks on the
 wire: the shape name (`X-Amzn-ErrorType` and the SDKs' exception class), the HTTP status, the
-fault side, the lowerCamel union member used in event-stream exception frames, and the Coral
+fault side, the union member used in event-stream exception frames (the shape name with a
+lowercase first letter for Bedrock, an explicit `stream_member_name` for SageMaker), and the Coral
 namespace real AWS appends to the error type header. Foreign exceptions are translated into these
 once, at the gateway boundary.
 """
@@ -10,6 +11,8 @@ once, at the gateway boundary.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 BEDROCK_NAMESPACE = "http://internal.amazon.com/coral/com.amazon.bedrock/"
@@ -26,6 +29,9 @@ class AwsError(Exception):
     namespace: ClassVar[str] = BEDROCK_NAMESPACE
     message_key: ClassVar[str] = "message"
     """`message` for Bedrock (lowercase) and `Message` for SageMaker."""
+    stream_member_name: ClassVar[str | None] = None
+    """The event-stream union member naming this error, where it is not the lowerCamel shape
+    name (SageMaker's `ResponseStream` members are PascalCase: `ModelStreamError`)."""
 
     def __init__(self, message: str, **members: Any) -> None:
         super().__init__(message)
@@ -34,7 +40,10 @@ class AwsError(Exception):
 
     @classmethod
     def stream_member(cls) -> str:
-        """The event-stream union member name: the shape name with a lowercase first letter."""
+        """The event-stream union member name (`:exception-type`): `stream_member_name` where
+        set, else the shape name with a lowercase first letter (Bedrock's convention)."""
+        if cls.stream_member_name is not None:
+            return cls.stream_member_name
         return cls.code[0].lower() + cls.code[1:]
 
     def body(self) -> dict[str, Any]:
@@ -214,3 +223,144 @@ BEDROCK_RUNTIME_ERRORS: tuple[type[AwsError], ...] = (
 BEDROCK_RUNTIME_ERRORS_BY_CODE: dict[str, type[AwsError]] = {
     cls.code: cls for cls in BEDROCK_RUNTIME_ERRORS
 }
+
+
+# --- sagemaker-runtime modelled errors (statuses checked against botocore's model in tests) ---
+
+
+class SageMakerError(AwsError):
+    """SageMaker errors: capital-M `Message` body member, SageMaker's Coral namespace."""
+
+    namespace = SAGEMAKER_NAMESPACE
+    message_key = "Message"
+
+
+class SageMakerValidationError(SageMakerError):
+    code = "ValidationError"
+    status = 400
+    fault = "client"
+
+
+class ModelError(SageMakerError):
+    """The container answered 4xx/5xx (or not at all) before the first byte of the response."""
+
+    code = "ModelError"
+    status = 424
+    fault = "client"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        original_status_code: int | None = None,
+        original_message: str | None = None,
+        log_stream_arn: str | None = None,
+    ) -> None:
+        members: dict[str, Any] = {}
+        if original_status_code is not None:
+            members["OriginalStatusCode"] = original_status_code
+        if original_message is not None:
+            members["OriginalMessage"] = original_message
+        if log_stream_arn is not None:
+            members["LogStreamArn"] = log_stream_arn
+        super().__init__(message, **members)
+
+
+class SageMakerModelNotReady(SageMakerError):
+    code = "ModelNotReadyException"
+    status = 429
+    fault = "client"
+
+
+class InternalFailure(SageMakerError):
+    code = "InternalFailure"
+    status = 500
+    fault = "server"
+
+
+class ServiceUnavailable(SageMakerError):
+    code = "ServiceUnavailable"
+    status = 503
+    fault = "server"
+
+
+class InternalDependencyException(SageMakerError):
+    code = "InternalDependencyException"
+    status = 530
+    fault = "server"
+
+
+class ModelStreamError(SageMakerError):
+    """Stream-only: the container failed or timed out after the first byte."""
+
+    code = "ModelStreamError"
+    stream_member_name = "ModelStreamError"
+    status = 424
+    fault = "client"
+
+    def __init__(self, message: str, *, error_code: str) -> None:
+        super().__init__(message, ErrorCode=error_code)
+
+
+class InternalStreamFailure(SageMakerError):
+    """Stream-only: anything else that breaks a stream after the HTTP 200."""
+
+    code = "InternalStreamFailure"
+    stream_member_name = "InternalStreamFailure"
+    status = 500
+    fault = "server"
+
+
+class SageMakerPayloadTooLarge(SageMakerError):
+    """SageMaker's front door refusing a body over the limit: a bare 413 with no error type.
+
+    boto3 reports it as `ClientError` with code "413" and the message "HTTP content length
+    exceeded N bytes." (seen from real SageMaker with the old 5 MiB limit: N = 5 MiB + 4096). The
+    N for today's 6 MiB limit is unverified; 6 MiB + 4096 follows the same rule.
+    """
+
+    code = "413"
+    status = 413
+    fault = "client"
+
+    def to_http(self) -> tuple[int, list[tuple[str, str]], bytes]:
+        payload = json.dumps({"message": self.message}).encode()
+        return self.status, [("Content-Type", "application/json")], payload
+
+
+SAGEMAKER_RUNTIME_ERRORS: tuple[type[AwsError], ...] = (
+    SageMakerValidationError,
+    ModelError,
+    SageMakerModelNotReady,
+    InternalFailure,
+    ServiceUnavailable,
+    InternalDependencyException,
+    ModelStreamError,
+    InternalStreamFailure,
+)
+"""The modelled sagemaker-runtime error shapes, one class each."""
+
+
+def _sagemaker_oversize(operation: str, limit: int) -> AwsError | None:
+    # The synchronous operations' 6 MiB limit is enforced by the HTTP front door (a bare 413);
+    # InvokeEndpointAsync's 128,000-byte inline body limit is a ValidationError (AWS's
+    # announcement of inline async payloads says so), i.e. the Coral length message.
+    if operation in ("InvokeEndpoint", "InvokeEndpointWithResponseStream"):
+        return SageMakerPayloadTooLarge(f"HTTP content length exceeded {limit + 4096} bytes.")
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceErrors:
+    """How one service reports request-binding failures."""
+
+    validation: type[AwsError] = ValidationException
+    oversize: Callable[[str, int], AwsError | None] | None = None
+    """Given the operation and its payload limit: the error for a body over it, or None for
+    the Coral length message in `validation`."""
+
+
+SERVICE_ERRORS: dict[str, ServiceErrors] = {
+    "sagemaker-runtime": ServiceErrors(SageMakerValidationError, _sagemaker_oversize),
+}
+"""Per service model name; services not listed use Bedrock's `ValidationException`."""

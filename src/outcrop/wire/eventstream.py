@@ -2,8 +2,9 @@
 
 Bedrock's `chunk` events carry `{"bytes": "<base64 of one model JSON object>", "p": "<padding>"}`;
 Converse events carry the event structure's JSON directly; modelled exceptions are frames with
-`:message-type: exception` and the lowerCamel union member as `:exception-type`. Header order
-follows real Bedrock (`:event-type`, `:content-type`, `:message-type`).
+`:message-type: exception` and the union member as `:exception-type` (lowerCamel for Bedrock,
+the shape name for SageMaker). SageMaker's `PayloadPart` events carry the container's raw bytes.
+Header order follows real Bedrock (`:event-type`, `:content-type`, `:message-type`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from smithy_aws_event_stream.events import _EventEncoder as _FrameEncoder
 from outcrop.wire.errors import AwsError
 
 JSON = "application/json"
+OCTET_STREAM = "application/octet-stream"
 _PAD_ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
 
@@ -71,6 +73,16 @@ def chunk_frame(model_object: dict[str, Any], *, pad: bool = True) -> bytes:
     else:
         envelope = b'{"bytes":"' + encoded + b'"}'
     return event_frame("chunk", envelope)
+
+
+def payload_part_frame(data: bytes) -> bytes:
+    """A SageMaker `PayloadPart` event: the container's bytes as the raw event payload.
+
+    `Bytes` is the `eventpayload` member, so the payload is not JSON. Real SageMaker's
+    `:content-type` on these events is unverified; `application/octet-stream` is smithy's
+    default for a blob event payload, and neither boto3 nor the JS SDK reads it.
+    """
+    return event_frame("PayloadPart", data, OCTET_STREAM)
 
 
 def exception_frame(error: AwsError) -> bytes:

@@ -2,15 +2,17 @@
 
 `ServiceSpec` loads a service model (e.g. `bedrock-runtime`) and answers three questions for the
 gateway: which operation a method and path name (`match`), what the operation's input members
-are once the URI labels and headers are bound and checked against the model's constraints
-(`bind`), and whether its output is an event stream. Constraint failures raise
-`ValidationException` with the Coral message format ("1 validation error detected: ...").
+are once the URI labels, headers and query-string parameters are bound and checked against the
+model's constraints (`bind`), and whether its output is an event stream. Constraint failures raise
+the service's validation error (Bedrock's `ValidationException`, SageMaker's `ValidationError`,
+see `wire.errors.SERVICE_ERRORS`) with the Coral message format ("1 validation error
+detected: ...").
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -19,7 +21,7 @@ from urllib.parse import unquote
 import botocore.loaders
 from botocore.model import OperationModel, ServiceModel, Shape, StringShape
 
-from outcrop.wire.errors import ValidationException
+from outcrop.wire.errors import SERVICE_ERRORS, ServiceErrors
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +53,9 @@ class ServiceSpec:
 
     def __init__(self, service_model: ServiceModel) -> None:
         self.model = service_model
+        self.errors: ServiceErrors = SERVICE_ERRORS.get(
+            str(service_model.service_name), ServiceErrors()
+        )
         routes = [
             self._compile(service_model.operation_model(n)) for n in service_model.operation_names
         ]
@@ -87,8 +92,10 @@ class ServiceSpec:
         operation: OperationModel,
         labels: Mapping[str, str],
         headers: Iterable[tuple[str, str]],
+        query: Mapping[str, Sequence[str]] | None = None,
     ) -> BoundRequest:
-        """Bind URI labels and header members of `operation`'s input, checking constraints."""
+        """Bind URI labels, header and query-string members of `operation`'s input, checking
+        constraints. `query` maps decoded names to decoded values (`urllib.parse.parse_qs`)."""
         params: dict[str, Any] = {}
         shape = operation.input_shape
         if shape is None:
@@ -107,20 +114,32 @@ class ServiceSpec:
                 header = member.serialization.get("name", member_name).lower()
                 if header in lowered:
                     params[member_name] = lowered[header]
+            elif location == "querystring":
+                key = member.serialization.get("name", member_name)
+                values = (query or {}).get(key)
+                if values:
+                    if member.type_name == "list":
+                        params[member_name] = list(values)
+                        continue
+                    params[member_name] = values[0]
             else:
                 continue
             if member_name in params:
                 problems.extend(_check_string(member_name, member, params[member_name]))
         if problems:
-            raise ValidationException(_coral_message(problems))
+            raise self.errors.validation(_coral_message(problems))
         return BoundRequest(operation, params)
 
     def check_payload_length(self, operation: OperationModel, size: int) -> None:
         """Raise the Coral length error if a blob payload exceeds the model's `max`."""
         limit = self.payload_max(operation)
         if limit is not None and size > limit:
+            if self.errors.oversize is not None:
+                refusal = self.errors.oversize(str(operation.name), limit)
+                if refusal is not None:
+                    raise refusal
             member = operation.input_shape.serialization.get("payload", "body")
-            raise ValidationException(
+            raise self.errors.validation(
                 _coral_message(
                     [
                         f"Value at '{member}' failed to satisfy constraint: "
@@ -195,9 +214,40 @@ def _check_string(name: str, shape: Shape, value: str) -> list[str]:
     return problems
 
 
+_JAVA_CLASSES = {"ASCII": r"\x00-\x7F", "Print": r"\x20-\x7E", "Alnum": "a-zA-Z0-9"}
+"""POSIX classes (`\\p{Name}`) that models' Java-flavoured patterns use, as ranges."""
+
+
+def _python_pattern(pattern: str) -> str:
+    """A service model's (Java) regular expression in Python's syntax."""
+    out: list[str] = []
+    in_class = False
+    i = 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\" and i + 1 < len(pattern):
+            pair = pattern[i : i + 2]
+            if pair == "\\p" and pattern.startswith("{", i + 2):
+                end = pattern.index("}", i)
+                ranges = _JAVA_CLASSES[pattern[i + 3 : end]]
+                out.append(ranges if in_class else f"[{ranges}]")
+                i = end + 1
+                continue
+            out.append("\\Z" if pair == "\\z" else pair)
+            i += 2
+            continue
+        if char == "[":
+            in_class = True
+        elif char == "]":
+            in_class = False
+        out.append(char)
+        i += 1
+    return "".join(out)
+
+
 @cache
 def _compiled(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
+    return re.compile(_python_pattern(pattern))
 
 
 def _coral_message(problems: list[str]) -> str:

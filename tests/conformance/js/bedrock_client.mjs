@@ -11,13 +11,16 @@
 //                InvokeModelWithResponseStream, Converse, ConverseStream, CountTokens,
 //                InvokeModelWithBidirectionalStream, InvokeEndpoint,
 //                InvokeEndpointWithResponseStream, ... (required)
-//   service      "bedrock-runtime" | "sagemaker-runtime" (default: sagemaker-runtime for
+//   service      "bedrock-runtime" | "sagemaker-runtime" | "bedrock" (the control plane:
+//                ListFoundationModels, GetFoundationModel, ...; default: sagemaker-runtime for
 //                InvokeEndpoint*, else bedrock-runtime)
 //   region       default "us-east-1"
 //   modelId      Bedrock model id (input.modelId)
 //   endpointName SageMaker endpoint name (input.EndpointName)
 //   body         request body: an object/array is sent as JSON, a string as is
-//   contentType, accept   set the matching input members
+//   contentType, accept   set the matching input members. When `body` is an object/array and
+//                contentType is absent, "application/json" is sent (as AWS's examples do; the
+//                SDK alone would send application/octet-stream); pass null to send none.
 //   input        any further input members, passed through unchanged (e.g. Converse messages)
 //   inputEvents  bidirectional stream only: [{"json": {...}} | {"text": "..."}, "delayMs": n];
 //                each becomes a `chunk` input event, sent after its delay
@@ -125,6 +128,10 @@ async function loadClient(service) {
     const sdk = await import("@aws-sdk/client-sagemaker-runtime");
     return { sdk, Client: sdk.SageMakerRuntimeClient };
   }
+  if (service === "bedrock") {
+    const sdk = await import("@aws-sdk/client-bedrock");
+    return { sdk, Client: sdk.BedrockClient };
+  }
   usage(`unknown service ${service}`);
 }
 
@@ -139,15 +146,18 @@ async function requestHandler(kind) {
 function buildInput(cmd, service) {
   const input = { ...(cmd.input ?? {}) };
   const body = encodeBody(cmd.body);
+  const jsonBody = cmd.body !== null && typeof cmd.body === "object";
+  const contentType =
+    cmd.contentType === undefined ? (jsonBody ? "application/json" : undefined) : cmd.contentType;
   if (service === "sagemaker-runtime") {
     if (cmd.endpointName !== undefined) input.EndpointName = cmd.endpointName;
     if (body !== undefined) input.Body = body;
-    if (cmd.contentType !== undefined) input.ContentType = cmd.contentType;
+    if (contentType != null) input.ContentType = contentType;
     if (cmd.accept !== undefined) input.Accept = cmd.accept;
   } else {
     if (cmd.modelId !== undefined) input.modelId = cmd.modelId;
     if (body !== undefined) input.body = body;
-    if (cmd.contentType !== undefined) input.contentType = cmd.contentType;
+    if (contentType != null) input.contentType = contentType;
     if (cmd.accept !== undefined) input.accept = cmd.accept;
   }
   if (cmd.operation === "InvokeModelWithBidirectionalStream") {
