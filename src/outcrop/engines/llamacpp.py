@@ -43,6 +43,7 @@ import contextlib
 import ctypes
 import io
 import logging
+import math
 import os
 import threading
 from collections.abc import AsyncGenerator, Callable, Sequence
@@ -52,6 +53,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import llama_cpp
+import numpy
 from llama_cpp import _logger as llama_logger
 
 from outcrop.engines.base import (
@@ -94,6 +96,8 @@ DEFAULT_TEMPERATURE = 0.8
 DEFAULT_TOP_K = 40
 DEFAULT_TOP_P = 0.95
 MIN_P = 0.05
+GRAMMAR_CANDIDATES = 64
+"""Most likely tokens checked against a tool-call grammar before a full pass over the vocabulary."""
 PROMPT_CHUNK_TOKENS = 128
 """Prompt tokens evaluated per llama.cpp call; an abort is noticed between chunks."""
 
@@ -216,12 +220,63 @@ class _Sampler:
     def _add(self, sampler: Any) -> None:
         llama_cpp.llama_sampler_chain_add(self._chain, sampler)
 
+    @property
+    def chain(self) -> Any:
+        """The llama.cpp sampler chain (to apply to a candidate list of one's own)."""
+        return self._chain
+
     def sample(self) -> int:
         """Sample (and accept) the next token from the last evaluated position's logits."""
         return int(llama_cpp.llama_sampler_sample(self._chain, self._ctx, -1))
 
     def close(self) -> None:
         llama_cpp.llama_sampler_free(self._chain)
+
+
+class _GrammarCheck:
+    """Asks a llama.cpp grammar sampler about candidate tokens (see `GrammarSampler`)."""
+
+    def __init__(self, ctx: Any, grammar: Any, free: _Sampler, n_vocab: int) -> None:
+        self._ctx = ctx
+        self._grammar = grammar
+        self._free = free
+        self._n_vocab = n_vocab
+        self._size = min(GRAMMAR_CANDIDATES, n_vocab)
+        self._candidates = (llama_cpp.llama_token_data * self._size)()
+        self._array = llama_cpp.llama_token_data_array(
+            data=self._candidates, size=1, selected=-1, sorted=False
+        )
+
+    def _apply(self, sampler: Any, size: int) -> None:
+        self._array.size, self._array.selected, self._array.sorted = size, -1, False
+        llama_cpp.llama_sampler_apply(sampler, ctypes.byref(self._array))
+
+    def allows(self, token: int) -> bool:
+        logits = llama_cpp.llama_get_logits_ith(self._ctx, -1)
+        self._candidates[0] = llama_cpp.llama_token_data(token, logits[token], 0.0)
+        self._apply(self._grammar, 1)
+        return math.isfinite(self._candidates[0].logit)
+
+    def resample(self) -> int | None:
+        logits = numpy.ctypeslib.as_array(
+            llama_cpp.llama_get_logits_ith(self._ctx, -1), shape=(self._n_vocab,)
+        )
+        top = numpy.argpartition(logits, -self._size)[-self._size :]
+        for index, token in enumerate(top.tolist()):
+            self._candidates[index] = llama_cpp.llama_token_data(token, float(logits[token]), 0.0)
+        self._apply(self._grammar, self._size)
+        admitted = [
+            (c.id, c.logit) for c in self._candidates[: self._size] if math.isfinite(c.logit)
+        ]
+        if not admitted:
+            return None
+        for index, (token, logit) in enumerate(admitted):
+            self._candidates[index] = llama_cpp.llama_token_data(token, logit, 0.0)
+        self._apply(self._free.chain, len(admitted))
+        return int(self._candidates[self._array.selected].id)
+
+    def accept(self, token: int) -> None:
+        llama_cpp.llama_sampler_accept(self._grammar, token)
 
 
 class _LlamaModel:
@@ -305,13 +360,18 @@ class _LlamaModel:
     def sampler(self, sampling: SamplingParams, grammar: ToolGrammar | None = None) -> TokenSampler:
         if grammar is None:
             return _Sampler(self._llm.ctx, sampling)
-        constrained = llama_cpp.llama_sampler_init_grammar(
-            self._vocab, grammar.gbnf.encode(), b"root"
-        )
-        if not constrained:
+        rules = llama_cpp.llama_sampler_init_grammar(self._vocab, grammar.gbnf.encode(), b"root")
+        if not rules:
             raise EngineError("llama.cpp refused the tool-call grammar")
-        free = _Sampler(self._llm.ctx, sampling) if grammar.allows_text else None
-        return GrammarSampler(_Sampler(self._llm.ctx, sampling, constrained), free, self.piece)
+        ctx = self._llm.ctx
+        free = _Sampler(ctx, sampling)
+        return GrammarSampler(
+            free,
+            _Sampler(ctx, sampling, rules),  # the chain owns (and frees) the grammar sampler
+            _GrammarCheck(ctx, rules, free, int(llama_cpp.llama_vocab_n_tokens(self._vocab))),
+            self.piece,
+            allows_text=grammar.allows_text,
+        )
 
     def close(self) -> None:
         self._llm.close()

@@ -174,36 +174,80 @@ class TokenSampler(Protocol):
     def close(self) -> None: ...
 
 
+class GrammarCheck(Protocol):
+    """The grammar's view of one candidate token (the llama.cpp grammar sampler)."""
+
+    def allows(self, token: int) -> bool:
+        """Whether the grammar, in its current state, admits `token` next."""
+        ...
+
+    def accept(self, token: int) -> None:
+        """Advance the grammar past `token`."""
+        ...
+
+    def resample(self) -> int | None:
+        """A token sampled (by the free chain's rules) from the most likely candidates that the
+        grammar admits, or None when it admits none of them."""
+        ...
+
+
 class GrammarSampler:
     """Samples through the grammar while a call is possible, then (auto mode) freely.
 
-    `constrained` runs the grammar first in its chain; `free` is the same chain without it, used
-    once the answer text can no longer become a call. `piece` gives a token's bytes.
+    Applying the grammar to every candidate of a large vocabulary (262k for Gemma) is the
+    costly part, so each token is first sampled without it (`free`) and only checked against the
+    grammar, as llama.cpp's own common sampler does. When the grammar refuses it, the most likely
+    candidates are checked and sampled from (`GrammarCheck.resample`); only when the grammar
+    admits none of them does `constrained` (the chain with the grammar first) pass over the whole
+    vocabulary. For greedy decoding all three give the token that applying the grammar first
+    would give: the best admitted candidate.
+
+    With `allows_text` (auto), once the text can no longer become a call the grammar is
+    dropped for the rest of the answer. `piece` gives a token's bytes.
     """
 
     def __init__(
         self,
+        free: TokenSampler,
         constrained: TokenSampler,
-        free: TokenSampler | None,
+        check: GrammarCheck,
         piece: Callable[[int], bytes],
+        *,
+        allows_text: bool,
     ) -> None:
-        self._constrained = constrained
         self._free = free
+        self._constrained = constrained
+        self._check = check
         self._piece = piece
+        self._allows_text = allows_text
         self._text = b""
         self._freed = False
+        self.rejected = 0
+        """Sampled tokens the grammar refused (for tests and tuning)."""
+        self.full_passes = 0
+        """Times the grammar went over the whole vocabulary."""
 
     def sample(self) -> int:
-        if self._freed and self._free is not None:
-            return self._free.sample()
-        token = self._constrained.sample()
-        if self._free is not None:
+        token = self._free.sample()
+        if self._freed:
+            return token
+        if self._check.allows(token):
+            self._check.accept(token)
+        else:
+            self.rejected += 1
+            resampled = self._check.resample()
+            if resampled is None:
+                self.full_passes += 1
+                token = self._constrained.sample()  # the chain's grammar accepts it itself
+            else:
+                token = resampled
+                self._check.accept(token)
+        if self._allows_text:
             self._text += self._piece(token)
             if not could_still_call(self._text.decode("utf-8", errors="ignore")):
                 self._freed = True
         return token
 
     def close(self) -> None:
+        self._free.close()
         self._constrained.close()
-        if self._free is not None:
-            self._free.close()

@@ -45,6 +45,7 @@ from outcrop.services.bedrock_runtime import (
 from outcrop.types import Finish, GenerationEvent, GenerationRequest, TokenEvent, ToolCallEvent
 from outcrop.wire import eventstream
 from outcrop.wire.errors import (
+    ModelErrorException,
     ModelStreamErrorException,
     NotImplementedYet,
     ServiceUnavailableException,
@@ -93,17 +94,28 @@ class ConverseOperations:
         events = encoder.start()
         pieces: list[str] = []
         finish: Finish | None = None
-        async with aclosing(_guarded(prepared.engine, prepared.request, prepared.resolved)) as run:
-            async for event in run:
-                if isinstance(event, Finish):
-                    finish = event
-                    continue
-                if ctx.record.first_byte_ms is None:
-                    ctx.record.first_byte_ms = ctx.elapsed_ms()
-                events += self._encode(encoder, event, pieces)
+        resource = prepared.resolved.model.model_id
+        try:
+            async with aclosing(
+                _guarded(prepared.engine, prepared.request, prepared.resolved)
+            ) as run:
+                async for event in run:
+                    if isinstance(event, Finish):
+                        finish = event
+                        continue
+                    if ctx.record.first_byte_ms is None:
+                        ctx.record.first_byte_ms = ctx.elapsed_ms()
+                    events += self._encode(encoder, event, pieces)
+        except ModelStreamErrorException as exc:
+            # Converse has no stream: a model that fails part-way is a ModelErrorException.
+            raise ModelErrorException(
+                exc.message,
+                original_status_code=int(exc.members.get("originalStatusCode", 500)),
+                resource_name=resource,
+            ) from None
         if finish is None:
-            raise ModelStreamErrorException(
-                "The engine ended the generation without finishing.", original_status_code=500
+            raise ModelErrorException(
+                "The engine ended the generation without finishing.", resource_name=resource
             )
         events += self._finish(ctx, prepared, encoder, finish, "".join(pieces))
         body = assemble_output(events)
