@@ -504,6 +504,13 @@ def test_mid_stream_failure_is_a_model_stream_error(bedrock: Any) -> None:
     )
 
 
+def test_model_failure_in_converse_is_a_model_error(bedrock: Any) -> None:
+    error = client_error(bedrock.converse, modelId=BROKEN, messages=[user("one two three")])
+    assert error.response["Error"]["Code"] == "ModelErrorException"
+    assert error.response["ResponseMetadata"]["HTTPStatusCode"] == 424
+    assert error.response["resourceName"] == BROKEN
+
+
 # -- CountTokens -------------------------------------------------------------------------------
 
 
