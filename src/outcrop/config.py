@@ -25,6 +25,10 @@ a message naming the offending key.
     match = "anthropic.claude-3-haiku*"
     engine = "fast"
 
+    [invocation_log]            # Bedrock-style model invocation logging, one JSON object a line
+    destination = "invocations.jsonl"   # a file (appended to), or "-" for standard output
+    include_bodies = false      # also log request and response bodies
+
     [embeddings]                # embedding model IDs (Titan Embeddings, Cohere Embed)
     model = "/path/dir"         # a sentence-transformers BERT folder; omitted: all-MiniLM-L6-v2
 
@@ -68,6 +72,18 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from outcrop.config_lines import line_of
+from outcrop.security_settings import (
+    AdminSettings,
+    AuthSettings,
+    FaultRuleSettings,
+    LimitsSettings,
+    PolicySettings,
+    PrincipalSettings,
+    QuotaSettings,
+    resolved_policies,
+)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4590
@@ -113,6 +129,8 @@ class ScriptedSettings(_Strict):
     reasoning: str | None = None  # reasoning text when a request asks for reasoning
     tool_calls: list[ScriptedToolCallSettings] | None = None  # calls made when tools are offered
     fail_after_tokens: int | None = Field(None, ge=0)
+    load_ms: float = Field(0.0, ge=0)
+    load_error: str | None = None
 
 
 EngineSettings = Annotated[LlamaCppSettings | ScriptedSettings, Field(discriminator="type")]
@@ -125,6 +143,12 @@ class EmbeddingSettings(_Strict):
 class ModelRouteSettings(_Strict):
     match: str
     engine: str
+
+
+class InvocationLogSettings(_Strict):
+    destination: str | None = None
+    """A file path (appended to) or `-` for standard output; None turns logging off."""
+    include_bodies: bool = False
 
 
 ContainerDialectName = Literal["auto", "tgi", "lmi", "openai"]
@@ -233,8 +257,17 @@ class Settings(_Strict):
     engines: dict[str, EngineSettings] = Field(default_factory=_default_engines)
     models: list[ModelRouteSettings] = Field(default_factory=list)
     aliases: dict[str, str] = Field(default_factory=dict)
+    invocation_log: InvocationLogSettings = InvocationLogSettings()
     sagemaker: SageMakerSettings = SageMakerSettings()
     embeddings: EmbeddingSettings = EmbeddingSettings()
+    # Security, limits and faults (outcrop.security_settings documents them).
+    auth: AuthSettings = AuthSettings()
+    principals: dict[str, PrincipalSettings] = Field(default_factory=dict)
+    policies: dict[str, PolicySettings] = Field(default_factory=dict)
+    quotas: list[QuotaSettings] = Field(default_factory=list)
+    faults: list[FaultRuleSettings] = Field(default_factory=list)
+    limits: LimitsSettings = LimitsSettings()
+    admin: AdminSettings = AdminSettings()
 
     @model_validator(mode="after")
     def _engines_exist(self) -> Settings:
@@ -268,9 +301,25 @@ def load_settings(path: Path | None) -> Settings:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     try:
-        return Settings.model_validate(data)
+        settings = Settings.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(_located(path, err["loc"], err["msg"]) for err in exc.errors())
         raise ConfigError(f"{path}: {problems}") from None
+    try:
+        documents = resolved_policies(settings.policies, settings.principals, path.parent)
+    except ValueError as exc:
+        key = str(exc).split(":", 1)[0]
+        line = line_of(path.read_text(), key.replace("[", ".").replace("]", "").split("."))
+        where = f"line {line}: " if line is not None else ""
+        raise ConfigError(f"{path}: {where}{exc}") from None
+    return settings.model_copy(update={"policies": documents})
+
+
+def _located(path: Path, loc: tuple[str | int, ...], message: str) -> str:
+    """`line N: a.b.c: message` (the line when the key can be found in the file)."""
+    key = ".".join(str(p) for p in loc)
+    try:
+        line = line_of(path.read_text(), loc)
+    except OSError:
+        line = None
+    return f"line {line}: {key}: {message}" if line is not None else f"{key}: {message}"

@@ -18,7 +18,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, EventStreamError
 
 from outcrop.catalog.foundation import foundation_models
-from tests.support.recordings import conforms, interactions, signature
+from tests.support.converse_recordings import conforms, interactions, signature
 from tests.support.server import ServerProcess, running_server
 
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"

@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 
 from tests.conformance.jsclient import run_js
-from tests.support.recordings import conforms, interactions, signature
+from tests.support.converse_recordings import conforms, interactions, signature
 from tests.support.server import ServerProcess, running_server
 
 pytestmark = pytest.mark.node

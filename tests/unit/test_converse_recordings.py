@@ -16,7 +16,7 @@ import pytest
 
 from outcrop.dialects.converse import ConverseEncoder, ConverseEvent, assemble_output
 from outcrop.types import Finish, StopReason, TokenEvent, ToolCallEvent
-from tests.support.recordings import conforms, interactions, signature
+from tests.support.converse_recordings import conforms, interactions, signature
 
 
 def collapsed(events: list[ConverseEvent]) -> list[tuple[str, Any]]:

@@ -20,6 +20,8 @@ def build_engine(name: str, settings: EngineSettings) -> Engine:
                 if settings.tool_calls is None
                 else tuple(ScriptedToolCall(c.name, c.arguments) for c in settings.tool_calls),
                 fail_after_tokens=settings.fail_after_tokens,
+                load_ms=settings.load_ms,
+                load_error=settings.load_error,
             ),
             name=name,
         )

@@ -472,9 +472,13 @@ class LlamaCppEngine(Engine):
         self._state, self._detail = "ready", ""
 
     def _load(self) -> tuple[_LlamaModel, ChatTemplate]:
+        # `detail` tells `outcrop serve`'s start-up progress which step is running.
+        if self._model_path is None:
+            self._detail = "preparing the embedded model (assembled once, on first start)"
         path = self._model_path if self._model_path is not None else default_model_path()
         if not path.is_file():
             raise FileNotFoundError(f"no model file at {path}")
+        self._detail = f"loading {path.name}"
         model = _LlamaModel(path, n_ctx=self._n_ctx, n_threads=self._n_threads)
         template = template_for_model(
             model.metadata,

@@ -19,6 +19,8 @@ each call empty as on Bedrock; the generation ends with `StopReason.TOOL_USE`. W
 tools, answer text comes first only if `text` is configured.
 
 `fail_after_tokens` makes it fail like a broken model after that many tokens (0: before any).
+`load_ms` makes it load like a real model (not ready, `EngineNotReady`, until `start()` has
+waited that long) and `load_error` makes loading fail (then `EngineUnavailable`).
 """
 
 from __future__ import annotations
@@ -28,9 +30,9 @@ import json
 import re
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from outcrop.engines.base import Engine, EngineError
+from outcrop.engines.base import Engine, EngineError, EngineNotReady, EngineUnavailable
 from outcrop.types import (
     EngineHealth,
     Finish,
@@ -65,11 +67,13 @@ class ScriptedConfig:
     token_count: int | None = None
     delay_ms: float = 0.0
     first_token_delay_ms: float = 0.0
+    fail_after_tokens: int | None = None
+    load_ms: float = 0.0
+    load_error: str | None = None
     reasoning: str | None = None
     """Reasoning text emitted when a request asks for reasoning (None: a default text)."""
     tool_calls: tuple[ScriptedToolCall, ...] | None = None
     """Tool calls made when tools are offered (None: one call derived from the tool schema)."""
-    fail_after_tokens: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,14 +88,25 @@ class _Step:
 
 
 class ScriptedEngine(Engine):
-    """Answers every request from a script; always ready."""
+    """Answers every request from a script; ready at once unless told to load slowly or fail."""
 
     def __init__(self, config: ScriptedConfig | None = None, name: str = "scripted") -> None:
         self.config = config or ScriptedConfig()
         self.name = name
+        slow = self.config.load_ms > 0 or self.config.load_error is not None
+        self._state: Literal["loading", "ready", "failed"] = "loading" if slow else "ready"
+        self._detail = "loading (scripted)" if slow else ""
 
     def health(self) -> EngineHealth:
-        return EngineHealth(ready=True, state="ready")
+        return EngineHealth(ready=self._state == "ready", state=self._state, detail=self._detail)
+
+    async def start(self) -> None:
+        if self.config.load_ms > 0:
+            await asyncio.sleep(self.config.load_ms / 1000)
+        if self.config.load_error is not None:
+            self._state, self._detail = "failed", self.config.load_error
+        else:
+            self._state, self._detail = "ready", ""
 
     def count_tokens(self, request: GenerationRequest) -> int:
         return len(tokenize(_prompt_text(request)))
@@ -153,6 +168,10 @@ class ScriptedEngine(Engine):
         return steps
 
     async def generate(self, request: GenerationRequest) -> AsyncGenerator[GenerationEvent, None]:
+        if self._state == "loading":
+            raise EngineNotReady(f"engine {self.name!r} is still loading")
+        if self._state == "failed":
+            raise EngineUnavailable(f"engine {self.name!r} failed to load: {self._detail}")
         steps = self._script(request)
         calls_tools = any(step.kind is None for step in steps)
         input_tokens = self.count_tokens(request)
@@ -177,19 +196,20 @@ class ScriptedEngine(Engine):
             if step.kind == "reasoning":
                 yield TokenEvent(step.text, kind="reasoning")
                 continue
+            token = step.text
             hit = None
             if sampling.stop_sequences:
-                candidate = emitted + step.text
+                candidate = emitted + token
                 hit = _first_stop(candidate, len(emitted), sampling.stop_sequences)
                 emitted = candidate
             if hit is not None:
                 position, matched = hit
-                piece = step.text[: max(0, position - (len(emitted) - len(step.text)))]
+                piece = token[: max(0, position - (len(emitted) - len(token)))]
                 if piece:
                     yield TokenEvent(piece)
                 stop_reason = StopReason.STOP_SEQUENCE
                 break
-            yield TokenEvent(step.text)
+            yield TokenEvent(token)
         yield Finish(stop_reason, input_tokens, produced, matched)
 
 

@@ -26,12 +26,15 @@ from outcrop.config import Settings
 from outcrop.engines.base import Engine
 from outcrop.engines.embeddings import BertEmbedder
 from outcrop.engines.factory import build_engine
+from outcrop.gateway import security
 from outcrop.gateway.asgi import (
+    AbortConnection,
     BodyTooLarge,
     ClientGone,
     Receive,
     Scope,
     Send,
+    abort_response,
     encode_headers,
     http_date,
     read_body,
@@ -39,6 +42,8 @@ from outcrop.gateway.asgi import (
     wait_disconnect,
 )
 from outcrop.gateway.interceptors import Interceptor
+from outcrop.gateway.invocation_log import InvocationLog
+from outcrop.gateway.metrics import Metrics
 from outcrop.services.base import Operation, RequestContext, Response
 from outcrop.services.bedrock import BedrockControlPlane
 from outcrop.services.bedrock_runtime import BedrockRuntime
@@ -126,11 +131,18 @@ class OutcropApp:
             "sagemaker-runtime", self.sagemaker.operations(), internal_error=InternalStreamFailure
         )
         self.interceptors: list[Interceptor] = []
+        self.metrics = Metrics(self.engines, settings.aliases)
+        self.interceptors.append(self.metrics)
+        self.invocation_log = InvocationLog.from_settings(settings.invocation_log)
+        if self.invocation_log is not None:
+            self.interceptors.append(self.invocation_log)
         self.local_routes: dict[tuple[str, str], LocalHandler] = {
             ("GET", "/_outcrop/health"): self._health_route,
         }
+        self.local_routes[("GET", "/metrics")] = self.metrics.route
         EndpointAdmin(self.sagemaker).attach(self.local_routes)
         self._start_tasks: list[asyncio.Task[None]] = []
+        self.faults = security.install(settings, self.interceptors, self.local_routes, self.engines)
 
     def add_service(
         self,
@@ -172,6 +184,8 @@ class OutcropApp:
         await self.sagemaker.close()
         for engine in self.engines.values():
             await engine.close()
+        if self.invocation_log is not None:
+            self.invocation_log.close()
         await self.embedder.close()
 
     # -- ASGI --------------------------------------------------------------------------------
@@ -187,6 +201,9 @@ class OutcropApp:
         try:
             await self._handle(scope, receive, send, request_id, base_headers)
         except ClientGone:
+            return
+        except AbortConnection as abort:
+            await abort_response(send, abort.response_started, base_headers)
             return
         except AwsError as err:
             await self._send_error(send, err, base_headers)
@@ -247,6 +264,10 @@ class OutcropApp:
             body,
             service=str(binding.spec.model.service_name),
             headers=tuple(headers),
+            method=method,
+            raw_path=path,
+            query=scope.get("query_string", b"").decode("latin-1"),
+            scheme=str(scope.get("scheme", "http")),
         )
         try:
             handler = binding.operations.get(bound.name)
@@ -257,11 +278,14 @@ class OutcropApp:
             result = await handler(ctx)
         except AwsError as err:
             ctx.record.error_code = err.code
+            ctx.record.error_message = err.message
+            ctx.record.error_fault = err.fault
             ctx.record.status = err.status
             self._after(ctx)
             raise
         if isinstance(result, Response):
             ctx.record.status = result.status
+            ctx.record.response_body = result.body
             self._after(ctx)
             await send_response(send, result.status, [*base_headers, *result.headers], result.body)
             return
@@ -341,6 +365,8 @@ class OutcropApp:
             err = binding.internal_error("Internal server error.")
         if err is not None:
             ctx.record.error_code = err.code
+            ctx.record.error_message = err.message
+            ctx.record.error_fault = err.fault
             frame = eventstream.exception_frame(err)
             await send({"type": "http.response.body", "body": frame, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})

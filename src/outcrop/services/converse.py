@@ -17,12 +17,13 @@ import base64
 import json
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from outcrop.catalog.resolver import ResolvedModel
+from outcrop.dialects.base import Completion, CompletionBuilder, InvokeCall
 from outcrop.dialects.converse import (
     ConverseEncoder,
     ConverseEvent,
@@ -31,14 +32,17 @@ from outcrop.dialects.converse import (
     parse_request,
     response_fields,
 )
-from outcrop.dialects.registry import DIALECTS
+from outcrop.dialects.registry import dialect_for
 from outcrop.engines.base import Engine, EngineError, EngineNotReady
-from outcrop.services.base import Operation, RequestContext, Response, StreamResponse
+from outcrop.services.base import Operation, RequestContext, Response, StreamResponse, admit
 from outcrop.services.bedrock_runtime import (
+    STREAMING_UNSUPPORTED,
     BedrockRuntime,
     _first_event,
     _guarded,
     _provider_model_name,
+    _record_usage,
+    count_input_tokens,
     decode_json_body,
     translate_engine_error,
 )
@@ -54,11 +58,23 @@ from outcrop.wire.errors import (
 from outcrop.wire.jsonbody import parse_json_body
 from outcrop.wire.restjson import ServiceSpec
 
+ANTHROPIC_VERSION = "bedrock-2023-05-31"
 NOT_A_CHAT_MODEL = (
     "This action doesn't support the model that you provided. Try again with a supported text "
     "or chat model."
 )
 """Converse on an embedding model (wording unverified)."""
+COUNT_UNSUPPORTED = "The provided model doesn't support counting tokens."
+"""CountTokens on an embedding model (wording unverified)."""
+
+
+@dataclass(slots=True)
+class _Generation:
+    """One generation being answered: its encoder and what the engine produced so far."""
+
+    encoder: ConverseEncoder
+    output: CompletionBuilder = field(default_factory=CompletionBuilder)
+    first_byte_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,9 +106,8 @@ class ConverseOperations:
 
     async def converse(self, ctx: RequestContext) -> Response:
         prepared = self._prepare(ctx)
-        encoder = self._encoder(prepared)
-        events = encoder.start()
-        pieces: list[str] = []
+        generation = self._generation(prepared)
+        events = generation.encoder.start()
         finish: Finish | None = None
         resource = prepared.resolved.model.model_id
         try:
@@ -102,10 +117,8 @@ class ConverseOperations:
                 async for event in run:
                     if isinstance(event, Finish):
                         finish = event
-                        continue
-                    if ctx.record.first_byte_ms is None:
-                        ctx.record.first_byte_ms = ctx.elapsed_ms()
-                    events += self._encode(encoder, event, pieces)
+                    else:
+                        events += self._encode(ctx, generation, event)
         except ModelStreamErrorException as exc:
             # Converse has no stream: a model that fails part-way is a ModelErrorException.
             raise ModelErrorException(
@@ -117,7 +130,7 @@ class ConverseOperations:
             raise ModelErrorException(
                 "The engine ended the generation without finishing.", resource_name=resource
             )
-        events += self._finish(ctx, prepared, encoder, finish, "".join(pieces))
+        events += self._finish(ctx, prepared, generation, finish)
         body = assemble_output(events)
         data = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
         return Response(data.encode(), [("Content-Type", "application/json")])
@@ -125,31 +138,25 @@ class ConverseOperations:
     async def converse_stream(self, ctx: RequestContext) -> StreamResponse:
         prepared = self._prepare(ctx)
         if not prepared.resolved.model.streaming:
-            raise ValidationException(
-                f"The model {prepared.resolved.model.model_id} does not support streaming."
-            )
+            raise ValidationException(STREAMING_UNSUPPORTED)
         run = _guarded(prepared.engine, prepared.request, prepared.resolved)
         # The first event is awaited before the 200 goes out, so that failures before the first
         # byte (model not ready, context window, engine down) are HTTP errors, as on Bedrock.
         first = await _first_event(run)
-        encoder = self._encoder(prepared)
+        generation = self._generation(prepared)
 
         async def frames() -> AsyncGenerator[bytes, None]:
-            pieces: list[str] = []
             async with aclosing(run):
-                for kind, payload in encoder.start():
+                for kind, payload in generation.encoder.start():
                     yield event_frame(kind, payload)
                 event: GenerationEvent = first
                 rest = aiter(run)
                 while True:
                     if isinstance(event, Finish):
-                        text = "".join(pieces)
-                        for kind, payload in self._finish(ctx, prepared, encoder, event, text):
+                        for kind, payload in self._finish(ctx, prepared, generation, event):
                             yield event_frame(kind, payload)
                         return
-                    if ctx.record.first_byte_ms is None:
-                        ctx.record.first_byte_ms = ctx.elapsed_ms()
-                    for kind, payload in self._encode(encoder, event, pieces):
+                    for kind, payload in self._encode(ctx, generation, event):
                         yield event_frame(kind, payload)
                     try:
                         event = await anext(rest)
@@ -164,19 +171,22 @@ class ConverseOperations:
     async def count_tokens(self, ctx: RequestContext) -> Response:
         resolved = self.runtime.resolve(str(ctx.params["modelId"]))
         ctx.record.model_id = resolved.model.model_id
+        if "TEXT" not in resolved.model.output_modalities:
+            raise ValidationException(COUNT_UNSUPPORTED)
         body = parse_json_body(self.spec.model.operation_model(ctx.operation), ctx.body)
         counted = body["input"]
         if "converse" in counted:
             request = parse_request(counted["converse"], ctx.request_id).request
         else:
-            dialect = DIALECTS.get(resolved.model.provider)
+            dialect = dialect_for(resolved.model.model_id)
             if dialect is None:
                 raise NotImplementedYet(
                     f"Outcrop does not serve the {resolved.model.provider_name} body format for "
                     f"{resolved.model.model_id} yet."
                 )
             native = decode_json_body(base64.b64decode(counted["invokeModel"]["body"]))
-            request = dialect.parse(native, ctx.request_id)
+            call = InvokeCall(ctx.request_id, resolved.model.model_id, streaming=False)
+            request = dialect.parse(native, call).request
         engine = self.runtime.engines[resolved.engine]
         try:
             tokens = engine.count_tokens(request)
@@ -202,41 +212,44 @@ class ConverseOperations:
             raise ValidationException(NOT_A_CHAT_MODEL)
         body = parse_json_body(self.spec.model.operation_model(ctx.operation), ctx.body)
         parsed = parse_request(body, ctx.request_id)
-        return _Prepared(resolved, self.runtime.engines[resolved.engine], parsed)
+        engine = self.runtime.engines[resolved.engine]
+        model_id = resolved.model.model_id
+        request = parsed.request
+        admit(
+            ctx,
+            model_id,
+            lambda: count_input_tokens(engine, request, model_id),
+            request.sampling.max_tokens,
+        )
+        return _Prepared(resolved, engine, parsed)
 
     @staticmethod
-    def _encoder(prepared: _Prepared) -> ConverseEncoder:
-        return ConverseEncoder(signs_reasoning=prepared.resolved.model.provider == "anthropic")
+    def _generation(prepared: _Prepared) -> _Generation:
+        signs = prepared.resolved.model.provider == "anthropic"
+        return _Generation(ConverseEncoder(signs_reasoning=signs))
 
     @staticmethod
     def _encode(
-        encoder: ConverseEncoder,
-        event: TokenEvent | ToolCallEvent,
-        pieces: list[str],
+        ctx: RequestContext, generation: _Generation, event: TokenEvent | ToolCallEvent
     ) -> list[ConverseEvent]:
+        if generation.first_byte_ms is None:
+            generation.first_byte_ms = ctx.elapsed_ms()
+        generation.output.add(event)
         if isinstance(event, ToolCallEvent):
-            return encoder.tool_call(event)
-        if event.kind == "text":
-            pieces.append(event.text)
-        return encoder.token(event)
+            return generation.encoder.tool_call(event)
+        return generation.encoder.token(event)
 
     def _finish(
-        self,
-        ctx: RequestContext,
-        prepared: _Prepared,
-        encoder: ConverseEncoder,
-        finish: Finish,
-        text: str,
+        self, ctx: RequestContext, prepared: _Prepared, generation: _Generation, finish: Finish
     ) -> list[ConverseEvent]:
-        ctx.record.input_tokens = finish.input_tokens
-        ctx.record.output_tokens = finish.output_tokens
+        _record_usage(ctx, finish.input_tokens, finish.output_tokens, generation.first_byte_ms)
+        generation.output.add(finish)
         parsed = prepared.parsed
         fields: dict[str, Any] | None = None
         if parsed.response_field_paths:
-            fields = response_fields(
-                self._native_response(prepared, text, finish), parsed.response_field_paths
-            )
-        return encoder.finish(
+            native = self._native_response(ctx, prepared, generation.output.build())
+            fields = response_fields(native, parsed.response_field_paths)
+        return generation.encoder.finish(
             finish,
             latency_ms=ctx.elapsed_ms(),
             requested_max_tokens=parsed.request.sampling.max_tokens,
@@ -246,14 +259,26 @@ class ConverseOperations:
         )
 
     @staticmethod
-    def _native_response(prepared: _Prepared, text: str, finish: Finish) -> Mapping[str, Any]:
-        """The body the model family's InvokeModel would have answered: what
-        additionalModelResponseFieldPaths point into (empty for families not served yet)."""
-        dialect = DIALECTS.get(prepared.resolved.model.provider)
-        if dialect is None:
+    def _native_response(
+        ctx: RequestContext, prepared: _Prepared, output: Completion
+    ) -> Mapping[str, Any]:
+        """What additionalModelResponseFieldPaths point into: the model's own response body.
+
+        For Claude (whose `/stop_sequence` is the documented example) this is the body Claude's
+        InvokeModel dialect answers for the same generation. How Bedrock maps other families'
+        native fields for Converse is unverified, so their paths point at nothing.
+        """
+        model = prepared.resolved.model
+        dialect = dialect_for(model.model_id)
+        if model.provider != "anthropic" or dialect is None:
             return {}
-        model_name = _provider_model_name(prepared.resolved)
-        return dialect.response(prepared.request, model_name, text, finish)
+        body = {
+            "anthropic_version": ANTHROPIC_VERSION,
+            "max_tokens": prepared.request.sampling.max_tokens,
+            "messages": [{"role": "user", "content": "."}],
+        }
+        invocation = dialect.parse(body, InvokeCall(ctx.request_id, model.model_id))
+        return invocation.response(output, _provider_model_name(prepared.resolved))
 
 
 def event_frame(kind: str, payload: Mapping[str, Any]) -> bytes:
