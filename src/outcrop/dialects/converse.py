@@ -21,13 +21,13 @@ reasoning blocks carry a signature (Anthropic's do) and is otherwise ignored.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from outcrop.dialects.base import reasoning_signature
 from outcrop.types import (
     ChatMessage,
     Finish,
@@ -499,11 +499,6 @@ def usage(finish: Finish) -> dict[str, int]:
         "outputTokens": finish.output_tokens,
         "totalTokens": finish.input_tokens + finish.output_tokens,
     }
-
-
-def reasoning_signature(text: str) -> str:
-    """An opaque, deterministic stand-in for Anthropic's reasoning signature (base64)."""
-    return base64.b64encode(b"outcrop-reasoning:" + hashlib.sha256(text.encode()).digest()).decode()
 
 
 def assemble_output(events: Sequence[ConverseEvent]) -> dict[str, Any]:
