@@ -47,6 +47,7 @@ from outcrop.gateway.metrics import Metrics
 from outcrop.services.base import Operation, RequestContext, Response
 from outcrop.services.bedrock import BedrockControlPlane
 from outcrop.services.bedrock_runtime import BedrockRuntime
+from outcrop.services.converse import ConverseOperations
 from outcrop.services.sagemaker_admin import EndpointAdmin
 from outcrop.services.sagemaker_runtime import SageMakerRuntime
 from outcrop.wire import eventstream
@@ -120,7 +121,10 @@ class OutcropApp:
         self.bedrock = BedrockRuntime(self.resolver, self.engines, self.embedder)
         self.control_plane = BedrockControlPlane(self.resolver.known_models, settings.server.region)
         self.services: list[ServiceBinding] = []
-        self.add_service("bedrock-runtime", self.bedrock.operations())
+        self.add_service(
+            "bedrock-runtime",
+            {**self.bedrock.operations(), **ConverseOperations(self.bedrock).operations()},
+        )
         self.add_service("bedrock", self.control_plane.operations())
         self.sagemaker = SageMakerRuntime(settings.sagemaker, self.engines)
         self.add_service(
