@@ -69,6 +69,7 @@ def build_settings(
         aliases=settings.aliases,
         sagemaker=settings.sagemaker,
         embeddings=settings.embeddings,
+        speech=settings.speech,
     )
 
 

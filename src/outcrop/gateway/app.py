@@ -399,6 +399,7 @@ class OutcropApp:
             body["status"] = "failed"
         # Reported, not gating: text models serve without the embedding model.
         embedder = self.embedder.health()
+        body["speech"] = self.bedrock.bidirectional.health()
         body["embeddings"] = {
             "ready": embedder.ready,
             "state": embedder.state,

@@ -92,9 +92,15 @@ class BidirectionalStreaming:
             chunk_ms=settings.chunk_ms, lead_s=settings.playback_lead_ms / 1000
         )
         self.operation = DuplexOperation(self.invoke)
+        self.sessions = 0
+        """Sessions open now (each holds a reader task and the session's response task)."""
 
     def close(self) -> None:
         self.models.close()
+
+    def health(self) -> dict[str, Any]:
+        """Reported, not gating: text models serve without the speech models."""
+        return {**self.models.health(), "sessions": self.sessions}
 
     async def invoke(self, ctx: RequestContext, body: AsyncIterator[bytes]) -> StreamResponse:
         resolved = self.resolve(str(ctx.params["modelId"]))
@@ -130,6 +136,7 @@ class BidirectionalStreaming:
         chain: EventChain | None,
         engine: Engine,
     ) -> AsyncGenerator[bytes, None]:
+        self.sessions += 1
         queue: asyncio.Queue[Item] = asyncio.Queue()
         session = SpeechSession(
             self.models, engine, queue.put_nowait, lambda exc: queue.put_nowait(_error(exc)),
@@ -166,6 +173,7 @@ class BidirectionalStreaming:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await reader
             await session.close()
+            self.sessions -= 1
 
     async def _read(
         self,
@@ -175,18 +183,35 @@ class BidirectionalStreaming:
         queue: asyncio.Queue[Item],
     ) -> None:
         """Input: decode, verify and hand over events until the session ends; then drain."""
+        # The body is read by its own task and waited for through a queue: an idle timeout
+        # must not cancel a pending ASGI receive() (Granian stops sending after that).
+        arrived: asyncio.Queue[bytes | None] = asyncio.Queue()
+        pump = asyncio.create_task(_pump_body(body, arrived))
+        try:
+            await self._consume(arrived, chain, session, queue)
+        finally:
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await pump
+
+    async def _consume(
+        self,
+        arrived: asyncio.Queue[bytes | None],
+        chain: EventChain | None,
+        session: SpeechSession,
+        queue: asyncio.Queue[Item],
+    ) -> None:
         decoder = InputFrameDecoder()
-        chunks = aiter(body)
         active = True
         while True:
             try:
-                chunk = await asyncio.wait_for(anext(chunks), self.settings.input_timeout_s)
-            except StopAsyncIteration:
-                break
+                chunk = await asyncio.wait_for(arrived.get(), self.settings.input_timeout_s)
             except TimeoutError:
                 if active:
                     queue.put_nowait(ValidationException(INPUT_TIMEOUT))
                 return
+            if chunk is None:
+                break
             if not active:
                 continue  # draining after the end, until the client's end of input
             try:
@@ -209,6 +234,14 @@ class BidirectionalStreaming:
             # The body ended without the final frame or sessionEnd: answer what is under way.
             await session.finish()
             queue.put_nowait(_END)
+
+
+async def _pump_body(body: AsyncIterator[bytes], arrived: asyncio.Queue[bytes | None]) -> None:
+    try:
+        async for chunk in body:
+            arrived.put_nowait(chunk)
+    finally:
+        arrived.put_nowait(None)
 
 
 def _chunk(event: dict[str, Any]) -> bytes:
