@@ -30,7 +30,7 @@ INTERRUPTED = '{ "interrupted" : true }'
 def espeak_or_skip() -> str:
     found = shutil.which("espeak-ng")
     if found is None:
-        pytest.skip("espeak-ng is not installed (make install-speech-test-deps)")
+        pytest.skip("espeak-ng is not installed (make speech-test-deps)")
     return found
 
 

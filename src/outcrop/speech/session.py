@@ -291,7 +291,7 @@ class SpeechSession:
             if call is None:
                 break
             result = await self._use_tool(state, call)
-            self.history.add("assistant", " ".join(state.spoken) + call.markup())
+            self.history.add("assistant", " ".join([*state.spoken, call.markup()]))
             state.spoken.clear()
             self.history.add("user", f"Result of tool {call.name}: {result}")
         self.history.add("assistant", " ".join(state.spoken))

@@ -48,7 +48,7 @@ class SentenceSplitter:
 
 def speakable(text: str) -> str:
     """Text without markdown markup and runs of whitespace."""
-    return " ".join(_MARKUP.sub(" ", text).split())
+    return " ".join(_MARKUP.sub("", text).split())
 
 
 @dataclass(frozen=True, slots=True)
