@@ -116,8 +116,8 @@ async def one_turn(url: str, ca: Path, question: str, sensitivity: str) -> dict[
                 ended_at = time.monotonic()
             if any("audioOutput" in e for e in stream.events):
                 break
-        first_audio = await stream.wait_for("audioOutput", timeout=30)
-        await stream.wait_for("completionEnd", timeout=30)
+        first_audio = await stream.wait_for("audioOutput", within=30)
+        await stream.wait_for("completionEnd", within=30)
         await stream.send(nova.content_end("mic"))
         await stream.send(nova.prompt_end())
         await stream.send(nova.session_end())
@@ -179,7 +179,8 @@ def main() -> None:
         "",
         "| model | real-time factor (median; compute / audio duration) |",
         "|---|---|",
-        f"| ASR: Whisper tiny.en int8, faster-whisper, 1 thread | {factors['asr_rtf_median']:.3f} |",
+        "| ASR: Whisper tiny.en int8, faster-whisper, 1 thread | "
+        f"{factors['asr_rtf_median']:.3f} |",
         f"| TTS: Piper en_US-joe-medium, onnxruntime, 1 thread | {factors['tts_rtf_median']:.3f} |",
         "",
     ]

@@ -9,6 +9,7 @@ the modelled exception that ends the stream, if any.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -63,14 +64,10 @@ class SmithyStream:
     async def __aexit__(self, *exc: object) -> None:
         if self._reader is not None:
             self._reader.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._reader
-            except (asyncio.CancelledError, Exception):
-                pass
-        try:
+        with contextlib.suppress(Exception):
             await self._stream.input_stream.close()
-        except Exception:
-            pass
 
     async def _read(self) -> None:
         try:
@@ -87,7 +84,9 @@ class SmithyStream:
 
     async def send(self, event: dict[str, Any]) -> None:
         part = BidirectionalInputPayloadPart(bytes_=json.dumps(event).encode())
-        await self._stream.input_stream.send(InvokeModelWithBidirectionalStreamInputChunk(value=part))
+        await self._stream.input_stream.send(
+            InvokeModelWithBidirectionalStreamInputChunk(value=part)
+        )
 
     async def send_all(self, events: list[dict[str, Any]]) -> None:
         for event in events:
@@ -100,10 +99,12 @@ class SmithyStream:
     def events(self) -> list[dict[str, Any]]:
         return [event for _, event in self.received]
 
-    async def wait_for(self, name: str, count: int = 1, timeout: float = 60.0, **match: Any) -> float:
+    async def wait_for(
+        self, name: str, count: int = 1, within: float = 60.0, **match: Any
+    ) -> float:
         """Wait until `count` events `name` (with fields equal to `match`) arrived; returns
         the arrival time of the last one."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         while True:
             hits = [
                 t for t, e in self.received
@@ -116,11 +117,9 @@ class SmithyStream:
             self._new.clear()
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise TimeoutError(f"no {count} {name} events after {timeout} s")
-            try:
+                raise TimeoutError(f"no {count} {name} events after {within} s")
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._new.wait(), remaining)
-            except TimeoutError:
-                pass
 
-    async def wait_end(self, timeout: float = 60.0) -> None:
-        await asyncio.wait_for(self.ended.wait(), timeout)
+    async def wait_end(self, within: float = 60.0) -> None:
+        await asyncio.wait_for(self.ended.wait(), within)

@@ -15,7 +15,7 @@ import pytest
 
 from outcrop.speech.audio import duration_s
 from tests.conformance.jsclient import run_js
-from tests.conformance.speech_fixtures import LONG_SONIC, SONIC, speech_server  # noqa: F401
+from tests.conformance.speech_fixtures import LONG_SONIC, SONIC
 from tests.support.server import ServerProcess
 from tests.support.speech import (
     INTERRUPTED,
@@ -35,7 +35,9 @@ QUESTION = "What is the capital of France?"
 SECOND = "Tell me about the weather."
 
 
-def stream_command(server: ServerProcess, model: str, events: list[dict[str, Any]]) -> dict[str, Any]:
+def stream_command(
+    server: ServerProcess, model: str, events: list[dict[str, Any]]
+) -> dict[str, Any]:
     inputs = [e if "delayMs" in e else {"json": e} for e in events]
     return {"endpoint": server.url, "operation": "InvokeModelWithBidirectionalStream",
             "modelId": model, "inputEvents": inputs}  # fmt: skip

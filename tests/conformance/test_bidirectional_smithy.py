@@ -18,13 +18,7 @@ import pytest
 
 from outcrop.speech.audio import duration_s
 from tests.conformance.smithy_bidi import SmithyStream
-from tests.conformance.speech_fixtures import (  # noqa: F401 - fixtures
-    LONG_ANSWER,
-    LONG_SONIC,
-    limits_server,
-    speech_server,
-    verifying_speech_server,
-)
+from tests.conformance.speech_fixtures import LONG_ANSWER, LONG_SONIC
 from tests.support.server import ServerProcess
 from tests.support.speech import (
     INTERRUPTED,
@@ -107,7 +101,7 @@ async def test_barge_in_interrupts_and_the_new_turn_is_answered(
         # The client keeps its microphone open: silence, then the user talks over the answer.
         interrupted_at = time.monotonic()
         await speak(stream, nova, "mic", spoken(SECOND) + silence(1.0))
-        await stream.wait_for("completionEnd", count=2, timeout=90)
+        await stream.wait_for("completionEnd", count=2, within=90)
         await end_session(stream, nova, "mic")
     assert stream.error is None
     out = NovaOutput(stream.events)
@@ -132,8 +126,8 @@ async def test_barge_in_interrupts_and_the_new_turn_is_answered(
     second_audio = out.audio(second)
     assert duration_s(second_audio, 24000) > 2.0
     assert_speech_at(second_audio[: 24000 * 2 * 6], 24000, LONG_ANSWER.split(".")[0])
-    stopped = [t for t, e in stream.received if "contentEnd" in e
-               and e["contentEnd"]["stopReason"] == "INTERRUPTED"][0]  # fmt: skip
+    stopped = next(t for t, e in stream.received if "contentEnd" in e
+               and e["contentEnd"]["stopReason"] == "INTERRUPTED")  # fmt: skip
     assert stopped - interrupted_at < 5.0
 
 

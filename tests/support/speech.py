@@ -157,8 +157,12 @@ class NovaInput:
     def session_end(self) -> dict[str, Any]:
         return {"event": {"sessionEnd": {}}}
 
-    def opening(self, system: str = "You are a helpful assistant.", rate: int = 24000,
-                tools: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    def opening(
+        self,
+        system: str = "You are a helpful assistant.",
+        rate: int = 24000,
+        tools: list[dict[str, Any]] | None = None,
+    ) -> list[dict[str, Any]]:
         """sessionStart, promptStart and the SYSTEM text block."""
         return [self.session_start(), self.prompt_start(rate, tools),
                 *self.text("SYSTEM", system)]  # fmt: skip

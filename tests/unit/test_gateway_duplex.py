@@ -25,8 +25,9 @@ def signed(event: dict[str, Any] | None) -> bytes:
     inner = b""
     if event is not None:
         payload = json.dumps({"bytes": base64.b64encode(json.dumps(event).encode()).decode()})
-        inner = bytes(EventMessage(headers={":message-type": "event", ":event-type": "chunk",
-                      ":content-type": "application/json"}, payload=payload.encode()).encode())  # fmt: skip
+        headers = {":message-type": "event", ":event-type": "chunk",
+                   ":content-type": "application/json"}  # fmt: skip
+        inner = bytes(EventMessage(headers=headers, payload=payload.encode()).encode())
     frame, _ = sign_frame("0" * 64, inner, int(time.time() * 1000), b"k" * 32, "us-east-1")
     return frame
 
@@ -81,7 +82,9 @@ async def test_output_streams_while_the_request_body_is_still_arriving() -> None
     client.write(*opening, *nova.text("SYSTEM", "Hi."))
     client.write(*nova.text("USER", "Ping?", interactive=True))
     await client.until(lambda: any("completionEnd" in e["event"] for e in client.events))
-    texts = [e["event"]["textOutput"]["content"] for e in client.events if "textOutput" in e["event"]]
+    texts = [
+        e["event"]["textOutput"]["content"] for e in client.events if "textOutput" in e["event"]
+    ]
     assert texts == ["Echo: Ping?", "Echo: Ping?"]  # SPECULATIVE, then FINAL
     assert not task.done()  # the request is still open
     client.write(nova.prompt_end(), nova.session_end(), None, more=False)
@@ -95,7 +98,7 @@ async def test_a_client_that_leaves_ends_the_session() -> None:
     task = asyncio.create_task(served(scope(), client.receive, client.send))
     client.write(nova.session_start())
     async with asyncio.timeout(5):
-        while served.bedrock.bidirectional.sessions != 1:
+        while served.bedrock.bidirectional.sessions != 1:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
     client.inbox.put_nowait({"type": "http.disconnect"})
     await asyncio.wait_for(task, 5)

@@ -23,11 +23,12 @@ def feed(events: list[dict[str, Any]], machine: p.InputProtocol | None = None) -
 
 def test_a_whole_session_parses_in_order() -> None:
     nova = NovaInput(prompt="p")
+    turns = {"endpointingSensitivity": "HIGH"}
     parsed = feed([
-        nova.session_start(max_tokens=77, turnDetectionConfiguration={"endpointingSensitivity": "HIGH"}),
+        nova.session_start(max_tokens=77, turnDetectionConfiguration=turns),
         nova.prompt_start(rate=8000), *nova.text("SYSTEM", "Be brief."),
-        nova.audio_start("mic", rate=24000), nova.audio("mic", b"\1\0\2\0"), nova.content_end("mic"),
-        nova.prompt_end(), nova.session_end(),
+        nova.audio_start("mic", rate=24000), nova.audio("mic", b"\1\0\2\0"),
+        nova.content_end("mic"), nova.prompt_end(), nova.session_end(),
     ])  # fmt: skip
     start, prompt = parsed[0], parsed[1]
     assert start == p.SessionStart(p.InferenceConfig(77, 0.7, 0.9), "HIGH")
@@ -65,7 +66,7 @@ def test_a_whole_session_parses_in_order() -> None:
 )  # fmt: skip
 def test_out_of_order_and_malformed_events(events: Any, message: str) -> None:
     machine = p.InputProtocol()
-    with pytest.raises(p.ProtocolError) as raised:  # noqa: PT012 - some event must fail
+    with pytest.raises(p.ProtocolError) as raised:
         for event in events(NovaInput(prompt="p")):
             machine.receive(raw(event))
     assert message in str(raised.value)
@@ -87,7 +88,7 @@ def test_tool_results_answer_the_tool_use_they_name() -> None:
     machine = p.InputProtocol()
     feed(nova.opening(), machine)
     machine.expect_tool_result("t1")
-    start, result, end = feed(nova.tool_result("t1", '{"ok": 1}'), machine)
+    start, result, _end = feed(nova.tool_result("t1", '{"ok": 1}'), machine)
     assert start.tool_use_id == "t1" and result.content == '{"ok": 1}'
     with pytest.raises(p.ProtocolError, match="No toolUse"):
         feed(nova.tool_result("t1", "{}"), machine)  # answered already

@@ -69,7 +69,7 @@ async def test_barge_in_stops_the_answer_and_keeps_the_history() -> None:
     nova = NovaInput()
     await send(s, *nova.opening(system="Be brief."), nova.audio_start("mic"))
     await talk(s, nova, spoken("What is the capital of France?") + silence(1.0))
-    while not any("audioOutput" in e["event"] for e in events):
+    while not any("audioOutput" in e["event"] for e in events):  # noqa: ASYNC110
         await asyncio.sleep(0.01)
     await asyncio.sleep(0.3)  # some of the answer plays
     await talk(s, nova, spoken("Stop please.") + silence(1.0))
@@ -101,7 +101,7 @@ async def test_tool_use_waits_for_the_result_and_continues() -> None:
     await send(s, *nova.opening(tools=tools))
     call = '<tool_call>{"name": "lookup", "arguments": {"q": 1}}</tool_call>'
     await send(s, *nova.text("USER", call, interactive=True))
-    while not any("toolUse" in e["event"] for e in events):
+    while not any("toolUse" in e["event"] for e in events):  # noqa: ASYNC110
         await asyncio.sleep(0.01)
     tool_use = next(e["event"]["toolUse"] for e in events if "toolUse" in e["event"])
     assert (tool_use["toolName"], json.loads(tool_use["content"])) == ("lookup", {"q": 1})

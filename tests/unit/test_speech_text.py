@@ -27,7 +27,8 @@ def test_markup_is_not_spoken_and_long_runs_are_cut() -> None:
 
 def test_tool_call_split_across_tokens() -> None:
     scanner = ToolCallScanner()
-    text = 'Let me check. <tool_call>{"name": "getWeather", "arguments": {"city": "Paris"}}</tool_call>'
+    text = 'Let me check. <tool_call>{"name": "getWeather", "arguments": {"city": "Paris"}}'
+    text += "</tool_call>"
     spoken, calls = "", []
     for i in range(0, len(text), 3):
         said, call = scanner.feed(text[i : i + 3])
