@@ -25,6 +25,8 @@ async def call(
     body: bytes = b"",
     headers: list[tuple[str, str]] | None = None,
     disconnect_after_chunks: int | None = None,
+    query: str = "",
+    scheme: str = "http",
 ) -> Result:
     """Send one request; optionally disconnect once that many body chunks were received."""
     result = Result()
@@ -60,7 +62,8 @@ async def call(
         "path": raw_path,
         "raw_path": raw_path.encode(),
         "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or [])],
-        "query_string": b"",
+        "query_string": query.encode(),
+        "scheme": scheme,
     }
     await app(scope, receive, send)
     return result

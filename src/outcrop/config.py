@@ -75,6 +75,18 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from outcrop.config_lines import line_of
+from outcrop.security_settings import (
+    AdminSettings,
+    AuthSettings,
+    FaultRuleSettings,
+    LimitsSettings,
+    PolicySettings,
+    PrincipalSettings,
+    QuotaSettings,
+    resolved_policies,
+)
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4590
 
@@ -105,13 +117,22 @@ class LlamaCppSettings(_Strict):
     n_threads: int | None = Field(None, ge=1)
 
 
+class ScriptedToolCallSettings(_Strict):
+    name: str
+    arguments: str = "{}"  # JSON text of the call's input object
+
+
 class ScriptedSettings(_Strict):
     type: Literal["scripted"]
     text: str | None = None
     token_count: int | None = Field(None, ge=1)
     delay_ms: float = Field(0.0, ge=0)
     first_token_delay_ms: float = Field(0.0, ge=0)
+    reasoning: str | None = None  # reasoning text when a request asks for reasoning
+    tool_calls: list[ScriptedToolCallSettings] | None = None  # calls made when tools are offered
     fail_after_tokens: int | None = Field(None, ge=0)
+    load_ms: float = Field(0.0, ge=0)
+    load_error: str | None = None
 
 
 EngineSettings = Annotated[LlamaCppSettings | ScriptedSettings, Field(discriminator="type")]
@@ -256,6 +277,14 @@ class Settings(_Strict):
     sagemaker: SageMakerSettings = SageMakerSettings()
     embeddings: EmbeddingSettings = EmbeddingSettings()
     speech: SpeechSettings = SpeechSettings()
+    # Security, limits and faults (outcrop.security_settings documents them).
+    auth: AuthSettings = AuthSettings()
+    principals: dict[str, PrincipalSettings] = Field(default_factory=dict)
+    policies: dict[str, PolicySettings] = Field(default_factory=dict)
+    quotas: list[QuotaSettings] = Field(default_factory=list)
+    faults: list[FaultRuleSettings] = Field(default_factory=list)
+    limits: LimitsSettings = LimitsSettings()
+    admin: AdminSettings = AdminSettings()
 
     @model_validator(mode="after")
     def _engines_exist(self) -> Settings:
@@ -289,9 +318,25 @@ def load_settings(path: Path | None) -> Settings:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     try:
-        return Settings.model_validate(data)
+        settings = Settings.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(_located(path, err["loc"], err["msg"]) for err in exc.errors())
         raise ConfigError(f"{path}: {problems}") from None
+    try:
+        documents = resolved_policies(settings.policies, settings.principals, path.parent)
+    except ValueError as exc:
+        key = str(exc).split(":", 1)[0]
+        line = line_of(path.read_text(), key.replace("[", ".").replace("]", "").split("."))
+        where = f"line {line}: " if line is not None else ""
+        raise ConfigError(f"{path}: {where}{exc}") from None
+    return settings.model_copy(update={"policies": documents})
+
+
+def _located(path: Path, loc: tuple[str | int, ...], message: str) -> str:
+    """`line N: a.b.c: message` (the line when the key can be found in the file)."""
+    key = ".".join(str(p) for p in loc)
+    try:
+        line = line_of(path.read_text(), loc)
+    except OSError:
+        line = None
+    return f"line {line}: {key}: {message}" if line is not None else f"{key}: {message}"

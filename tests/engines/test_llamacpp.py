@@ -274,6 +274,7 @@ async def collect(events: AsyncIterator[GenerationEvent]) -> tuple[str, Finish]:
     async for event in events:
         if isinstance(event, Finish):
             return "".join(texts), event
+        assert isinstance(event, TokenEvent)
         texts.append(event.text)
     raise AssertionError("the stream ended without a Finish")
 

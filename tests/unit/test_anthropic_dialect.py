@@ -85,7 +85,9 @@ def test_messages_translate_with_system_blocks_and_merged_turns() -> None:
 def test_legacy_completion_body() -> None:
     parsed = anthropic.parse({"prompt": "\n\nHuman: hi\n\nAssistant:", "max_tokens_to_sample": 5})
     assert parsed.legacy
-    assert parsed.request.raw_prompt == "\n\nHuman: hi\n\nAssistant:"
+    # The Human/Assistant turns reach the engine as a conversation (dialects/prompts.py).
+    assert parsed.request.raw_prompt is None
+    assert [(m.role, m.text) for m in parsed.request.messages] == [("user", "hi")]
     finish = Finish(StopReason.MAX_TOKENS, 3, 5)
     assert anthropic.complete(parsed, "claude-2.1", " Hello", finish) == {
         "type": "completion",

@@ -102,14 +102,19 @@ async def test_model_error_names_the_region_the_client_signed_for() -> None:
     app = _app()
     auth = (
         "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20250101/eu-west-3/sagemaker/aws4_request, "
-        "SignedHeaders=host, Signature=abc"
+        "SignedHeaders=host, Signature=" + "0" * 64
     )
+    # Auth mode open takes any well-formed signature (a malformed one is refused).
     result = await call(
         app,
         "POST",
         "/endpoints/tgi/invocations",
         b"a,b",
-        [("Content-Type", "text/csv"), ("Authorization", auth)],
+        [
+            ("Content-Type", "text/csv"),
+            ("Authorization", auth),
+            ("X-Amz-Date", "20250101T000000Z"),
+        ],
     )
     body = json.loads(result.body)
     assert result.status == 424 and body["OriginalStatusCode"] == 415

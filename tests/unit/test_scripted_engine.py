@@ -29,7 +29,7 @@ async def run(engine: ScriptedEngine, req: GenerationRequest) -> tuple[str, Fini
     async for event in engine.generate(req):
         if isinstance(event, TokenEvent):
             pieces.append(event.text)
-        else:
+        elif isinstance(event, Finish):
             finish = event
     assert finish is not None
     return "".join(pieces), finish

@@ -70,7 +70,12 @@ def build_settings(
         sagemaker=settings.sagemaker,
         embeddings=settings.embeddings,
         speech=settings.speech,
+        **{name: getattr(settings, name) for name in SECURITY_SECTIONS},
     )
+
+
+SECURITY_SECTIONS = ("auth", "principals", "policies", "quotas", "faults", "limits", "admin")
+"""Settings sections the command-line flags never change."""
 
 
 @app.command()

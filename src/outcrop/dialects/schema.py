@@ -3,18 +3,25 @@
 Bedrock validates InvokeModel bodies against per-model JSON schemas with the everit library and
 answers `Malformed input request: <violations>, please reformat your input and try again.`, each
 violation prefixed by a JSON pointer (`#: required key [x] not found`, `#: extraneous key [x] is
-not permitted`, `#/temperature: expected type: Number, found: String`). The required/extraneous
-forms are verbatim from captured errors; the type and range forms follow everit's standard
+not permitted`, `#/temperature: expected type: Number, found: String`), as captured for Claude,
+Cohere and Nova (`malformed`). Amazon Titan's captured messages are everit's
+`getErrorMessage()` instead: one violation without its pointer (`extraneous key
+[textGenerationConfig] is not permitted`, `expected minLength: 1, actual: 0`), several as
+`N schema violations found` (`titan_malformed`). The required/extraneous/minLength forms are
+verbatim from captured errors; the type, range and item-count forms follow everit's standard
 messages and are unverified against Bedrock.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from outcrop.wire.errors import ValidationException
+
+_POINTER = re.compile(r"^#[^:]*: ")
 
 MALFORMED = "Malformed input request, please reformat your input and try again."
 
@@ -38,6 +45,8 @@ class Field:
     maximum: float | None = None
     min_items: int | None = None
     enum: tuple[str, ...] | None = None
+    min_length: int | None = None
+    max_items: int | None = None
 
 
 def type_name(value: Any) -> str:
@@ -77,10 +86,10 @@ def _is(value: Any, kind: str) -> bool:
     raise ValueError(kind)
 
 
-def check_object(
-    obj: Mapping[str, Any], fields: Mapping[str, Field], pointer: str = "#"
-) -> list[str]:
+def check_object(obj: Any, fields: Mapping[str, Field], pointer: str = "#") -> list[str]:
     """Violations of `obj` against `fields` (required, extraneous, type, range, enum)."""
+    if not isinstance(obj, Mapping):
+        return [f"{pointer}: expected type: JSONObject, found: {type_name(obj)}"]
     problems: list[str] = []
     for key, spec in fields.items():
         if spec.required and key not in obj:
@@ -106,6 +115,12 @@ def check_value(value: Any, spec: Field, pointer: str) -> list[str]:
         problems.append(
             f"{pointer}: expected minimum item count: {spec.min_items}, found: {len(value)}"
         )
+    if spec.max_items is not None and len(value) > spec.max_items:
+        problems.append(
+            f"{pointer}: expected maximum item count: {spec.max_items}, found: {len(value)}"
+        )
+    if spec.min_length is not None and len(value) < spec.min_length:
+        problems.append(f"{pointer}: expected minLength: {spec.min_length}, actual: {len(value)}")
     if spec.enum is not None and value not in spec.enum:
         problems.append(f"{pointer}: {value} is not a valid enum value")
     return problems
@@ -117,6 +132,13 @@ def malformed(problems: list[str], prefix: str = "") -> ValidationException:
         f"Malformed input request: {prefix}{''.join(problems)}, please reformat your input and "
         "try again."
     )
+
+
+def titan_malformed(problems: list[str]) -> ValidationException:
+    """Titan's form: one violation without its JSON pointer, several as a count."""
+    if len(problems) == 1:
+        return malformed([_POINTER.sub("", problems[0], count=1)])
+    return malformed([f"{len(problems)} schema violations found"])
 
 
 def _num(value: float) -> str:

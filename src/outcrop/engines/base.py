@@ -25,6 +25,10 @@ class EngineUnavailable(EngineError):
     """The engine (or its upstream) cannot be reached or failed to load."""
 
 
+class EngineTimeout(EngineError):
+    """Generation took longer than the configured limit and was aborted."""
+
+
 class Engine(abc.ABC):
     """A source of tokens. Implementations: scripted, llama.cpp (in-process), ..."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from outcrop.config import EngineSettings, LlamaCppSettings, ScriptedSettings
 from outcrop.engines.base import Engine
-from outcrop.engines.scripted import ScriptedConfig, ScriptedEngine
+from outcrop.engines.scripted import ScriptedConfig, ScriptedEngine, ScriptedToolCall
 
 
 def build_engine(name: str, settings: EngineSettings) -> Engine:
@@ -15,7 +15,13 @@ def build_engine(name: str, settings: EngineSettings) -> Engine:
                 token_count=settings.token_count,
                 delay_ms=settings.delay_ms,
                 first_token_delay_ms=settings.first_token_delay_ms,
+                reasoning=settings.reasoning,
+                tool_calls=None
+                if settings.tool_calls is None
+                else tuple(ScriptedToolCall(c.name, c.arguments) for c in settings.tool_calls),
                 fail_after_tokens=settings.fail_after_tokens,
+                load_ms=settings.load_ms,
+                load_error=settings.load_error,
             ),
             name=name,
         )

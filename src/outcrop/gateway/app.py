@@ -26,13 +26,16 @@ from outcrop.config import Settings
 from outcrop.engines.base import Engine
 from outcrop.engines.embeddings import BertEmbedder
 from outcrop.engines.factory import build_engine
+from outcrop.gateway import security
 from outcrop.gateway.asgi import (
+    AbortConnection,
     BodyTooLarge,
     ClientGone,
     Receive,
     Scope,
     Send,
     StreamedBody,
+    abort_response,
     encode_headers,
     http_date,
     read_body,
@@ -134,6 +137,7 @@ class OutcropApp:
         }
         EndpointAdmin(self.sagemaker).attach(self.local_routes)
         self._start_tasks: list[asyncio.Task[None]] = []
+        self.faults = security.install(settings, self.interceptors, self.local_routes, self.engines)
 
     def add_service(
         self,
@@ -192,6 +196,9 @@ class OutcropApp:
             await self._handle(scope, receive, send, request_id, base_headers)
         except ClientGone:
             return
+        except AbortConnection as abort:
+            await abort_response(send, abort.response_started, base_headers)
+            return
         except AwsError as err:
             await self._send_error(send, err, base_headers)
         except Exception:
@@ -248,6 +255,10 @@ class OutcropApp:
             body,
             service=str(binding.spec.model.service_name),
             headers=tuple(headers),
+            method=method,
+            raw_path=path,
+            query=scope.get("query_string", b"").decode("latin-1"),
+            scheme=str(scope.get("scheme", "http")),
         )
         try:
             if handler is None:

@@ -25,6 +25,37 @@ class ClientGone(Exception):
     """The client disconnected before its request body arrived."""
 
 
+class AbortConnection(BaseException):
+    """Raised (by fault injection) to drop the connection without completing the response.
+
+    A BaseException so that no `except Exception` on the way turns it into an error response
+    or an exception frame. The gateway answers it by leaving the response incomplete, which
+    ASGI servers turn into an aborted connection (HTTP/1.1: closed mid-body; HTTP/2:
+    RST_STREAM).
+    """
+
+    def __init__(self, response_started: bool) -> None:
+        super().__init__(response_started)
+        self.response_started = response_started
+
+
+async def abort_response(send: Send, started: bool, headers: list[tuple[str, str]]) -> None:
+    """Leave the response incomplete: before any response, headers promising a body that
+    never fully arrives; after the headers, nothing more."""
+    if started:
+        return
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": encode_headers(
+                [*headers, ("Content-Type", "application/json"), ("Content-Length", "1024")]
+            ),
+        }
+    )
+    await send({"type": "http.response.body", "body": b"{", "more_body": True})
+
+
 async def read_body(receive: Receive, limit: int) -> bytes:
     """The whole request body, or BodyTooLarge once more than `limit` bytes arrived."""
     chunks: list[bytes] = []

@@ -190,9 +190,10 @@ class EngineBackend:
                 while event is not None:
                     if isinstance(event, TokenEvent):
                         pieces.append(event.text)
-                    else:
+                    elif isinstance(event, Finish):
                         finish = event
                         break
+                    # Container formats have no tool-call field: ToolCallEvents are dropped.
                     event = await anext(events, None)
             except EngineError as exc:
                 return reply_response(dialect.failure(str(exc)), headers)
@@ -216,7 +217,7 @@ async def _stream_chunks(
                 if isinstance(event, TokenEvent):
                     for chunk in encoder.token(event.text):
                         yield chunk
-                else:
+                elif isinstance(event, Finish):
                     for chunk in encoder.finish(event):
                         yield chunk
                     return

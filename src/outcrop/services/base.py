@@ -21,6 +21,7 @@ class InvocationRecord:
     first_byte_ms: int | None = None
     error_code: str | None = None
     status: int = 200
+    max_output_tokens: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,13 @@ class RequestContext:
     record: InvocationRecord = field(default_factory=InvocationRecord)
     state: dict[str, Any] = field(default_factory=dict)
     """Scratch space for interceptors (e.g. the authenticated principal)."""
+    method: str = "POST"
+    raw_path: str = ""
+    """The request path still percent-encoded, as received (what SigV4 signs)."""
+    query: str = ""
+    """The raw query string, without `?`."""
+    scheme: str = "http"
+    """`https` on the TLS listener."""
 
     def elapsed_ms(self) -> int:
         return int((time.monotonic() - self.started) * 1000)
@@ -47,6 +55,30 @@ class RequestContext:
             if key.lower() == lowered:
                 return value
         return None
+
+
+AdmissionCheck = Callable[["RequestContext", int, int], None]
+"""Raises an AwsError to refuse a call once its size is known: (ctx, input, max output)."""
+
+
+def admit(
+    ctx: RequestContext, model_id: str, input_tokens: Callable[[], int], max_output_tokens: int
+) -> None:
+    """Called by an operation once it knows the model and the request's size, before generating.
+
+    Records them in `ctx.record` and runs the admission checks interceptors registered in
+    `ctx.state["admission"]` (token quotas reserve input plus max output here). The input
+    count is computed only when a check is registered.
+    """
+    ctx.record.model_id = model_id
+    ctx.record.max_output_tokens = max_output_tokens
+    checks: list[AdmissionCheck] = ctx.state.get("admission", [])
+    if not checks:
+        return
+    counted = input_tokens()
+    ctx.record.input_tokens = counted
+    for check in checks:
+        check(ctx, counted, max_output_tokens)
 
 
 @dataclass(frozen=True, slots=True)

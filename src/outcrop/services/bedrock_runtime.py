@@ -15,8 +15,8 @@ from typing import Any
 
 from outcrop.catalog.resolver import OnDemandNotSupported, ResolvedModel, Resolver, UnknownModel
 from outcrop.config import SpeechSettings
-from outcrop.dialects.base import InvokeDialect
-from outcrop.dialects.registry import DIALECTS
+from outcrop.dialects.base import CompletionBuilder, Invocation, InvokeCall, stream_events
+from outcrop.dialects.registry import dialect_for
 from outcrop.dialects.schema import MALFORMED
 from outcrop.engines.base import (
     ContextWindowExceeded,
@@ -24,25 +24,37 @@ from outcrop.engines.base import (
     EngineError,
     EngineNotReady,
     EngineRequestError,
+    EngineTimeout,
     EngineUnavailable,
 )
 from outcrop.engines.embeddings import BertEmbedder, EmbeddingEngine
-from outcrop.services.base import Operation, RequestContext, Response, StreamResponse
+from outcrop.services.base import (
+    Operation,
+    RequestContext,
+    Response,
+    StreamResponse,
+    admit,
+)
 from outcrop.services.bidirectional import BidirectionalStreaming
 from outcrop.services.embeddings import EmbeddingService, is_embedding_model
-from outcrop.types import Finish, GenerationEvent, GenerationRequest, TokenEvent, Usage
+from outcrop.types import Finish, GenerationEvent, GenerationRequest, Usage
 from outcrop.wire import eventstream
 from outcrop.wire.errors import (
     AwsError,
     ModelErrorException,
     ModelNotReadyException,
     ModelStreamErrorException,
+    ModelTimeoutException,
     NotImplementedYet,
     ServiceUnavailableException,
     ValidationException,
 )
 
 INVALID_MODEL = "The provided model identifier is invalid."
+# AWS's documented description of ModelTimeoutException.
+MODEL_TIMEOUT = (
+    "The request took too long to process. Processing time exceeded the model timeout length."
+)
 # Verbatim from Bedrock (issue aws-samples/amazon-bedrock-client-for-mac#112).
 STREAMING_UNSUPPORTED = "The model is unsupported for streaming."
 JSON_TYPES = ("application/json", "*/*", "application/*")
@@ -87,28 +99,25 @@ class BedrockRuntime:
         if is_embedding_model(target.model):
             _check_content_type(ctx.params.get("contentType"), ctx.params.get("accept"))
             return await self.embeddings.invoke(ctx, target, decode_json_body(ctx.body))
-        resolved, dialect, engine, request = self._prepare(ctx, accept_header="accept")
+        resolved, invocation, engine = self._prepare(ctx, streaming=False)
+        request = invocation.request
         model_name = _provider_model_name(resolved)
-        pieces: list[str] = []
-        finish: Finish | None = None
-        first_byte_ms: int | None = None
+        builder = CompletionBuilder()
         async with aclosing(_guarded(engine, request, resolved)) as events:
             async for event in events:
-                if isinstance(event, TokenEvent):
-                    if first_byte_ms is None:
-                        first_byte_ms = ctx.elapsed_ms()
-                    pieces.append(event.text)
-                else:
-                    finish = event
-        assert finish is not None
-        text = "".join(pieces)
-        body = dialect.response(request, model_name, text, finish)
+                builder.add(event)
+        output = builder.build()
+        finish = output.finish
+        ctx.record.input_tokens = finish.input_tokens
+        ctx.record.output_tokens = finish.output_tokens
+        body = invocation.response(output, model_name)
         latency = ctx.elapsed_ms()
         headers = [
             ("Content-Type", "application/json"),
             ("X-Amzn-Bedrock-Invocation-Latency", str(latency)),
             ("X-Amzn-Bedrock-Input-Token-Count", str(finish.input_tokens)),
             ("X-Amzn-Bedrock-Output-Token-Count", str(finish.output_tokens)),
+            *invocation.response_headers(output),
         ]
         headers += _echo_headers(ctx)
         return Response(json.dumps(body, ensure_ascii=False).encode(), headers)
@@ -118,14 +127,15 @@ class BedrockRuntime:
         # catalog entry says responseStreamingSupported: false).
         if not self.resolve(str(ctx.params["modelId"])).model.streaming:
             raise ValidationException(STREAMING_UNSUPPORTED)
-        resolved, dialect, engine, request = self._prepare(ctx, accept_header="accept")
+        resolved, invocation, engine = self._prepare(ctx, streaming=True)
+        request = invocation.request
         model_name = _provider_model_name(resolved)
         input_tokens = count_input_tokens(engine, request, resolved.model.model_id)
         events = _guarded(engine, request, resolved)
         # Pull the first event before answering 200, so that failures before the first byte
         # (model not ready, context window, engine down) are HTTP errors as on Bedrock.
         first = await _first_event(events)
-        encoder = dialect.stream(request, model_name, input_tokens)
+        encoder = invocation.stream(model_name, input_tokens)
 
         async def frames() -> AsyncGenerator[bytes, None]:
             first_byte_ms: int | None = None
@@ -135,13 +145,16 @@ class BedrockRuntime:
                 event: GenerationEvent = first
                 rest = aiter(events)
                 while True:
-                    if isinstance(event, TokenEvent):
+                    if not isinstance(event, Finish):
                         if first_byte_ms is None:
                             first_byte_ms = ctx.elapsed_ms()
-                        for obj in encoder.text(event.text):
+                            ctx.record.first_byte_ms = first_byte_ms
+                        for obj in stream_events(encoder, event):
                             yield eventstream.chunk_frame(obj)
                     else:
                         total = ctx.elapsed_ms()
+                        ctx.record.input_tokens = event.input_tokens
+                        ctx.record.output_tokens = event.output_tokens
                         usage = Usage(
                             event.input_tokens,
                             event.output_tokens,
@@ -169,20 +182,28 @@ class BedrockRuntime:
     # -- shared steps ------------------------------------------------------------------------
 
     def _prepare(
-        self, ctx: RequestContext, accept_header: str
-    ) -> tuple[ResolvedModel, InvokeDialect, Engine, GenerationRequest]:
+        self, ctx: RequestContext, streaming: bool
+    ) -> tuple[ResolvedModel, Invocation, Engine]:
         resolved = self.resolve(str(ctx.params["modelId"]))
-        _check_content_type(ctx.params.get("contentType"), ctx.params.get(accept_header))
-        dialect = DIALECTS.get(resolved.model.provider)
+        _check_content_type(ctx.params.get("contentType"), ctx.params.get("accept"))
+        dialect = dialect_for(resolved.model.model_id)
         if dialect is None:
             raise NotImplementedYet(
                 f"Outcrop does not serve the {resolved.model.provider_name} body format for "
                 f"{resolved.model.model_id} yet."
             )
         body = decode_json_body(ctx.body)
-        request = dialect.parse(body, ctx.request_id)
+        call = InvokeCall(ctx.request_id, resolved.model.model_id, streaming)
+        invocation = dialect.parse(body, call)
         engine = self.engines[resolved.engine]
-        return resolved, dialect, engine, request
+        request = invocation.request
+        admit(
+            ctx,
+            resolved.model.model_id,
+            lambda: count_input_tokens(engine, request, resolved.model.model_id),
+            request.sampling.max_tokens,
+        )
+        return resolved, invocation, engine
 
     def resolve(self, identifier: str) -> ResolvedModel:
         try:
@@ -239,6 +260,8 @@ def _provider_model_name(resolved: ResolvedModel) -> str:
 def translate_engine_error(exc: EngineError, *, started: bool, resource: str) -> AwsError:
     """The Bedrock error for an engine failure, before (HTTP error) or after the first event
     (exception frame)."""
+    if isinstance(exc, EngineTimeout):
+        return ModelTimeoutException(MODEL_TIMEOUT)
     if isinstance(exc, EngineNotReady):
         return ModelNotReadyException(
             "Model is not ready for inference. Wait and try your request again."

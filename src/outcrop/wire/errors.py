@@ -195,6 +195,33 @@ class InvalidSignatureException(AwsError):
     namespace = CORAL_SERVICE_NAMESPACE
 
 
+class IncompleteSignatureException(AwsError):
+    """The request's SigV4 signature is malformed (missing fields, bad date, bad scope)."""
+
+    code = "IncompleteSignatureException"
+    status = 403
+    fault = "client"
+    namespace = CORAL_SERVICE_NAMESPACE
+
+
+class MissingAuthenticationTokenException(AwsError):
+    """The request carries neither a SigV4 signature nor a bearer token."""
+
+    code = "MissingAuthenticationTokenException"
+    status = 403
+    fault = "client"
+    namespace = CORAL_SERVICE_NAMESPACE
+
+
+class RequestHeaderFieldsTooLarge(AwsError):
+    """The request's header block is larger than the front door accepts (Outcrop's limit)."""
+
+    code = "RequestHeaderFieldsTooLargeException"
+    status = 431
+    fault = "client"
+    namespace = CORAL_SERVICE_NAMESPACE
+
+
 class RequestEntityTooLarge(AwsError):
     """The HTTP front door refuses bodies far beyond any modelled limit before reading them."""
 

@@ -27,6 +27,8 @@
 //   endInputDelayMs   bidirectional: wait this long after the last input event before closing
 //   abortAfterEvents  abort the call (AbortController) after this many stream events
 //   maxAttempts  SDK retry attempts (default: the SDK's own)
+//   systemClockOffsetMs  start the SDK with this clock offset (it signs with now + offset and
+//                corrects the offset from the response's Date header, as after clock skew)
 //   handler      "http1" | "http2": override the SDK's default request handler
 //   bearerToken  sets AWS_BEARER_TOKEN_BEDROCK for this client
 // Credentials come from the environment (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY).
@@ -218,6 +220,7 @@ async function main() {
   if (!Command) usage(`${service} has no operation ${cmd.operation}`);
   const config = { endpoint: cmd.endpoint, region: cmd.region ?? "us-east-1" };
   if (cmd.maxAttempts !== undefined) config.maxAttempts = cmd.maxAttempts;
+  if (cmd.systemClockOffsetMs !== undefined) config.systemClockOffset = cmd.systemClockOffsetMs;
   const handler = await requestHandler(cmd.handler);
   if (handler !== undefined) config.requestHandler = handler;
   const client = new Client(config);

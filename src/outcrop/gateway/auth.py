@@ -1,0 +1,201 @@
+"""Authentication: who is calling, from the request's SigV4 signature or Bedrock API key.
+
+An interceptor that runs first. It reads the signature (Authorization header or presigned
+query) or the bearer token and leaves an `Identity` in `ctx.state["identity"]` for the
+policy, quota and fault interceptors.
+
+* mode `open` (default, for local development, as AWS emulators do): any well-formed SigV4
+  signature or bearer token is accepted without checking it, and so is an unsigned request;
+  malformed credentials are still refused.
+* mode `verify`: signatures are checked against the configured credentials (`wire.sigv4`),
+  including the session token, the credential scope (service and region), the clock-skew
+  window and the body's hash; bearer tokens must be configured API keys and arrive over TLS.
+  Unknown keys cost the same work as known ones, and every comparison is constant-time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from outcrop.gateway.interceptors import BaseInterceptor
+from outcrop.security_settings import AuthSettings, principal_arn
+from outcrop.services.base import RequestContext
+from outcrop.wire import sigv4
+from outcrop.wire.errors import (
+    IncompleteSignatureException,
+    InvalidSignatureException,
+    MissingAuthenticationTokenException,
+    UnrecognizedClientException,
+)
+from outcrop.wire.restjson import ServiceSpec
+
+INVALID_TOKEN = "The security token included in the request is invalid."
+
+_DUMMY_SECRET = "outcrop-unknown-access-key-dummy-secret"
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """The caller, as the other interceptors see it."""
+
+    principal: str
+    """An IAM ARN: arn:aws:iam::ACCOUNT:user/NAME, role/..., or sts assumed-role/...."""
+    kind: Literal["sigv4", "bearer", "anonymous"]
+    region: str
+    """The region the request was signed for (else the configured default)."""
+    access_key_id: str | None = None
+    verified: sigv4.Verified | None = None
+    """Verify mode, SigV4: what an input event-stream chain is seeded with."""
+
+    @property
+    def account_id(self) -> str:
+        parts = self.principal.split(":")
+        return parts[4] if len(parts) > 4 and parts[4].isdigit() else ""
+
+
+@dataclass(frozen=True, slots=True)
+class _Secret:
+    secret_access_key: str
+    session_token: str | None
+    principal: str
+
+
+class Authenticator(BaseInterceptor):
+    """Sets `ctx.state["identity"]` or refuses the call with AWS's authentication errors."""
+
+    def __init__(
+        self,
+        settings: AuthSettings,
+        clock: Callable[[], dt.datetime] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        self.max_skew = dt.timedelta(seconds=settings.clock_skew_seconds)
+        account = settings.account_id
+        self._secrets = {
+            c.access_key_id: _Secret(
+                c.secret_access_key,
+                c.session_token,
+                principal_arn(c.principal or c.access_key_id, account),
+            )
+            for c in settings.credentials
+        }
+        self._api_keys = {
+            hashlib.sha256(k.key.encode()).digest(): principal_arn(
+                k.principal or "BedrockAPIKey", account
+            )
+            for k in settings.api_keys
+        }
+
+    @property
+    def verifying(self) -> bool:
+        return self.settings.mode == "verify"
+
+    async def before(self, ctx: RequestContext) -> None:
+        ctx.state["identity"] = self.identify(ctx)
+
+    def identify(self, ctx: RequestContext) -> Identity:
+        request = sigv4.HttpRequest(ctx.method, ctx.raw_path, ctx.query, ctx.headers, ctx.body)
+        authorization = request.header_values("authorization")
+        if len(authorization) == 1 and authorization[0][:7].lower() == "bearer ":
+            return self._bearer(authorization[0][7:].strip(), ctx.scheme)
+        try:
+            claim = sigv4.read_claim(request)
+        except MissingAuthenticationTokenException:
+            if self.verifying:
+                raise
+            return Identity(self._default_principal("anonymous"), "anonymous", self._region())
+        if not self.verifying:
+            known = self._secrets.get(claim.credential.access_key_id)
+            principal = (
+                known.principal
+                if known is not None
+                else self._default_principal(claim.credential.access_key_id)
+            )
+            return Identity(
+                principal, "sigv4", claim.credential.region, claim.credential.access_key_id
+            )
+        return self._verify(request, claim, ctx)
+
+    # -- verify mode ---------------------------------------------------------------------------
+
+    def _verify(
+        self, request: sigv4.HttpRequest, claim: sigv4.SigV4Claim, ctx: RequestContext
+    ) -> Identity:
+        spec = ServiceSpec.load(ctx.service)
+        sigv4.check_scope(claim, [spec.signing_name], self.settings.regions)
+        known = self._secrets.get(claim.credential.access_key_id)
+        # An unknown key is checked against a dummy secret, so it costs what a known one does.
+        secret = known.secret_access_key if known is not None else _DUMMY_SECRET
+        event_input = _has_event_stream_input(spec, ctx.operation)
+        try:
+            verified = sigv4.verify_signature(
+                request, claim, secret, allow_event_stream=event_input
+            )
+        except InvalidSignatureException:
+            if known is None:
+                raise UnrecognizedClientException(INVALID_TOKEN) from None
+            raise
+        if known is None:
+            raise UnrecognizedClientException(INVALID_TOKEN)
+        if not _same_token(known.session_token, claim.security_token):
+            raise UnrecognizedClientException(INVALID_TOKEN)
+        sigv4.check_clock(claim, self.clock(), self.max_skew)
+        return Identity(
+            known.principal,
+            "sigv4",
+            claim.credential.region,
+            claim.credential.access_key_id,
+            verified,
+        )
+
+    # -- bearer tokens (Bedrock API keys) ------------------------------------------------------
+
+    def _bearer(self, token: str, scheme: str) -> Identity:
+        if not token or not token.isascii() or not token.isprintable() or " " in token:
+            raise IncompleteSignatureException(
+                "Authorization header with the Bearer scheme requires a token."
+            )
+        if not self.verifying:
+            digest = hashlib.sha256(token.encode()).digest()
+            principal = self._api_keys.get(digest) or self._default_principal("BedrockAPIKey")
+            return Identity(principal, "bearer", self._region())
+        if scheme != "https" and not self.settings.allow_bearer_over_http:
+            raise UnrecognizedClientException(
+                "Bearer tokens (Bedrock API keys) are accepted only over HTTPS. Use the TLS "
+                "listener, or set auth.allow_bearer_over_http when TLS ends in front of Outcrop."
+            )
+        digest = hashlib.sha256(token.encode()).digest()
+        found: str | None = None
+        for candidate, principal in self._api_keys.items():
+            if hmac.compare_digest(candidate, digest):
+                found = principal
+        if found is None:
+            raise UnrecognizedClientException(INVALID_TOKEN)
+        return Identity(found, "bearer", self._region())
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _region(self) -> str:
+        return self.settings.region
+
+    def _default_principal(self, name: str) -> str:
+        return principal_arn(name, self.settings.account_id)
+
+
+def _same_token(expected: str | None, given: str | None) -> bool:
+    if expected is None or given is None:
+        return expected is None and given is None
+    return hmac.compare_digest(expected.encode(), given.encode())
+
+
+def _has_event_stream_input(spec: ServiceSpec, operation: str) -> bool:
+    try:
+        return spec.model.operation_model(operation).get_event_stream_input() is not None
+    except Exception:
+        return False

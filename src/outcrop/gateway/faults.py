@@ -1,0 +1,272 @@
+"""Fault injection: rules that make chosen calls fail the way AWS can fail, on demand.
+
+A rule matches calls by operation, model (glob over the base model ID or endpoint name),
+principal (glob over the caller's ARN) and prompt (a regular expression searched in the text
+of the request body), and fires at most `times` times (default: every match), each time with
+`probability`. Rules are tried in the order they were added; the first that fires decides. No
+rule, no fault: faults happen only where a rule says so.
+
+Actions (`after_events` = K counts the stream's frames sent before the fault acts):
+
+* `error`: any modelled error (by shape name) instead of the response.
+* `stream_error`: the modelled exception frame for `error` after K events (boto3 raises
+  EventStreamError with that code; the JS SDK the modelled class). A shape the operation's
+  stream does not model becomes internalServerException, as the gateway does for any error.
+* `cut`: the stream ends cleanly after K events, without its final events.
+* `stall`: after K events nothing is sent for `stall_seconds` (default: until the client
+  gives up), then the stream goes on.
+* `latency`: `latency_ms` before every event from event K on (per token for token-per-frame
+  streams); non-streaming calls wait `latency_ms` once.
+* `corrupt_crc`: event K+1 goes out with a wrong message CRC.
+* `drop`: the connection is dropped after K events (non-streaming: after the response
+  headers, mid-body).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fnmatch
+import inspect
+import itertools
+import random
+import re
+import time
+from collections.abc import AsyncGenerator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from outcrop.gateway.asgi import AbortConnection
+from outcrop.gateway.interceptors import BaseInterceptor
+from outcrop.gateway.subjects import is_streaming, model_key, principal_of, prompt_text
+from outcrop.security_settings import FaultRuleSettings
+from outcrop.services.base import RequestContext
+from outcrop.wire import errors
+from outcrop.wire.errors import AwsError
+
+
+def error_classes() -> dict[str, list[type[AwsError]]]:
+    """Every error shape Outcrop knows, by shape name (subclasses defined anywhere count).
+
+    A name may belong to several services (ModelNotReadyException is Bedrock's and
+    SageMaker's, with different bodies); `error_class` picks by service.
+    """
+    found: dict[str, list[type[AwsError]]] = {}
+    pending: list[type[AwsError]] = [errors.AwsError]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        found.setdefault(cls.code, []).append(cls)
+    return found
+
+
+def error_class(name: str, service: str = "bedrock-runtime") -> type[AwsError]:
+    """The class for a shape name (also in its stream spelling, lowerCamel) on `service`."""
+    known = error_classes()
+    candidates = known.get(name[:1].upper() + name[1:])
+    if not candidates:
+        raise ValueError(f"unknown error {name!r}; known: {', '.join(sorted(known))}")
+    sagemaker = service.startswith("sagemaker")
+    for cls in candidates:
+        if issubclass(cls, errors.SageMakerError) == sagemaker:
+            return cls
+    return candidates[0]
+
+
+def make_error(name: str, message: str | None, service: str = "bedrock-runtime") -> AwsError:
+    cls = error_class(name, service)
+    text = message or f"Outcrop fault injection: {cls.code}."
+    # Shapes with required members (SageMaker's ModelStreamError needs an ErrorCode) get the
+    # shape name there; every other member keeps its class default.
+    required = {
+        p.name: cls.code
+        for p in inspect.signature(cls.__init__).parameters.values()
+        if p.kind is p.KEYWORD_ONLY and p.default is p.empty
+    }
+    return cls(text, **required)
+
+
+@dataclass(slots=True)
+class FaultRule:
+    """A rule and what it has done so far."""
+
+    id: str
+    settings: FaultRuleSettings
+    created: float = field(default_factory=time.time)
+    matched: int = 0
+    fired: int = 0
+    _prompt: re.Pattern[str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.settings.prompt is not None:
+            self._prompt = re.compile(self.settings.prompt)
+        if self.settings.error is not None:
+            error_class(self.settings.error)  # ValueError now, not at the first match
+
+    @property
+    def exhausted(self) -> bool:
+        times = self.settings.times
+        return times is not None and self.fired >= times
+
+    def matches(self, operation: str, model: str, principal: str, prompt: str | None) -> bool:
+        s = self.settings
+        if not (
+            fnmatch.fnmatchcase(operation, s.operation)
+            and fnmatch.fnmatchcase(model, s.model)
+            and fnmatch.fnmatchcase(principal, s.principal)
+        ):
+            return False
+        return self._prompt is None or (prompt is not None and bool(self._prompt.search(prompt)))
+
+    def describe(self) -> dict[str, Any]:
+        s = self.settings
+        remaining = None if s.times is None else max(0, s.times - self.fired)
+        return {
+            **s.model_dump(exclude_none=True),
+            "id": self.id,
+            "matched": self.matched,
+            "fired": self.fired,
+            "remaining": remaining,
+            "created": self.created,
+        }
+
+
+class FaultRegistry:
+    """The rules in force, shared by the interceptor, the admin API and the config file."""
+
+    def __init__(self, rng: random.Random | None = None) -> None:
+        self._rules: dict[str, FaultRule] = {}
+        self._ids = itertools.count(1)
+        self.rng = rng or random.Random()
+
+    def add(self, settings: FaultRuleSettings) -> FaultRule:
+        rule_id = settings.id or self._next_id()
+        if rule_id in self._rules:
+            raise ValueError(f"a fault rule with id {rule_id!r} exists already")
+        rule = FaultRule(rule_id, settings)
+        self._rules[rule_id] = rule
+        return rule
+
+    def _next_id(self) -> str:
+        while True:
+            candidate = f"fault-{next(self._ids)}"
+            if candidate not in self._rules:
+                return candidate
+
+    def rules(self) -> list[FaultRule]:
+        return list(self._rules.values())
+
+    def __bool__(self) -> bool:
+        """Whether any rule is in force (the fast path of every call checks this)."""
+        return bool(self._rules)
+
+    def get(self, rule_id: str) -> FaultRule | None:
+        return self._rules.get(rule_id)
+
+    def remove(self, rule_id: str) -> bool:
+        return self._rules.pop(rule_id, None) is not None
+
+    def clear(self) -> int:
+        count = len(self._rules)
+        self._rules.clear()
+        return count
+
+    def pick(self, operation: str, model: str, principal: str, body: bytes) -> FaultRule | None:
+        """The first live rule that matches and wins its probability roll (then counted)."""
+        prompt: str | None = None
+        for rule in self._rules.values():
+            if rule.exhausted:
+                continue
+            if rule.settings.prompt is not None and prompt is None:
+                prompt = prompt_text(body)
+            if not rule.matches(operation, model, principal, prompt):
+                continue
+            rule.matched += 1
+            if rule.settings.probability < 1.0 and self.rng.random() >= rule.settings.probability:
+                continue
+            rule.fired += 1
+            return rule
+        return None
+
+
+class FaultInjector(BaseInterceptor):
+    """Applies the first firing rule to a call: before it, or inside its stream."""
+
+    def __init__(self, registry: FaultRegistry, aliases: Mapping[str, str] | None = None) -> None:
+        self.registry = registry
+        self.aliases = dict(aliases or {})
+
+    async def before(self, ctx: RequestContext) -> None:
+        if not self.registry:
+            return
+        rule = self.registry.pick(
+            ctx.operation, model_key(ctx, self.aliases), principal_of(ctx), ctx.body
+        )
+        if rule is None:
+            return
+        s = rule.settings
+        streaming = is_streaming(ctx)
+        if s.action == "error":
+            assert s.error is not None
+            raise make_error(s.error, s.message, ctx.service)
+        if streaming:
+            ctx.state["fault"] = rule
+            return
+        # Non-streaming calls: the stream actions reduce to what can happen before a body.
+        if s.action == "latency":
+            await asyncio.sleep(s.latency_ms / 1000)
+        elif s.action == "stall":
+            await asyncio.sleep(_stall(s))
+        elif s.action == "drop":
+            raise AbortConnection(response_started=False)
+        elif s.action == "stream_error":
+            raise make_error(s.error or "InternalServerException", s.message, ctx.service)
+
+    def wrap_stream(
+        self, ctx: RequestContext, frames: AsyncGenerator[bytes, None]
+    ) -> AsyncGenerator[bytes, None]:
+        rule: FaultRule | None = ctx.state.get("fault")
+        if rule is None:
+            return frames
+        return faulty_stream(rule.settings, frames, ctx.service)
+
+
+async def faulty_stream(
+    s: FaultRuleSettings, frames: AsyncGenerator[bytes, None], service: str = "bedrock-runtime"
+) -> AsyncGenerator[bytes, None]:
+    """`frames` with the rule's action applied after `after_events` of them."""
+    sent = 0
+    async with contextlib.aclosing(frames):
+        async for frame in frames:
+            if sent >= s.after_events:
+                if s.action == "stream_error":
+                    raise make_error(s.error or "InternalServerException", s.message, service)
+                if s.action == "cut":
+                    return
+                if s.action == "drop":
+                    raise AbortConnection(response_started=True)
+                if s.action == "stall" and sent == s.after_events:
+                    await asyncio.sleep(_stall(s))
+                if s.action == "latency":
+                    await asyncio.sleep(s.latency_ms / 1000)
+                if s.action == "corrupt_crc" and sent == s.after_events:
+                    frame = corrupt_crc(frame)
+            yield frame
+            sent += 1
+    # The stream had K events or fewer: errors and drops still happen, at its end.
+    if s.action == "stream_error":
+        raise make_error(s.error or "InternalServerException", s.message, service)
+    if s.action == "drop":
+        raise AbortConnection(response_started=True)
+
+
+def _stall(s: FaultRuleSettings) -> float:
+    return s.stall_seconds if s.stall_seconds is not None else 24 * 3600.0
+
+
+def corrupt_crc(frame: bytes) -> bytes:
+    """The frame with its trailing message CRC inverted (the prelude stays valid)."""
+    if len(frame) < 16:
+        return frame
+    tail = bytes(b ^ 0xFF for b in frame[-4:])
+    return frame[:-4] + tail

@@ -1,0 +1,267 @@
+"""Authorization: IAM-style identity policies, the actions operations need, the resources they
+touch, and the interceptor that refuses calls no policy allows.
+
+The policy language is the subset of IAM that identity policies on Bedrock and SageMaker
+invocations use: statements with `Effect` Allow/Deny, `Action`/`NotAction` and
+`Resource`/`NotResource` (strings or lists, `*` and `?` wildcards; actions match without
+regard to case, resources with), an optional `Sid`. An explicit Deny wins over any Allow; what
+no statement allows is denied. `Condition` and `Principal` are refused when the configuration
+loads rather than ignored, so a policy never grants more than it says.
+
+Which principals are evaluated: in auth mode `verify` every principal (one without policies
+is denied everything); in `open` only principals with policies attached, so a local setup
+can exercise deny paths without managing credentials.
+
+Actions follow AWS's names: Converse needs bedrock:InvokeModel and ConverseStream needs
+bedrock:InvokeModelWithResponseStream (so denying those denies Converse too). Invoking through
+an inference profile needs the action on the profile and on the foundation model behind it,
+as on AWS.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, Literal
+
+from outcrop.catalog.identifiers import parse_identifier
+from outcrop.gateway.auth import Identity
+from outcrop.gateway.interceptors import BaseInterceptor
+from outcrop.services.base import RequestContext
+from outcrop.wire.errors import AccessDeniedException
+
+VERSIONS = ("2012-10-17", "2008-10-17")
+
+OPERATION_ACTIONS: dict[tuple[str, str], str] = {
+    ("bedrock-runtime", "InvokeModel"): "bedrock:InvokeModel",
+    ("bedrock-runtime", "InvokeModelWithResponseStream"): "bedrock:InvokeModelWithResponseStream",
+    ("bedrock-runtime", "InvokeModelWithBidirectionalStream"): (
+        "bedrock:InvokeModelWithBidirectionalStream"
+    ),
+    ("bedrock-runtime", "Converse"): "bedrock:InvokeModel",
+    ("bedrock-runtime", "ConverseStream"): "bedrock:InvokeModelWithResponseStream",
+    ("bedrock-runtime", "StartAsyncInvoke"): "bedrock:InvokeModel",
+    ("sagemaker-runtime", "InvokeEndpoint"): "sagemaker:InvokeEndpoint",
+    # Unverified: AWS documents InvokeEndpoint as the permission response streaming needs.
+    ("sagemaker-runtime", "InvokeEndpointWithResponseStream"): "sagemaker:InvokeEndpoint",
+    ("sagemaker-runtime", "InvokeEndpointAsync"): "sagemaker:InvokeEndpointAsync",
+}
+"""Operations whose IAM action is not simply `<service prefix>:<operation>`."""
+
+_PREFIX = {"bedrock-runtime": "bedrock", "sagemaker-runtime": "sagemaker"}
+
+
+class PolicyError(ValueError):
+    """A policy document that does not parse; the message names the offending key."""
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    effect: Literal["Allow", "Deny"]
+    actions: tuple[str, ...]
+    not_actions: bool
+    resources: tuple[str, ...]
+    not_resources: bool
+    sid: str | None = None
+
+    def matches(self, action: str, resource: str) -> bool:
+        hit = any(_glob(p.lower(), action.lower()) for p in self.actions)
+        if hit == self.not_actions:
+            return False
+        hit = any(_glob(p, resource) for p in self.resources)
+        return hit != self.not_resources
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    name: str
+    statements: tuple[Statement, ...]
+
+
+def parse_policy(name: str, document: Mapping[str, Any]) -> Policy:
+    """A policy document (the JSON IAM takes) as a `Policy`, or PolicyError naming the key."""
+    where = f"policies.{name}"
+    unknown = set(document) - {"Version", "Statement", "Id"}
+    if unknown:
+        raise PolicyError(f"{where}: unknown key {sorted(unknown)[0]!r}")
+    version = document.get("Version", VERSIONS[0])
+    if version not in VERSIONS:
+        raise PolicyError(f"{where}.Version: must be one of {', '.join(VERSIONS)}")
+    raw = document.get("Statement")
+    if isinstance(raw, Mapping):
+        raw = [raw]
+    if not isinstance(raw, list) or not raw:
+        raise PolicyError(f"{where}.Statement: a statement or a non-empty list of statements")
+    return Policy(name, tuple(_statement(f"{where}.Statement[{i}]", s) for i, s in enumerate(raw)))
+
+
+def _statement(where: str, raw: object) -> Statement:
+    if not isinstance(raw, Mapping):
+        raise PolicyError(f"{where}: a statement is a table/object")
+    for refused in ("Condition", "Principal", "NotPrincipal"):
+        if refused in raw:
+            raise PolicyError(
+                f"{where}.{refused}: not supported in Outcrop identity policies "
+                "(refused rather than ignored)"
+            )
+    unknown = set(raw) - {"Sid", "Effect", "Action", "NotAction", "Resource", "NotResource"}
+    if unknown:
+        raise PolicyError(f"{where}: unknown key {sorted(unknown)[0]!r}")
+    effect = raw.get("Effect")
+    if effect not in ("Allow", "Deny"):
+        raise PolicyError(f"{where}.Effect: must be Allow or Deny, got {effect!r}")
+    actions, not_actions = _one_of(where, raw, "Action", "NotAction")
+    for action in actions:
+        if action != "*" and not re.fullmatch(r"[A-Za-z0-9-]+:[A-Za-z0-9*?]+", action):
+            raise PolicyError(f"{where}.Action: {action!r} is not service:Action")
+    resources, not_resources = _one_of(where, raw, "Resource", "NotResource")
+    for resource in resources:
+        if resource != "*" and not resource.startswith("arn:"):
+            raise PolicyError(f"{where}.Resource: {resource!r} is not an ARN or *")
+    sid = raw.get("Sid")
+    if sid is not None and not isinstance(sid, str):
+        raise PolicyError(f"{where}.Sid: a string")
+    return Statement(effect, actions, not_actions, resources, not_resources, sid)
+
+
+def _one_of(
+    where: str, raw: Mapping[str, Any], key: str, negated: str
+) -> tuple[tuple[str, ...], bool]:
+    if (key in raw) == (negated in raw):
+        raise PolicyError(f"{where}: exactly one of {key} and {negated} is required")
+    name = key if key in raw else negated
+    value = raw[name]
+    values = [value] if isinstance(value, str) else value
+    if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
+        raise PolicyError(f"{where}.{name}: a string or a non-empty list of strings")
+    return tuple(values), name == negated
+
+
+def _glob(pattern: str, value: str) -> bool:
+    """IAM wildcards: `*` any run (including `:` and `/`), `?` one character."""
+    if pattern == "*":
+        return True
+    if "*" not in pattern and "?" not in pattern:
+        return pattern == value
+    escaped = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return _compiled_exact(escaped).fullmatch(value) is not None
+
+
+@cache
+def _compiled_exact(regex: str) -> re.Pattern[str]:
+    return re.compile(regex, re.DOTALL)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    explicit_deny: bool = False
+    resource: str = ""
+
+
+def evaluate(policies: Sequence[Policy], action: str, resources: Iterable[str]) -> Decision:
+    """IAM evaluation for one action on every resource: explicit deny, else allow, else deny."""
+    for resource in resources:
+        statements = [s for p in policies for s in p.statements if s.matches(action, resource)]
+        if any(s.effect == "Deny" for s in statements):
+            return Decision(False, True, resource)
+        if not any(s.effect == "Allow" for s in statements):
+            return Decision(False, False, resource)
+    return Decision(True)
+
+
+def denial_message(principal: str, action: str, decision: Decision) -> str:
+    """AccessDeniedException's text, in AWS's format for identity-based policies."""
+    head = (
+        f"User: {principal} is not authorized to perform: {action} "
+        f"on resource: {decision.resource} "
+    )
+    if decision.explicit_deny:
+        return head + "with an explicit deny in an identity-based policy"
+    return head + f"because no identity-based policy allows the {action} action"
+
+
+# -- what an operation does, and to what ----------------------------------------------------------
+
+
+def action_for(service: str, operation: str) -> str:
+    known = OPERATION_ACTIONS.get((service, operation))
+    if known is not None:
+        return known
+    prefix = _PREFIX.get(service, service.split("-", 1)[0])
+    return f"{prefix}:{operation}"
+
+
+def resources_for(
+    ctx: RequestContext, region: str, account: str, aliases: Mapping[str, str]
+) -> list[str]:
+    """The resource ARNs a call touches (a profile and the model behind it, an endpoint, ...)."""
+    params = ctx.params
+    if "modelId" in params:
+        return model_resources(str(params["modelId"]), region, account, aliases)
+    if "EndpointName" in params:
+        name = str(params["EndpointName"]).lower()
+        return [f"arn:aws:sagemaker:{region}:{account}:endpoint/{name}"]
+    if "guardrailIdentifier" in params:
+        identifier = str(params["guardrailIdentifier"])
+        if identifier.startswith("arn:"):
+            return [identifier]
+        return [f"arn:aws:bedrock:{region}:{account}:guardrail/{identifier}"]
+    return ["*"]
+
+
+def model_resources(
+    identifier: str, region: str, account: str, aliases: Mapping[str, str]
+) -> list[str]:
+    def foundation(model_id: str) -> str:
+        return f"arn:aws:bedrock:{region}::foundation-model/{model_id}"
+
+    ref = parse_identifier(identifier, aliases)
+    if identifier.startswith("arn:"):
+        arns = [identifier]
+        if ref is not None and ref.kind != "foundation-model-arn":
+            arns.append(foundation(ref.base_model_id))
+        return arns
+    if ref is None:
+        return [foundation(identifier)]
+    if ref.kind == "inference-profile":
+        return [
+            f"arn:aws:bedrock:{region}:{account}:inference-profile/{identifier}",
+            foundation(ref.base_model_id),
+        ]
+    if ref.kind == "alias":
+        return [identifier, foundation(ref.base_model_id)]
+    return [foundation(ref.base_model_id)]
+
+
+class PolicyEnforcer(BaseInterceptor):
+    """Refuses calls the caller's identity policies do not allow (AccessDeniedException)."""
+
+    def __init__(
+        self,
+        attached: Mapping[str, Sequence[Policy]],
+        *,
+        default_deny: bool,
+        account_id: str,
+        aliases: Mapping[str, str] | None = None,
+    ) -> None:
+        self.attached = {principal: tuple(p) for principal, p in attached.items()}
+        self.default_deny = default_deny
+        self.account_id = account_id
+        self.aliases = dict(aliases or {})
+
+    async def before(self, ctx: RequestContext) -> None:
+        identity: Identity | None = ctx.state.get("identity")
+        if identity is None:
+            return
+        policies = self.attached.get(identity.principal)
+        if policies is None and not self.default_deny:
+            return
+        account = identity.account_id or self.account_id
+        action = action_for(ctx.service, ctx.operation)
+        resources = resources_for(ctx, identity.region, account, self.aliases)
+        decision = evaluate(policies or (), action, resources)
+        if not decision.allowed:
+            raise AccessDeniedException(denial_message(identity.principal, action, decision))

@@ -1,0 +1,209 @@
+"""Quotas: requests per minute, tokens per minute and concurrent streams, per model and/or per
+principal, with AWS's throttling errors.
+
+Each configured quota matches calls by model (glob over the base model ID, or the SageMaker
+endpoint name), principal (glob over its ARN) and operation, and keeps one set of counters per
+model, per principal, per both, or for all matched calls (`per`). Rates are token buckets that
+hold a minute's worth and refill continuously, as AWS's per-minute quotas behave.
+
+* requests per minute: one per call, taken before the operation runs.
+* tokens per minute: the operation reports the request's input tokens and max output tokens
+  (`services.base.admit`) before generating; that much is reserved, and once the call is over
+  the reservation is settled with the usage the operation recorded (`ctx.record`). A bucket
+  already in deficit refuses calls at once.
+* concurrent streams: streaming calls in flight; released when the stream ends.
+
+Over a rate: ThrottlingException with AWS's texts ("Too many requests, please wait before
+trying again." / "Too many tokens, please wait before trying again."), which the SDKs retry.
+A single call that could never fit the per-minute token quota, and streams beyond the
+concurrency quota, get ServiceQuotaExceededException, which they do not retry. (Which of the
+two AWS sends for concurrency is unverified; the quota-exceeded shape describes it.)
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from outcrop.gateway.interceptors import BaseInterceptor
+from outcrop.gateway.subjects import is_streaming, model_key, principal_of
+from outcrop.security_settings import QuotaSettings
+from outcrop.services.base import AdmissionCheck, RequestContext
+from outcrop.wire.errors import ServiceQuotaExceededException, ThrottlingException
+
+TOO_MANY_REQUESTS = "Too many requests, please wait before trying again."
+TOO_MANY_TOKENS = "Too many tokens, please wait before trying again."
+QUOTA_EXCEEDED = (
+    "Your request exceeds the service quota for your account. You can view your quotas at "
+    "https://docs.aws.amazon.com/servicequotas/latest/userguide/gs-request-quota.html. "
+    "You can resubmit your request later."
+)
+
+Clock = Callable[[], float]
+
+
+@dataclass(slots=True)
+class TokenBucket:
+    """`capacity` units that refill at `capacity` per minute; the level may go negative."""
+
+    capacity: float
+    level: float
+    updated: float
+
+    def refill(self, now: float) -> None:
+        elapsed = max(0.0, now - self.updated)
+        self.level = min(self.capacity, self.level + elapsed * self.capacity / 60.0)
+        self.updated = now
+
+    def try_take(self, amount: float, now: float) -> bool:
+        self.refill(now)
+        if self.level < amount:
+            return False
+        self.level -= amount
+        return True
+
+    def adjust(self, amount: float, now: float) -> None:
+        """Give back (positive) or charge (negative) units after the fact."""
+        self.refill(now)
+        self.level = min(self.capacity, self.level + amount)
+
+
+@dataclass(slots=True)
+class Counters:
+    requests: TokenBucket | None
+    tokens: TokenBucket | None
+    streams: int = 0
+
+
+@dataclass(slots=True)
+class Lease:
+    """What one call holds, so `after` releases exactly that."""
+
+    counters: list[Counters] = field(default_factory=list)
+    streams: list[Counters] = field(default_factory=list)
+    reserved: list[tuple[Counters, int]] = field(default_factory=list)
+
+
+class QuotaRule:
+    """One configured quota and its counters."""
+
+    def __init__(self, settings: QuotaSettings) -> None:
+        self.settings = settings
+        self._counters: dict[tuple[str, str], Counters] = {}
+
+    def matches(self, operation: str, model: str, principal: str) -> bool:
+        s = self.settings
+        return (
+            fnmatch.fnmatchcase(operation, s.operation)
+            and fnmatch.fnmatchcase(model, s.model)
+            and fnmatch.fnmatchcase(principal, s.principal)
+        )
+
+    def counters(self, model: str, principal: str, now: float) -> Counters:
+        per = self.settings.per
+        key = (
+            model if per in ("model", "model+principal") else "",
+            principal if per in ("principal", "model+principal") else "",
+        )
+        found = self._counters.get(key)
+        if found is None:
+            rpm, tpm = self.settings.requests_per_minute, self.settings.tokens_per_minute
+            found = Counters(
+                TokenBucket(rpm, rpm, now) if rpm is not None else None,
+                TokenBucket(tpm, tpm, now) if tpm is not None else None,
+            )
+            self._counters[key] = found
+        return found
+
+
+class QuotaEnforcer(BaseInterceptor):
+    """Throttles calls beyond the configured quotas."""
+
+    def __init__(
+        self,
+        quotas: Sequence[QuotaSettings],
+        clock: Clock = time.monotonic,
+        aliases: Mapping[str, str] | None = None,
+    ) -> None:
+        self.rules = [QuotaRule(q) for q in quotas]
+        self.clock = clock
+        self.aliases = dict(aliases or {})
+
+    async def before(self, ctx: RequestContext) -> None:
+        model = model_key(ctx, self.aliases)
+        principal = principal_of(ctx)
+        now = self.clock()
+        matched = [
+            (rule, rule.counters(model, principal, now))
+            for rule in self.rules
+            if rule.matches(ctx.operation, model, principal)
+        ]
+        if not matched:
+            return
+        lease = Lease()
+        ctx.state["quota_lease"] = lease
+        streaming = is_streaming(ctx)
+        for rule, counters in matched:
+            if counters.tokens is not None:
+                counters.tokens.refill(now)
+                if counters.tokens.level <= 0:
+                    raise ThrottlingException(TOO_MANY_TOKENS)
+            limit = rule.settings.concurrent_streams
+            if streaming and limit is not None and counters.streams >= limit:
+                raise ServiceQuotaExceededException(QUOTA_EXCEEDED)
+        for _, counters in matched:
+            if counters.requests is not None and not counters.requests.try_take(1, now):
+                self._refund_requests(lease, now)
+                raise ThrottlingException(TOO_MANY_REQUESTS)
+            lease.counters.append(counters)
+        if streaming:
+            for _, counters in matched:
+                counters.streams += 1
+                lease.streams.append(counters)
+        checks: list[AdmissionCheck] = ctx.state.setdefault("admission", [])
+        checks.append(self._reserve_tokens)
+
+    def _reserve_tokens(self, ctx: RequestContext, input_tokens: int, max_output: int) -> None:
+        lease: Lease | None = ctx.state.get("quota_lease")
+        if lease is None:
+            return
+        wanted = input_tokens + max_output
+        now = self.clock()
+        for counters in lease.counters:
+            bucket = counters.tokens
+            if bucket is None:
+                continue
+            if wanted > bucket.capacity:
+                raise ServiceQuotaExceededException(QUOTA_EXCEEDED)
+            if not bucket.try_take(wanted, now):
+                raise ThrottlingException(TOO_MANY_TOKENS)
+            lease.reserved.append((counters, wanted))
+
+    def after(self, ctx: RequestContext) -> None:
+        lease: Lease | None = ctx.state.pop("quota_lease", None)
+        if lease is None:
+            return
+        now = self.clock()
+        for counters in lease.streams:
+            counters.streams -= 1
+        record = ctx.record
+        reserved = {id(c): n for c, n in lease.reserved}
+        for counters in lease.counters:
+            bucket = counters.tokens
+            if bucket is None:
+                continue
+            held = reserved.get(id(counters), 0)
+            if record.output_tokens is None:
+                # Usage unknown: a call that failed mid-way keeps its reservation; one refused
+                # before generating (nothing reserved) costs no tokens.
+                continue
+            used = (record.input_tokens or 0) + (record.output_tokens or 0)
+            bucket.adjust(held - used, now)
+
+    def _refund_requests(self, lease: Lease, now: float) -> None:
+        for counters in lease.counters:
+            if counters.requests is not None:
+                counters.requests.adjust(1, now)
+        lease.counters.clear()

@@ -1,0 +1,256 @@
+"""Configuration of authentication, policies, quotas, fault rules and generation limits.
+
+The `[auth]`, `[principals]`, `[policies]`, `[[quotas]]`, `[[faults]]` and `[limits]` sections
+of the TOML file (see `outcrop.config`). Validated strictly: an unknown key or a value that
+does not parse stops the server at start with a message naming the key.
+
+    [auth]
+    mode = "verify"                # open (default): any well-formed signature or bearer token
+    account_id = "123456789012"    # account of principals and resources Outcrop names
+    region = "us-east-1"           # region of resources when a request names none (bearer)
+    regions = ["us-east-1"]        # verify: credential-scope regions accepted (default: any)
+    clock_skew_seconds = 900
+    allow_bearer_over_http = false # verify: bearer tokens only over TLS unless true
+
+    [[auth.credentials]]
+    access_key_id = "AKIDEXAMPLE"
+    secret_access_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+    session_token = "..."          # optional; then requests must carry it
+    principal = "alice"            # a name (user/alice in account_id) or a full IAM ARN
+
+    [[auth.api_keys]]              # Bedrock API keys (Authorization: Bearer ...)
+    key = "..."
+    principal = "ci-bot"
+
+    [principals.alice]             # identity policies attached to a principal
+    policies = ["invoke-claude"]
+
+    [policies.invoke-claude]       # an IAM policy document, inline ...
+    Version = "2012-10-17"
+    [[policies.invoke-claude.Statement]]
+    Effect = "Allow"
+    Action = "bedrock:InvokeModel*"
+    Resource = "arn:aws:bedrock:*::foundation-model/anthropic.*"
+    [policies.from-file]           # ... or a JSON file (relative to the config file)
+    file = "policies/readonly.json"
+
+    [[quotas]]                     # requests and tokens per minute, streams at once
+    model = "anthropic.*"          # glob over base model IDs / endpoint names (default *)
+    principal = "*"                # glob over principal ARNs (default *)
+    per = "model"                  # one counter per: model | principal | model+principal | all
+    requests_per_minute = 60
+    tokens_per_minute = 200000
+    concurrent_streams = 4
+
+    [[faults]]                     # see outcrop.gateway.faults for every field
+    operation = "InvokeModel"
+    action = "error"
+    error = "ThrottlingException"
+    times = 2
+
+    [limits]
+    model_timeout_s = 60           # ModelTimeoutException when generation takes longer
+    max_header_bytes = 16384       # larger header blocks get 431
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+DEFAULT_ACCOUNT = "123456789012"
+"""AWS's documentation account ID; what principals and resources use unless configured."""
+
+_PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:(iam|sts)::\d{12}:[A-Za-z0-9+=,.@_/:-]+$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def principal_arn(name: str, account_id: str) -> str:
+    """A configured principal as an IAM ARN (a bare name is a user of `account_id`)."""
+    return name if name.startswith("arn:") else f"arn:aws:iam::{account_id}:user/{name}"
+
+
+class _PrincipalName(_Strict):
+    principal: str | None = None
+
+    @field_validator("principal")
+    @classmethod
+    def _principal_form(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if value.startswith("arn:") and not _PRINCIPAL_ARN.match(value):
+            raise ValueError(
+                f"{value!r} is not an IAM principal ARN (arn:aws:iam::ACCOUNT:user/NAME, "
+                "role/NAME or arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION)"
+            )
+        if not value.startswith("arn:") and not re.fullmatch(r"[A-Za-z0-9+=,.@_-]{1,64}", value):
+            raise ValueError(f"{value!r} is not a valid IAM user name")
+        return value
+
+
+class CredentialSettings(_PrincipalName):
+    access_key_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9]+$")
+    secret_access_key: str = Field(min_length=1)
+    session_token: str | None = None
+
+
+class ApiKeySettings(_PrincipalName):
+    key: str = Field(min_length=8)
+
+
+class AuthSettings(_Strict):
+    mode: Literal["open", "verify"] = "open"
+    account_id: str = Field(DEFAULT_ACCOUNT, pattern=r"^\d{12}$")
+    region: str = Field("us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d+$")
+    regions: list[str] | None = None
+    clock_skew_seconds: int = Field(900, ge=1, le=7 * 24 * 3600)
+    allow_bearer_over_http: bool = False
+    credentials: list[CredentialSettings] = Field(default_factory=list)
+    api_keys: list[ApiKeySettings] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique(self) -> AuthSettings:
+        ids = [c.access_key_id for c in self.credentials]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"credentials: access_key_id {duplicates[0]!r} is listed twice")
+        if self.mode == "verify" and not self.credentials and not self.api_keys:
+            raise ValueError(
+                'mode "verify" needs at least one [[auth.credentials]] or [[auth.api_keys]] entry'
+            )
+        return self
+
+
+class PrincipalSettings(_Strict):
+    policies: list[str] = Field(default_factory=list)
+
+
+PolicySettings = dict[str, Any]
+"""A policy document inline, or `{file = "path.json"}` naming a JSON file that holds one."""
+
+
+class QuotaSettings(_Strict):
+    model: str = "*"
+    principal: str = "*"
+    operation: str = "*"
+    per: Literal["model", "principal", "model+principal", "all"] = "model"
+    requests_per_minute: int | None = Field(None, ge=1)
+    tokens_per_minute: int | None = Field(None, ge=1)
+    concurrent_streams: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> QuotaSettings:
+        if (
+            self.requests_per_minute is None
+            and self.tokens_per_minute is None
+            and self.concurrent_streams is None
+        ):
+            raise ValueError(
+                "a quota needs requests_per_minute, tokens_per_minute or concurrent_streams"
+            )
+        return self
+
+
+FaultAction = Literal["error", "stream_error", "cut", "stall", "latency", "corrupt_crc", "drop"]
+
+
+class FaultRuleSettings(_Strict):
+    """One fault rule, from the config file or the admin API (same schema)."""
+
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] | None = None
+    operation: str = "*"
+    model: str = "*"
+    principal: str = "*"
+    prompt: str | None = None
+    """A regular expression searched in the request body's text."""
+    times: int | None = Field(None, ge=1)
+    probability: float = Field(1.0, gt=0.0, le=1.0)
+    action: FaultAction
+    error: str | None = None
+    message: str | None = None
+    after_events: int = Field(0, ge=0)
+    stall_seconds: float | None = Field(None, gt=0)
+    latency_ms: float = Field(0.0, ge=0)
+
+    @field_validator("prompt")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a regular expression: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _action_fields(self) -> FaultRuleSettings:
+        if self.action in ("error", "stream_error") and not self.error:
+            raise ValueError(f'action "{self.action}" needs error (an error shape name)')
+        if self.action not in ("error", "stream_error") and self.error is not None:
+            raise ValueError('error applies only to action "error" or "stream_error"')
+        if self.action == "latency" and self.latency_ms <= 0:
+            raise ValueError('action "latency" needs latency_ms > 0')
+        return self
+
+
+class LimitsSettings(_Strict):
+    model_timeout_s: float | None = Field(None, gt=0)
+    max_header_bytes: int = Field(16 * 1024, ge=1024)
+
+
+class AdminSettings(_Strict):
+    faults_api: bool | None = None
+    """The fault-rule admin API; default: on in auth mode open, off in verify."""
+
+
+def load_policy_document(source: PolicySettings, base: Path | None) -> dict[str, Any]:
+    """The policy document itself: inline, or read from its JSON file (errors name the line)."""
+    if set(source) == {"file"}:
+        if not isinstance(source["file"], str):
+            raise ValueError("file: a path to a JSON policy document")
+        file = Path(source["file"])
+        path = file if base is None or file.is_absolute() else base / file
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+        try:
+            document = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path} line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+        if not isinstance(document, dict):
+            raise ValueError(f"{path}: a policy document is a JSON object")
+        return document
+    return dict(source)
+
+
+def resolved_policies(
+    policies: dict[str, PolicySettings], principals: dict[str, PrincipalSettings], base: Path | None
+) -> dict[str, dict[str, Any]]:
+    """Every policy as its document (files read), each checked; ValueError names the key."""
+    from outcrop.gateway.policies import PolicyError, parse_policy
+
+    documents: dict[str, dict[str, Any]] = {}
+    for name, source in policies.items():
+        try:
+            document = load_policy_document(source, base)
+            parse_policy(name, document)
+        except PolicyError as exc:
+            raise ValueError(str(exc)) from None
+        except ValueError as exc:
+            raise ValueError(f"policies.{name}: {exc}") from None
+        documents[name] = document
+    for principal, attached in principals.items():
+        for name in attached.policies:
+            if name not in documents:
+                raise ValueError(
+                    f"principals.{principal}.policies: no policy named {name!r} in [policies]"
+                )
+    return documents

@@ -1,0 +1,122 @@
+"""Test helpers for applications tested against Outcrop: fault rules from Python.
+
+`Faults` talks to a running server's admin API (`/_outcrop/faults`); `faults()` is a context
+manager that removes every rule it added when it ends, which makes it a pytest fixture in two
+lines:
+
+    import pytest
+    from outcrop.testing import faults
+
+    @pytest.fixture
+    def outcrop_faults():
+        with faults("http://127.0.0.1:4590") as f:
+            yield f
+
+    def test_my_retry_logic(outcrop_faults):
+        rule = outcrop_faults.inject("error", error="ThrottlingException", times=2)
+        ...                              # call Bedrock through the SDK as usual
+        assert outcrop_faults.get(rule).fired == 2
+
+Standard library only; no dependency on the rest of Outcrop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+
+class FaultApiError(Exception):
+    """The admin API refused a call; `status` and the server's `message` say why."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"{status}: {message}")
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class RuleState:
+    """A rule as the server reports it."""
+
+    id: str
+    matched: int
+    fired: int
+    remaining: int | None
+    raw: dict[str, Any]
+
+
+class Faults:
+    """Add, inspect and remove fault rules on one Outcrop server."""
+
+    def __init__(self, endpoint: str | None = None, timeout: float = 10.0) -> None:
+        base = endpoint or os.environ.get("AWS_ENDPOINT_URL") or "http://127.0.0.1:4590"
+        self.url = base.rstrip("/") + "/_outcrop/faults"
+        self.timeout = timeout
+        self.added: list[str] = []
+
+    def inject(self, action: str, **fields: Any) -> str:
+        """Add a rule (`action` plus any `[[faults]]` field); returns its id."""
+        rule = self._call("POST", self.url, {"action": action, **fields})
+        rule_id = str(rule["id"])
+        self.added.append(rule_id)
+        return rule_id
+
+    def get(self, rule_id: str) -> RuleState:
+        raw = self._call("GET", f"{self.url}/rule?id={quote(rule_id)}")
+        return RuleState(raw["id"], raw["matched"], raw["fired"], raw.get("remaining"), raw)
+
+    def rules(self) -> list[dict[str, Any]]:
+        rules: list[dict[str, Any]] = self._call("GET", self.url)["rules"]
+        return rules
+
+    def remove(self, rule_id: str) -> None:
+        self._call("DELETE", f"{self.url}/rule?id={quote(rule_id)}")
+        if rule_id in self.added:
+            self.added.remove(rule_id)
+
+    def clear(self) -> int:
+        """Remove every rule on the server (also those others added)."""
+        self.added.clear()
+        return int(self._call("DELETE", self.url)["cleared"])
+
+    def remove_added(self) -> None:
+        for rule_id in list(self.added):
+            try:
+                self.remove(rule_id)
+            except FaultApiError as exc:
+                if exc.status != 404:
+                    raise
+
+    def _call(self, method: str, url: str, body: dict[str, Any] | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(url, data=data, method=method)
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            payload = exc.read()
+            try:
+                message = json.loads(payload).get("message", payload.decode())
+            except (ValueError, AttributeError):
+                message = payload.decode(errors="replace")
+            raise FaultApiError(exc.code, str(message)) from None
+
+
+@contextmanager
+def faults(endpoint: str | None = None) -> Iterator[Faults]:
+    """A `Faults` client whose rules are removed when the block ends."""
+    client = Faults(endpoint)
+    try:
+        yield client
+    finally:
+        client.remove_added()
