@@ -67,7 +67,7 @@ class SmithyStream:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._reader
         with contextlib.suppress(Exception):
-            await self._stream.input_stream.close()
+            await asyncio.wait_for(self._stream.input_stream.close(), 10)
 
     async def _read(self) -> None:
         try:
