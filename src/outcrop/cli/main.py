@@ -81,6 +81,7 @@ def build_settings(
         invocation_log=InvocationLogSettings.model_validate(logging_),
         sagemaker=settings.sagemaker,
         embeddings=settings.embeddings,
+        speech=settings.speech,
         **{name: getattr(settings, name) for name in SECURITY_SECTIONS},
     )
 

@@ -14,6 +14,7 @@ from contextlib import aclosing
 from typing import Any
 
 from outcrop.catalog.resolver import OnDemandNotSupported, ResolvedModel, Resolver, UnknownModel
+from outcrop.config import SpeechSettings
 from outcrop.dialects.base import CompletionBuilder, Invocation, InvokeCall, stream_events
 from outcrop.dialects.registry import dialect_for
 from outcrop.dialects.schema import MALFORMED
@@ -34,6 +35,7 @@ from outcrop.services.base import (
     StreamResponse,
     admit,
 )
+from outcrop.services.bidirectional import BidirectionalStreaming
 from outcrop.services.embeddings import EmbeddingService, is_embedding_model
 from outcrop.types import Finish, GenerationEvent, GenerationRequest, Usage
 from outcrop.wire import eventstream
@@ -74,15 +76,20 @@ class BedrockRuntime:
         resolver: Resolver,
         engines: Mapping[str, Engine],
         embedder: EmbeddingEngine | None = None,
+        speech: SpeechSettings | None = None,
     ) -> None:
         self.resolver = resolver
         self.engines = engines
         self.embeddings = EmbeddingService(embedder if embedder is not None else BertEmbedder())
+        self.bidirectional = BidirectionalStreaming(
+            self.resolve, engines, speech or SpeechSettings()
+        )
 
     def operations(self) -> dict[str, Operation]:
         return {
             "InvokeModel": self.invoke_model,
             "InvokeModelWithResponseStream": self.invoke_model_with_response_stream,
+            "InvokeModelWithBidirectionalStream": self.bidirectional.operation,
         }
 
     # -- operations --------------------------------------------------------------------------
