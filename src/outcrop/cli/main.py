@@ -1,4 +1,4 @@
-"""`outcrop` commands: `serve` (more to come: invoke, models, bench)."""
+"""`outcrop` commands: `serve`, `invoke`, `models` and `bench`."""
 
 from __future__ import annotations
 
@@ -11,8 +11,12 @@ from typing import Annotated
 
 import typer
 
+from outcrop.cli.bench.command import bench as bench_command
+from outcrop.cli.invoke import invoke as invoke_command
+from outcrop.cli.models import models as models_command
 from outcrop.config import (
     ConfigError,
+    InvocationLogSettings,
     LlamaCppSettings,
     ScriptedSettings,
     ServerSettings,
@@ -43,9 +47,16 @@ def build_settings(
     tls_key: Path | None,
     tls_port: int | None,
     delay_ms: float | None,
+    invocation_log: str | None = None,
+    log_bodies: bool | None = None,
 ) -> Settings:
     """The config file's settings with command-line flags laid over them."""
     settings = load_settings(config)
+    logging_ = settings.invocation_log.model_dump()
+    if invocation_log is not None:
+        logging_["destination"] = invocation_log
+    if log_bodies is not None:
+        logging_["include_bodies"] = log_bodies
     server = settings.server.model_dump()
     for key, value in (
         ("host", host),
@@ -67,8 +78,10 @@ def build_settings(
         engines=engines,
         models=models,
         aliases=settings.aliases,
+        invocation_log=InvocationLogSettings.model_validate(logging_),
         sagemaker=settings.sagemaker,
         embeddings=settings.embeddings,
+        speech=settings.speech,
         **{name: getattr(settings, name) for name in SECURITY_SECTIONS},
         guardrails=settings.guardrails,
     )
@@ -98,12 +111,30 @@ def serve(
     delay_ms: Annotated[
         float | None, typer.Option(help="Scripted engine: delay between tokens (ms).")
     ] = None,
+    invocation_log: Annotated[
+        str | None,
+        typer.Option(help="Write Bedrock-style invocation logs to this file ('-': stdout)."),
+    ] = None,
+    log_bodies: Annotated[
+        bool | None,
+        typer.Option("--log-bodies/--no-log-bodies", help="Include bodies in invocation logs."),
+    ] = None,
 ) -> None:
     """Serve Bedrock Runtime on 127.0.0.1:4590 (HTTP/1.1 and h2c)."""
     logging.basicConfig(level=os.environ.get("OUTCROP_LOG_LEVEL", "WARNING"))
     try:
         settings = build_settings(
-            config, engine, model, host, port, tls_cert, tls_key, tls_port, delay_ms
+            config,
+            engine,
+            model,
+            host,
+            port,
+            tls_cert,
+            tls_key,
+            tls_port,
+            delay_ms,
+            invocation_log=invocation_log,
+            log_bodies=log_bodies,
         )
     except (ConfigError, ValueError) as exc:
         typer.echo(f"outcrop: {exc}", err=True)
@@ -118,6 +149,7 @@ def serve(
 
 
 async def _serve(settings: Settings) -> None:
+    from outcrop.cli.startup import announce
     from outcrop.gateway.app import OutcropApp
     from outcrop.server import TLSListener, serve
 
@@ -132,18 +164,22 @@ async def _serve(settings: Settings) -> None:
             key=s.tls_key,
         )
 
+    loop = asyncio.get_running_loop()
+    announcing: list[object] = []
+
     def ready(urls: list[str]) -> None:
-        print(
-            f"Outcrop is serving Bedrock Runtime and SageMaker Runtime at {urls[0]}"
-            + (f" and {urls[1]}" if len(urls) > 1 else "")
-            + f"  (export AWS_ENDPOINT_URL={urls[0]})",
-            flush=True,
-        )
+        # Progress while models load, then the URL line (safe to call from any thread).
+        announcing.append(asyncio.run_coroutine_threadsafe(announce(app_.engines, urls), loop))
 
     try:
         await serve(app_, host=s.host, port=s.port, tls=tls, on_ready=ready)
     finally:
         await app_.close()
+
+
+app.command()(invoke_command)
+app.command()(models_command)
+app.command()(bench_command)
 
 
 def main() -> None:

@@ -28,6 +28,9 @@ Behaviour worth knowing:
   shown). A `TokenEvent.token_count` is the number of tokens whose text ends in that event.
 - **Aborting.** Closing the iterator returned by `generate` (or cancelling its consumer) stops
   the worker before it evaluates another token; `aclose()` returns once the worker has stopped.
+- **Tool calls.** When a request offers tools, the prompt describes them and sampling goes
+  through a grammar derived from their JSON schemas (`tool_calls`, `tool_grammar`); the text of
+  a call is parsed back into `ToolCallEvent`s and the generation ends with `TOOL_USE`.
 - **Errors** are raised eagerly by `generate()` itself, before any event: `EngineNotReady`
   while loading, `EngineUnavailable` after a failed load or `close()`, `ContextWindowExceeded`,
   and `ChatTemplateError` when the model's template rejects the conversation.
@@ -41,6 +44,7 @@ import contextlib
 import ctypes
 import io
 import logging
+import math
 import os
 import threading
 from collections.abc import AsyncGenerator, Callable, Sequence
@@ -50,6 +54,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import llama_cpp
+import numpy
 from llama_cpp import _logger as llama_logger
 
 from outcrop.engines.base import (
@@ -62,6 +67,8 @@ from outcrop.engines.base import (
 from outcrop.engines.chat_template import ChatTemplate, render_prompt, template_for_model
 from outcrop.engines.default_model import default_model_path
 from outcrop.engines.scheduling import PriorityTurn
+from outcrop.engines.tool_calls import parse_tool_calls, prompt_request
+from outcrop.engines.tool_grammar import GrammarSampler, ToolGrammar, grammar_for
 from outcrop.types import (
     EngineHealth,
     Finish,
@@ -91,6 +98,8 @@ DEFAULT_TEMPERATURE = 0.8
 DEFAULT_TOP_K = 40
 DEFAULT_TOP_P = 0.95
 MIN_P = 0.05
+GRAMMAR_CANDIDATES = 64
+"""Most likely tokens checked against a tool-call grammar before a full pass over the vocabulary."""
 PROMPT_CHUNK_TOKENS = 128
 """Prompt tokens evaluated per llama.cpp call; an abort is noticed between chunks."""
 
@@ -189,11 +198,14 @@ class TextAssembler:
 class _Sampler:
     """A llama.cpp sampler chain for one generation (owned by the worker thread)."""
 
-    def __init__(self, ctx: Any, sampling: SamplingParams) -> None:
+    def __init__(self, ctx: Any, sampling: SamplingParams, first: Any = None) -> None:
+        """`first`, when given, is a llama.cpp sampler run before the others (a grammar)."""
         self._ctx = ctx
         self._chain: Any = llama_cpp.llama_sampler_chain_init(
             llama_cpp.llama_sampler_chain_default_params()
         )
+        if first is not None:
+            self._add(first)
         temperature = DEFAULT_TEMPERATURE if sampling.temperature is None else sampling.temperature
         if temperature <= 0:
             self._add(llama_cpp.llama_sampler_init_greedy())
@@ -210,12 +222,63 @@ class _Sampler:
     def _add(self, sampler: Any) -> None:
         llama_cpp.llama_sampler_chain_add(self._chain, sampler)
 
+    @property
+    def chain(self) -> Any:
+        """The llama.cpp sampler chain (to apply to a candidate list of one's own)."""
+        return self._chain
+
     def sample(self) -> int:
         """Sample (and accept) the next token from the last evaluated position's logits."""
         return int(llama_cpp.llama_sampler_sample(self._chain, self._ctx, -1))
 
     def close(self) -> None:
         llama_cpp.llama_sampler_free(self._chain)
+
+
+class _GrammarCheck:
+    """Asks a llama.cpp grammar sampler about candidate tokens (see `GrammarSampler`)."""
+
+    def __init__(self, ctx: Any, grammar: Any, free: _Sampler, n_vocab: int) -> None:
+        self._ctx = ctx
+        self._grammar = grammar
+        self._free = free
+        self._n_vocab = n_vocab
+        self._size = min(GRAMMAR_CANDIDATES, n_vocab)
+        self._candidates = (llama_cpp.llama_token_data * self._size)()
+        self._array = llama_cpp.llama_token_data_array(
+            data=self._candidates, size=1, selected=-1, sorted=False
+        )
+
+    def _apply(self, sampler: Any, size: int) -> None:
+        self._array.size, self._array.selected, self._array.sorted = size, -1, False
+        llama_cpp.llama_sampler_apply(sampler, ctypes.byref(self._array))
+
+    def allows(self, token: int) -> bool:
+        logits = llama_cpp.llama_get_logits_ith(self._ctx, -1)
+        self._candidates[0] = llama_cpp.llama_token_data(token, logits[token], 0.0)
+        self._apply(self._grammar, 1)
+        return math.isfinite(self._candidates[0].logit)
+
+    def resample(self) -> int | None:
+        logits = numpy.ctypeslib.as_array(
+            llama_cpp.llama_get_logits_ith(self._ctx, -1), shape=(self._n_vocab,)
+        )
+        top = numpy.argpartition(logits, -self._size)[-self._size :]
+        for index, token in enumerate(top.tolist()):
+            self._candidates[index] = llama_cpp.llama_token_data(token, float(logits[token]), 0.0)
+        self._apply(self._grammar, self._size)
+        admitted = [
+            (c.id, c.logit) for c in self._candidates[: self._size] if math.isfinite(c.logit)
+        ]
+        if not admitted:
+            return None
+        for index, (token, logit) in enumerate(admitted):
+            self._candidates[index] = llama_cpp.llama_token_data(token, logit, 0.0)
+        self._apply(self._free.chain, len(admitted))
+        return int(self._candidates[self._array.selected].id)
+
+    def accept(self, token: int) -> None:
+        llama_cpp.llama_sampler_accept(self._grammar, token)
 
 
 class _LlamaModel:
@@ -296,8 +359,21 @@ class _LlamaModel:
     def eval_token(self, token: int) -> None:
         self._llm.eval([token])
 
-    def sampler(self, sampling: SamplingParams) -> _Sampler:
-        return _Sampler(self._llm.ctx, sampling)
+    def sampler(self, sampling: SamplingParams, grammar: ToolGrammar | None = None) -> TokenSampler:
+        if grammar is None:
+            return _Sampler(self._llm.ctx, sampling)
+        rules = llama_cpp.llama_sampler_init_grammar(self._vocab, grammar.gbnf.encode(), b"root")
+        if not rules:
+            raise EngineError("llama.cpp refused the tool-call grammar")
+        ctx = self._llm.ctx
+        free = _Sampler(ctx, sampling)
+        return GrammarSampler(
+            free,
+            _Sampler(ctx, sampling, rules),  # the chain owns (and frees) the grammar sampler
+            _GrammarCheck(ctx, rules, free, int(llama_cpp.llama_vocab_n_tokens(self._vocab))),
+            self.piece,
+            allows_text=grammar.allows_text,
+        )
 
     def close(self) -> None:
         self._llm.close()
@@ -308,7 +384,9 @@ class TokenModel(Protocol):
 
     def eval_prompt(self, tokens: Sequence[int], cancelled: threading.Event) -> bool: ...
     def eval_token(self, token: int) -> None: ...
-    def sampler(self, sampling: SamplingParams) -> TokenSampler: ...
+    def sampler(
+        self, sampling: SamplingParams, grammar: ToolGrammar | None = None
+    ) -> TokenSampler: ...
     def piece(self, token: int) -> bytes: ...
     def ends_generation(self, token: int) -> bool: ...
 
@@ -326,6 +404,8 @@ class GenerationJob:
     sampling: SamplingParams
     output_budget: int
     """max_tokens capped to the room left in the context window."""
+    grammar: ToolGrammar | None = None
+    """Constrains sampling to tool calls when the request offers tools (`tool_grammar`)."""
 
 
 class _WorkerDone:
@@ -394,9 +474,13 @@ class LlamaCppEngine(Engine):
         self._state, self._detail = "ready", ""
 
     def _load(self) -> tuple[_LlamaModel, ChatTemplate]:
+        # `detail` tells `outcrop serve`'s start-up progress which step is running.
+        if self._model_path is None:
+            self._detail = "preparing the embedded model (assembled once, on first start)"
         path = self._model_path if self._model_path is not None else default_model_path()
         if not path.is_file():
             raise FileNotFoundError(f"no model file at {path}")
+        self._detail = f"loading {path.name}"
         model = _LlamaModel(path, n_ctx=self._n_ctx, n_threads=self._n_threads)
         template = template_for_model(
             model.metadata,
@@ -449,12 +533,12 @@ class LlamaCppEngine(Engine):
     def count_tokens(self, request: GenerationRequest) -> int:
         """Tokens of the templated prompt (BOS included), exactly what generation evaluates."""
         model, template = self._ready()
-        return len(model.tokenize(render_prompt(request, template)))
+        return len(model.tokenize(render_prompt(prompt_request(request), template)))
 
     def generate(self, request: GenerationRequest) -> AsyncGenerator[GenerationEvent, None]:
         """Validate `request` now (raising before any event), then stream its generation."""
         model, template = self._ready()
-        prompt_tokens = model.tokenize(render_prompt(request, template))
+        prompt_tokens = model.tokenize(render_prompt(prompt_request(request), template))
         if not prompt_tokens:  # only possible for a model without BOS and an empty raw prompt
             raise EngineError("the prompt is empty: there is nothing to continue")
         room = model.n_ctx - len(prompt_tokens)
@@ -462,8 +546,11 @@ class LlamaCppEngine(Engine):
             raise ContextWindowExceeded(
                 len(prompt_tokens), request.sampling.max_tokens, model.n_ctx
             )
-        job = GenerationJob(prompt_tokens, request.sampling, min(request.sampling.max_tokens, room))
-        return self._stream(model, job, request.priority)
+        grammar = grammar_for(request)
+        budget = min(request.sampling.max_tokens, room)
+        job = GenerationJob(prompt_tokens, request.sampling, budget, grammar)
+        stream = self._stream(model, job, request.priority)
+        return stream if grammar is None else parse_tool_calls(stream)
 
     def _ready(self) -> tuple[_LlamaModel, ChatTemplate]:
         if self._state == "failed":
@@ -553,7 +640,11 @@ def run_token_loop(
     text = TextAssembler(job.sampling.stop_sequences)
     produced = 0
     reason = StopReason.MAX_TOKENS
-    sampler = model.sampler(job.sampling)
+    sampler = (
+        model.sampler(job.sampling)
+        if job.grammar is None
+        else model.sampler(job.sampling, job.grammar)
+    )
     try:
         while produced < job.output_budget:
             if cancelled.is_set():

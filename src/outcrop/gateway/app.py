@@ -34,6 +34,7 @@ from outcrop.gateway.asgi import (
     Receive,
     Scope,
     Send,
+    StreamedBody,
     abort_response,
     encode_headers,
     http_date,
@@ -42,11 +43,20 @@ from outcrop.gateway.asgi import (
     wait_disconnect,
 )
 from outcrop.gateway.interceptors import Interceptor
+from outcrop.gateway.invocation_log import InvocationLog
+from outcrop.gateway.metrics import Metrics
 from outcrop.guardrails.runtime import open_guardrails
 from outcrop.services.apply_guardrail import ApplyGuardrail
-from outcrop.services.base import Operation, RequestContext, Response
+from outcrop.services.base import (
+    DuplexOperation,
+    Operation,
+    RequestContext,
+    Response,
+    StreamResponse,
+)
 from outcrop.services.bedrock import BedrockControlPlane
 from outcrop.services.bedrock_runtime import BedrockRuntime
+from outcrop.services.converse import ConverseOperations
 from outcrop.services.guardrails_admin import GuardrailAdmin
 from outcrop.services.sagemaker_admin import EndpointAdmin
 from outcrop.services.sagemaker_runtime import SageMakerRuntime
@@ -122,12 +132,18 @@ class OutcropApp:
         self.guardrails = open_guardrails(
             settings.guardrails, region, self.embedder, settings.auth.account_id
         )
-        self.bedrock = BedrockRuntime(self.resolver, self.engines, self.embedder, self.guardrails)
+        self.bedrock = BedrockRuntime(
+            self.resolver, self.engines, self.embedder, settings.speech, self.guardrails
+        )
         self.control_plane = BedrockControlPlane(self.resolver.known_models, region)
         self.services: list[ServiceBinding] = []
         self.add_service(
             "bedrock-runtime",
-            {**self.bedrock.operations(), **ApplyGuardrail(self.guardrails).operations()},
+            {
+                **self.bedrock.operations(),
+                **ConverseOperations(self.bedrock).operations(),
+                **ApplyGuardrail(self.guardrails).operations(),
+            },
         )
         self.add_service(
             "bedrock",
@@ -141,9 +157,15 @@ class OutcropApp:
             "sagemaker-runtime", self.sagemaker.operations(), internal_error=InternalStreamFailure
         )
         self.interceptors: list[Interceptor] = []
+        self.metrics = Metrics(self.engines, settings.aliases)
+        self.interceptors.append(self.metrics)
+        self.invocation_log = InvocationLog.from_settings(settings.invocation_log)
+        if self.invocation_log is not None:
+            self.interceptors.append(self.invocation_log)
         self.local_routes: dict[tuple[str, str], LocalHandler] = {
             ("GET", "/_outcrop/health"): self._health_route,
         }
+        self.local_routes[("GET", "/metrics")] = self.metrics.route
         EndpointAdmin(self.sagemaker).attach(self.local_routes)
         self._start_tasks: list[asyncio.Task[None]] = []
         self.faults = security.install(settings, self.interceptors, self.local_routes, self.engines)
@@ -186,8 +208,11 @@ class OutcropApp:
         for task in self._start_tasks:
             task.cancel()
         await self.sagemaker.close()
+        self.bedrock.bidirectional.close()
         for engine in self.engines.values():
             await engine.close()
+        if self.invocation_log is not None:
+            self.invocation_log.close()
         await self.embedder.close()
 
     # -- ASGI --------------------------------------------------------------------------------
@@ -252,13 +277,10 @@ class OutcropApp:
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
         bound = binding.spec.bind(operation, labels, headers, query)
-        limit = binding.spec.payload_max(operation)
-        try:
-            body = await read_body(receive, min(_FRONT_DOOR_LIMIT, (limit or _FRONT_DOOR_LIMIT)))
-        except BodyTooLarge as exc:
-            if limit is not None and exc.size <= _FRONT_DOOR_LIMIT:
-                binding.spec.check_payload_length(operation, exc.size)
-            raise RequestEntityTooLarge("Request entity too large.") from None
+        handler = binding.operations.get(bound.name)
+        # Duplex operations read their body while they answer; the others get it whole.
+        streamed = StreamedBody(receive) if isinstance(handler, DuplexOperation) else None
+        body = b"" if streamed is not None else await self._read(receive, binding, operation)
         ctx = RequestContext(
             request_id,
             bound.name,
@@ -272,19 +294,26 @@ class OutcropApp:
             scheme=str(scope.get("scheme", "http")),
         )
         try:
-            handler = binding.operations.get(bound.name)
             if handler is None:
                 raise NotImplementedYet(f"Outcrop does not serve the {bound.name} operation yet.")
             for interceptor in self.interceptors:
                 await interceptor.before(ctx)
-            result = await handler(ctx)
+            result: Response | StreamResponse
+            if streamed is not None:
+                assert isinstance(handler, DuplexOperation)
+                result = await handler.handler(ctx, streamed.chunks())
+            else:
+                result = await handler(ctx)
         except AwsError as err:
             ctx.record.error_code = err.code
+            ctx.record.error_message = err.message
+            ctx.record.error_fault = err.fault
             ctx.record.status = err.status
             self._after(ctx)
             raise
         if isinstance(result, Response):
             ctx.record.status = result.status
+            ctx.record.response_body = result.body
             self._after(ctx)
             await send_response(send, result.status, [*base_headers, *result.headers], result.body)
             return
@@ -292,9 +321,20 @@ class OutcropApp:
         for interceptor in self.interceptors:
             frames = interceptor.wrap_stream(ctx, frames)
         try:
-            await self._stream(receive, send, ctx, binding, result.headers, frames, base_headers)
+            await self._stream(
+                receive, send, ctx, binding, result.headers, frames, base_headers, streamed
+            )
         finally:
             self._after(ctx)
+
+    async def _read(self, receive: Receive, binding: ServiceBinding, operation: Any) -> bytes:
+        limit = binding.spec.payload_max(operation)
+        try:
+            return await read_body(receive, min(_FRONT_DOOR_LIMIT, (limit or _FRONT_DOOR_LIMIT)))
+        except BodyTooLarge as exc:
+            if limit is not None and exc.size <= _FRONT_DOOR_LIMIT:
+                binding.spec.check_payload_length(operation, exc.size)
+            raise RequestEntityTooLarge("Request entity too large.") from None
 
     def _match(
         self, method: str, raw_path: str
@@ -321,6 +361,7 @@ class OutcropApp:
         headers: list[tuple[str, str]],
         frames: AsyncGenerator[bytes, None],
         base_headers: list[tuple[str, str]],
+        streamed: StreamedBody | None = None,
     ) -> None:
         await send(
             {
@@ -329,8 +370,14 @@ class OutcropApp:
                 "headers": encode_headers([*base_headers, *headers]),
             }
         )
+        if streamed is not None:
+            # Granian sends the headers with the first body message; a duplex client waits for
+            # them before (or while) it sends its input.
+            await send({"type": "http.response.body", "body": b"", "more_body": True})
         pump = asyncio.create_task(self._pump(send, ctx, binding, frames))
-        watcher = asyncio.create_task(wait_disconnect(receive))
+        watcher = asyncio.create_task(
+            streamed.wait_disconnect() if streamed is not None else wait_disconnect(receive)
+        )
         done, _ = await asyncio.wait({pump, watcher}, return_when=asyncio.FIRST_COMPLETED)
         if pump in done:
             watcher.cancel()
@@ -364,6 +411,8 @@ class OutcropApp:
             err = binding.internal_error("Internal server error.")
         if err is not None:
             ctx.record.error_code = err.code
+            ctx.record.error_message = err.message
+            ctx.record.error_fault = err.fault
             frame = eventstream.exception_frame(err)
             await send({"type": "http.response.body", "body": frame, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -399,6 +448,7 @@ class OutcropApp:
             body["status"] = "failed"
         # Reported, not gating: text models serve without the embedding model.
         embedder = self.embedder.health()
+        body["speech"] = self.bedrock.bidirectional.health()
         body["embeddings"] = {
             "ready": embedder.ready,
             "state": embedder.state,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 
 Scope = MutableMapping[str, Any]
@@ -71,6 +72,46 @@ async def read_body(receive: Receive, limit: int) -> bytes:
             chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+class StreamedBody:
+    """A request body read as it arrives (duplex operations), noticing the client leaving.
+
+    `chunks()` yields body chunks until the body ends (or the client goes away);
+    `wait_disconnect()` returns once the client has gone, reading `receive()` itself only after
+    the body has been read, so that the two never compete for messages.
+    """
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self._gone = asyncio.Event()
+        self._ended = asyncio.Event()
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        try:
+            while not self._ended.is_set():
+                message = await self._receive()
+                if message["type"] == "http.disconnect":
+                    self._gone.set()
+                    return
+                if not message.get("more_body", False):
+                    self._ended.set()
+                chunk = message.get("body", b"")
+                if chunk:
+                    yield chunk
+        finally:
+            self._ended.set()
+
+    async def wait_disconnect(self) -> None:
+        gone = asyncio.ensure_future(self._gone.wait())
+        ended = asyncio.ensure_future(self._ended.wait())
+        try:
+            await asyncio.wait({gone, ended}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+            ended.cancel()
+        if not self._gone.is_set():
+            await wait_disconnect(self._receive)
 
 
 async def wait_disconnect(receive: Receive) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,8 +20,13 @@ class InvocationRecord:
     output_tokens: int | None = None
     first_byte_ms: int | None = None
     error_code: str | None = None
+    error_message: str | None = None
+    error_fault: str | None = None
+    """`client` or `server`, as the error's service model says (see `AwsError.fault`)."""
     status: int = 200
     max_output_tokens: int | None = None
+    response_body: bytes | None = None
+    """The body of a complete (non-streaming) response; streams pass through `wrap_stream`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,3 +108,27 @@ class StreamResponse:
 
 
 Operation = Callable[[RequestContext], Awaitable[Response | StreamResponse]]
+
+
+DuplexHandler = Callable[[RequestContext, AsyncIterator[bytes]], Awaitable[StreamResponse]]
+
+
+@dataclass(frozen=True, slots=True)
+class DuplexOperation:
+    """An operation that reads its request body while its response streams (full duplex).
+
+    The gateway does not read the body first: it calls `handler` with the body's chunks as an
+    async iterator (`ctx.body` is empty), sends the response headers at once, and pumps the
+    frames while the handler is still reading. Called like a plain `Operation` (with the whole
+    body in `ctx.body`), it gets that body as a single chunk.
+    """
+
+    handler: DuplexHandler
+
+    async def __call__(self, ctx: RequestContext) -> StreamResponse:
+        return await self.handler(ctx, _single(ctx.body))
+
+
+async def _single(body: bytes) -> AsyncIterator[bytes]:
+    if body:
+        yield body

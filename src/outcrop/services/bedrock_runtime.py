@@ -17,6 +17,7 @@ from contextlib import aclosing
 from typing import Any
 
 from outcrop.catalog.resolver import OnDemandNotSupported, ResolvedModel, Resolver, UnknownModel
+from outcrop.config import SpeechSettings
 from outcrop.dialects.base import (
     Completion,
     CompletionBuilder,
@@ -50,6 +51,7 @@ from outcrop.services.base import (
     StreamResponse,
     admit,
 )
+from outcrop.services.bidirectional import BidirectionalStreaming
 from outcrop.services.embeddings import EmbeddingService, is_embedding_model
 from outcrop.services.guarded_invoke import InvokeGuard
 from outcrop.services.request_options import with_request_options
@@ -92,17 +94,22 @@ class BedrockRuntime:
         resolver: Resolver,
         engines: Mapping[str, Engine],
         embedder: EmbeddingEngine | None = None,
+        speech: SpeechSettings | None = None,
         guardrails: Guardrails | None = None,
     ) -> None:
         self.resolver = resolver
         self.engines = engines
         self.embeddings = EmbeddingService(embedder if embedder is not None else BertEmbedder())
+        self.bidirectional = BidirectionalStreaming(
+            self.resolve, engines, speech or SpeechSettings()
+        )
         self.guardrails = guardrails
 
     def operations(self) -> dict[str, Operation]:
         return {
             "InvokeModel": self.invoke_model,
             "InvokeModelWithResponseStream": self.invoke_model_with_response_stream,
+            "InvokeModelWithBidirectionalStream": self.bidirectional.operation,
         }
 
     # -- operations --------------------------------------------------------------------------
@@ -117,13 +124,15 @@ class BedrockRuntime:
         if guard is not None:
             request = await guard.check_input(request)
         builder = CompletionBuilder()
+        first_byte_ms: int | None = None
         async with aclosing(self._events(engine, request, resolved, guard)) as events:
             async for event in events:
+                if first_byte_ms is None and not isinstance(event, Finish):
+                    first_byte_ms = ctx.elapsed_ms()
                 builder.add(event)
         output = builder.build()
         finish = output.finish
-        ctx.record.input_tokens = finish.input_tokens
-        ctx.record.output_tokens = finish.output_tokens
+        _record_usage(ctx, finish.input_tokens, finish.output_tokens, first_byte_ms)
         body = invocation.response(output, model_name)
         if guard is not None:
             body = guard.decorate_body(
@@ -153,6 +162,7 @@ class BedrockRuntime:
         if guard is not None:
             request = await guard.check_input(request)
         input_tokens = count_input_tokens(engine, request, resolved.model.model_id)
+        ctx.record.input_tokens = input_tokens
         events = self._events(engine, request, resolved, guard, input_tokens)
         # Pull the first event before answering 200, so that failures before the first byte
         # (model not ready, context window, engine down) are HTTP errors as on Bedrock.
@@ -173,12 +183,14 @@ class BedrockRuntime:
                         if first_byte_ms is None:
                             first_byte_ms = ctx.elapsed_ms()
                             ctx.record.first_byte_ms = first_byte_ms
+                        ctx.record.output_tokens = (
+                            ctx.record.output_tokens or 0
+                        ) + event.token_count
                         for obj in stream_events(encoder, event):
                             yield eventstream.chunk_frame(obj)
                     else:
                         total = ctx.elapsed_ms()
-                        ctx.record.input_tokens = event.input_tokens
-                        ctx.record.output_tokens = event.output_tokens
+                        _record_usage(ctx, event.input_tokens, event.output_tokens, first_byte_ms)
                         usage = Usage(
                             event.input_tokens,
                             event.output_tokens,
@@ -209,6 +221,7 @@ class BedrockRuntime:
         self, ctx: RequestContext, streaming: bool
     ) -> tuple[ResolvedModel, Invocation, GenerationRequest, Engine, InvokeGuard | None]:
         resolved = self.resolve(str(ctx.params["modelId"]))
+        ctx.record.model_id = resolved.model.model_id
         # A guardrail's errors come first: with a non-JSON body it has its own.
         headers = guardrail_headers(ctx.params)
         if headers is not None and (
@@ -309,6 +322,15 @@ def _echo_headers(ctx: RequestContext) -> list[tuple[str, str]]:
     if tier is not None:
         out.append(("X-Amzn-Bedrock-Service-Tier", str(tier)))
     return out
+
+
+def _record_usage(
+    ctx: RequestContext, input_tokens: int, output_tokens: int, first_byte_ms: int | None
+) -> None:
+    """Tell the interceptors (metrics, invocation logs) what the invocation used."""
+    ctx.record.input_tokens = input_tokens
+    ctx.record.output_tokens = output_tokens
+    ctx.record.first_byte_ms = first_byte_ms
 
 
 def _provider_model_name(resolved: ResolvedModel) -> str:

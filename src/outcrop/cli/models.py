@@ -1,0 +1,163 @@
+"""`outcrop models`: the model IDs a server serves, their engines and readiness.
+
+From a running server (`--endpoint-url`), the answer of its `GET /_outcrop/health`; without it,
+what `outcrop serve` would serve with the same configuration (`--config` / `OUTCROP_CONFIG`,
+`--engine`), engines not started. An optional glob narrows the model IDs listed.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import sys
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from outcrop.catalog.resolver import ModelRoute, Resolver
+from outcrop.cli.aws import CommandError
+from outcrop.config import ConfigError, load_settings
+
+HEALTH_PATH = "/_outcrop/health"
+
+
+class EngineChoice(StrEnum):
+    llamacpp = "llamacpp"
+    scripted = "scripted"
+
+
+@dataclass(frozen=True, slots=True)
+class ServedModel:
+    model_id: str
+    engine: str
+    engine_type: str | None
+    ready: bool | None
+    """None when the server is not running (listed from configuration)."""
+
+
+def from_health(body: dict[str, Any]) -> list[ServedModel]:
+    """The models a running server reports in its health document."""
+    engines = body.get("engines") or {}
+    served = []
+    for model_id, info in sorted((body.get("models") or {}).items()):
+        engine = str(info.get("engine", ""))
+        state = engines.get(engine, {})
+        served.append(
+            ServedModel(model_id, engine, state.get("type"), bool(info.get("ready", False)))
+        )
+    return served
+
+
+def from_config(config: Path | None, engine: EngineChoice | None) -> list[ServedModel]:
+    """The models `outcrop serve` would serve with this configuration."""
+    try:
+        settings = load_settings(config)
+    except ConfigError as exc:
+        raise CommandError(str(exc), 2) from None
+    if engine is not None:
+        types = {"default": engine.value}
+        routes = [ModelRoute("*", "default")]
+    else:
+        types = {name: s.type for name, s in settings.engines.items()}
+        routes = [ModelRoute(r.match, r.engine) for r in settings.models] or [
+            ModelRoute("*", "default")
+        ]
+    resolver = Resolver(routes=routes, aliases=dict(settings.aliases))
+    return [
+        ServedModel(model_id, name, types.get(name), None)
+        for model_id, name in sorted(resolver.served_models().items())
+    ]
+
+
+def fetch_health(endpoint_url: str, timeout: float = 10.0) -> dict[str, Any]:
+    url = endpoint_url.rstrip("/") + HEALTH_PATH
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            raw = response.read()
+    except urllib.error.HTTPError as exc:
+        if exc.code != 503:  # 503: still loading, the body says what
+            raise CommandError(
+                f"{endpoint_url} is not an Outcrop server (GET {HEALTH_PATH} answered {exc.code})"
+            ) from None
+        raw = exc.read()
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise CommandError(f"cannot reach {endpoint_url}: {reason}") from None
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise CommandError(
+            f"{endpoint_url} answered {HEALTH_PATH} with something not JSON"
+        ) from None
+    if not isinstance(body, dict) or "models" not in body:
+        raise CommandError(f"{endpoint_url} is not an Outcrop server") from None
+    return body
+
+
+def models(
+    pattern: Annotated[
+        str | None, typer.Argument(help="Only model IDs matching this glob, e.g. '*claude*'.")
+    ] = None,
+    endpoint_url: Annotated[
+        str | None, typer.Option(help="Ask this running Outcrop server.")
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            help="TOML configuration file (without --endpoint-url).", envvar="OUTCROP_CONFIG"
+        ),
+    ] = None,
+    engine: Annotated[
+        EngineChoice | None, typer.Option(help="As `outcrop serve --engine` would.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the model IDs a server serves, with their engines and readiness."""
+    try:
+        if endpoint_url is not None:
+            health = fetch_health(endpoint_url)
+            listed = from_health(health)
+            status = str(health.get("status", ""))
+        else:
+            listed = from_config(config, engine)
+            status = "not running"
+    except CommandError as exc:
+        _fail(str(exc), exc.exit_code)
+    if pattern is not None:
+        listed = [m for m in listed if fnmatch.fnmatchcase(m.model_id, pattern)]
+    if as_json:
+        document = {
+            "status": status,
+            "models": [
+                {
+                    "modelId": m.model_id,
+                    "engine": m.engine,
+                    "engineType": m.engine_type,
+                    "ready": m.ready,
+                }
+                for m in listed
+            ],
+        }
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+        return
+    table = Table(title=f"{len(listed)} model IDs ({status})", title_justify="left")
+    table.add_column("MODEL ID")
+    table.add_column("ENGINE")
+    table.add_column("READY")
+    for m in listed:
+        engine_text = m.engine if m.engine_type is None else f"{m.engine} ({m.engine_type})"
+        ready = "-" if m.ready is None else ("yes" if m.ready else "no")
+        table.add_row(m.model_id, engine_text, ready)
+    Console(highlight=False, width=max(100, Console().width)).print(table)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    typer.echo(f"outcrop: {message}", err=True)
+    raise typer.Exit(code)

@@ -1,0 +1,253 @@
+"""Constrained decoding of tool calls: a GBNF grammar derived from the offered tools' schemas.
+
+When a request offers tools, the llama.cpp engine samples through a grammar (llama.cpp's grammar
+sampler) that admits only the call format of `tool_calls` with, for each tool, arguments that
+follow its JSON schema (converted by llama-cpp-python's `SchemaConverter`, the Python port of
+llama.cpp's json-schema-to-grammar). How the model chooses between answering and calling:
+
+- `toolChoice` `any`: the grammar admits a call to any offered tool and nothing else, so the
+  model must call one; `tool`: only a call to the named tool.
+- `auto`: the grammar admits either a call or answer text whose first character is not `<`.
+  The model's first token decides: once the text can no longer be the start of a call,
+  `GrammarSampler` drops the grammar and the answer is sampled freely (no grammar cost).
+  Exception: in the turn right after tool results, `auto` answers in text (no grammar), as the
+  scripted engine does, so that an application's tool loop ends; a small local model without
+  tool training otherwise tends to call the same tool again. `any` and `tool` still force a call.
+- `none` (and no tools): no grammar.
+
+After a call the grammar is complete, so only an end-of-turn token can follow: a turn holds at
+most one call. Schema support is the converter's (types, properties, required, enums, const,
+anyOf/oneOf/allOf, local $refs, string lengths, patterns, formats, array lengths), plus:
+objects without `additionalProperties` get none (still valid against the schema), strings
+exclude control characters (JSON forbids them raw), and integer bounds are enforced when the
+range is small (at most MAX_ENUMERATED_INTEGERS values) or a plain lower bound of 0 or 1; other
+numeric bounds are not enforced by the grammar. A schema the converter cannot handle falls back
+to any JSON object.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from llama_cpp.llama_grammar import SchemaConverter
+
+from outcrop.engines.tool_calls import CALL_CLOSE, CALL_OPEN, answers_tool_results, call_header
+from outcrop.types import GenerationRequest, ToolChoice, ToolSpec
+
+MAX_ENUMERATED_INTEGERS = 256
+
+_JSON_CHAR = r'char ::= [^"\\\x7F\x00-\x1F] | [\\] (["\\bfnrt] | "u" [0-9a-fA-F]{4})'
+_ANY_OBJECT = {"type": "object"}
+
+
+@dataclass(frozen=True, slots=True)
+class ToolGrammar:
+    """A grammar for one request: its GBNF text and whether answer text is allowed."""
+
+    gbnf: str
+    allows_text: bool
+    """True for `auto`: the model may answer instead of calling (see `GrammarSampler`)."""
+
+
+def grammar_for(request: GenerationRequest) -> ToolGrammar | None:
+    """The grammar `request` is sampled through, if any (see the module docstring)."""
+    if request.tool_choice.mode == "auto" and answers_tool_results(request):
+        return None
+    return build_grammar(request.tools, request.tool_choice)
+
+
+def build_grammar(tools: Sequence[ToolSpec], choice: ToolChoice) -> ToolGrammar | None:
+    """The grammar for a request offering `tools` with `choice` (None: no constraint)."""
+    if not tools or choice.mode == "none":
+        return None
+    offered = [t for t in tools if choice.mode != "tool" or t.name == choice.name]
+    converter = _Converter()
+    alternatives: list[str] = []
+    for index, tool in enumerate(offered):
+        rule = converter.arguments_rule(tool.input_schema, f"tool{index}-args")
+        alternatives.append(f"{_literal(call_header(tool.name))} {rule}")
+    call = f"{_literal(CALL_OPEN)} ( {' | '.join(alternatives)} ) {_literal('}' + CALL_CLOSE)}"
+    allows_text = choice.mode == "auto"
+    root = "root ::= call | text" if allows_text else "root ::= call"
+    lines = [root, f"call ::= {call}"]
+    if allows_text:
+        lines.append(r"text ::= [^<] [^\x00]*")
+    lines.append(converter.rules())
+    return ToolGrammar("\n".join(lines), allows_text)
+
+
+def could_still_call(text: str) -> bool:
+    """Whether answer text that begins with `text` may still turn out to be a call."""
+    return text.startswith(CALL_OPEN) or CALL_OPEN.startswith(text)
+
+
+def _literal(text: str) -> str:
+    """A GBNF string literal (JSON string escapes are valid GBNF escapes)."""
+    return json.dumps(text)
+
+
+class _Converter(SchemaConverter):
+    # llama-cpp-python's converter has no type hints: calls into it are marked below.
+    """llama-cpp-python's converter, with the additions the module docstring lists."""
+
+    def __init__(self) -> None:
+        super().__init__(  # type: ignore[no-untyped-call]
+            prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False
+        )
+
+    def arguments_rule(self, schema: Mapping[str, Any], name: str) -> str:
+        prepared = _prepare(copy.deepcopy(dict(schema)))
+        try:
+            resolved = self.resolve_refs(prepared, name)
+            return str(self.visit(resolved, name))
+        except Exception:  # the converter raises assorted errors for schemas it lacks
+            return str(self.visit(_ANY_OBJECT, name))
+
+    def visit(self, schema: Any, name: str) -> Any:
+        if (
+            isinstance(schema, dict)
+            and schema.get("type") == "integer"
+            and "enum" not in schema
+            and "const" not in schema
+        ):
+            rule = _integer_rule(schema)
+            if rule is not None:
+                return self._add_rule(name or "root", rule)  # type: ignore[no-untyped-call]
+        return super().visit(schema, name)  # type: ignore[no-untyped-call]
+
+    def rules(self) -> str:
+        lines = str(self.format_grammar()).splitlines()  # type: ignore[no-untyped-call]
+        return "\n".join(_JSON_CHAR if line.startswith("char ::=") else line for line in lines)
+
+
+def _prepare(schema: Any) -> Any:
+    """Close objects without `additionalProperties` (recursively); leave the rest as is."""
+    if isinstance(schema, dict):
+        for key, value in schema.items():
+            schema[key] = _prepare(value)
+        if schema.get("type") == "object" and "additionalProperties" not in schema:
+            schema["additionalProperties"] = False
+    elif isinstance(schema, list):
+        return [_prepare(item) for item in schema]
+    return schema
+
+
+def _integer_rule(schema: Mapping[str, Any]) -> str | None:
+    """A GBNF rule for a bounded integer, or None to let the converter handle it."""
+    low = _bound(schema, "minimum", "exclusiveMinimum", 1)
+    high = _bound(schema, "maximum", "exclusiveMaximum", -1)
+    if low is None and high is None:
+        return None
+    if low is not None and high is not None:
+        if high < low:
+            return None
+        if high - low < MAX_ENUMERATED_INTEGERS:
+            return "(" + " | ".join(f'"{n}"' for n in range(low, high + 1)) + ") space"
+    if high is None and low == 0:
+        return '("0" | [1-9] [0-9]{0,15}) space'
+    if high is None and low == 1:
+        return "[1-9] [0-9]{0,15} space"
+    return None
+
+
+def _bound(schema: Mapping[str, Any], inclusive: str, exclusive: str, step: int) -> int | None:
+    if isinstance(schema.get(exclusive), int | float):
+        value = schema[exclusive]
+        return int(value) + step if float(value).is_integer() else _ceil_or_floor(value, step)
+    if isinstance(schema.get(inclusive), int | float):
+        value = schema[inclusive]
+        return int(value) if float(value).is_integer() else _ceil_or_floor(value, step)
+    return None
+
+
+def _ceil_or_floor(value: float, step: int) -> int:
+    return math.ceil(value) if step > 0 else math.floor(value)
+
+
+class TokenSampler(Protocol):
+    def sample(self) -> int: ...
+    def close(self) -> None: ...
+
+
+class GrammarCheck(Protocol):
+    """The grammar's view of one candidate token (the llama.cpp grammar sampler)."""
+
+    def allows(self, token: int) -> bool:
+        """Whether the grammar, in its current state, admits `token` next."""
+        ...
+
+    def accept(self, token: int) -> None:
+        """Advance the grammar past `token`."""
+        ...
+
+    def resample(self) -> int | None:
+        """A token sampled (by the free chain's rules) from the most likely candidates that the
+        grammar admits, or None when it admits none of them."""
+        ...
+
+
+class GrammarSampler:
+    """Samples through the grammar while a call is possible, then (auto mode) freely.
+
+    Applying the grammar to every candidate of a large vocabulary (262k for Gemma) is the
+    costly part, so each token is first sampled without it (`free`) and only checked against the
+    grammar, as llama.cpp's own common sampler does. When the grammar refuses it, the most likely
+    candidates are checked and sampled from (`GrammarCheck.resample`); only when the grammar
+    admits none of them does `constrained` (the chain with the grammar first) pass over the whole
+    vocabulary. For greedy decoding all three give the token that applying the grammar first
+    would give: the best admitted candidate.
+
+    With `allows_text` (auto), once the text can no longer become a call the grammar is
+    dropped for the rest of the answer. `piece` gives a token's bytes.
+    """
+
+    def __init__(
+        self,
+        free: TokenSampler,
+        constrained: TokenSampler,
+        check: GrammarCheck,
+        piece: Callable[[int], bytes],
+        *,
+        allows_text: bool,
+    ) -> None:
+        self._free = free
+        self._constrained = constrained
+        self._check = check
+        self._piece = piece
+        self._allows_text = allows_text
+        self._text = b""
+        self._freed = False
+        self.rejected = 0
+        """Sampled tokens the grammar refused (for tests and tuning)."""
+        self.full_passes = 0
+        """Times the grammar went over the whole vocabulary."""
+
+    def sample(self) -> int:
+        token = self._free.sample()
+        if self._freed:
+            return token
+        if self._check.allows(token):
+            self._check.accept(token)
+        else:
+            self.rejected += 1
+            resampled = self._check.resample()
+            if resampled is None:
+                self.full_passes += 1
+                token = self._constrained.sample()  # the chain's grammar accepts it itself
+            else:
+                token = resampled
+                self._check.accept(token)
+        if self._allows_text:
+            self._text += self._piece(token)
+            if not could_still_call(self._text.decode("utf-8", errors="ignore")):
+                self._freed = True
+        return token
+
+    def close(self) -> None:
+        self._free.close()
+        self._constrained.close()
