@@ -126,6 +126,9 @@ def config(state_dir: Path, chunk_chars: int = 40) -> str:
         routes += ["[[models]]", f'match = "{model}"', f'engine = "e{index}"', ""]
     routes += ["[[models]]", 'match = "*"', 'engine = "default"', ""]
     guardrails = [
+        "[invocation_log]",
+        f"destination = {_toml_value(str(state_dir.parent / 'invocations.jsonl'))}",
+        "",
         "[guardrails]",
         f"state_dir = {_toml_value(str(state_dir))}",
         f"stream_chunk_chars = {chunk_chars}",

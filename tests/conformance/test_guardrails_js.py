@@ -261,3 +261,45 @@ def test_service_tier_echo(server: ServerProcess) -> None:
     output = run.ok()["output"]
     assert output["serviceTier"] == "flex" and output["performanceConfigLatency"] == "optimized"
     assert json.dumps(output["body"]).count("Echo: hi") == 1
+
+
+def test_converse_and_converse_stream(server: ServerProcess) -> None:
+    messages = [{"role": "user", "content": [{"text": "you are a worthless idiot"}]}]
+    run = run_js(
+        {
+            "endpoint": server.url,
+            "operation": "Converse",
+            "modelId": ECHO,
+            "input": {"messages": messages, "guardrailConfig": guarded(trace="enabled_full")},
+        }
+    )
+    output = run.ok()["output"]
+    assert output["stopReason"] == "guardrail_intervened"
+    assert output["output"]["message"]["content"] == [{"text": BLOCKED_INPUT}]
+    filters = output["trace"]["guardrail"]["inputAssessment"][GUARDRAIL_ID]["contentPolicy"][
+        "filters"
+    ]
+    assert {f["type"]: f["detected"] for f in filters}["INSULTS"] is True
+    assert {f["type"]: f["detected"] for f in filters}["HATE"] is False  # enabled_full
+
+    run = run_js(
+        {
+            "endpoint": server.url,
+            "operation": "ConverseStream",
+            "modelId": PII,
+            "input": {
+                "messages": [{"role": "user", "content": [{"text": "hello"}]}],
+                "guardrailConfig": guarded(trace="enabled", streamProcessingMode="sync"),
+            },
+        }
+    )
+    run.ok()
+    events = run.events
+    text = "".join(e["value"]["delta"]["text"] for e in events if e["event"] == "contentBlockDelta")
+    assert text == "Sure. Write to {EMAIL} or call {PHONE}. Account {Account Number}."
+    assert events[-2]["event"] == "messageStop"
+    assert events[-2]["value"]["stopReason"] == "guardrail_intervened"
+    assert events[-1]["event"] == "metadata"
+    assert events[-1]["value"]["trace"]["guardrail"]["actionReason"] == (
+        "No action.\nGuardrail masked."
+    )

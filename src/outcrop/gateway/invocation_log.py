@@ -4,11 +4,12 @@ Bedrock's model invocation logs (schemaType `ModelInvocationLog`, schemaVersion 
 `timestamp`, `accountId`, `identity.arn`, `region`, `requestId`, `operation`, `modelId` (as the
 caller named it), an `input` object (`inputContentType`, `inputTokenCount`, `inputBodyJson`)
 and an `output` object (`outputContentType`, `outputTokenCount`, `outputBodyJson`), plus
-`errorCode` when the call failed. Outcrop writes the same keys and adds `errorMessage`,
-`latencyMs` and, for streams, `timeToFirstTokenMs`. Bodies are written only when configured
-(`include_bodies`); a stream's `outputBodyJson` is the list of its events as the client decodes
-them (the model's chunk objects for InvokeModelWithResponseStream, `{eventType: payload}` for
-other streams; unverified against a real ConverseStream log).
+`errorCode` when the call failed, and `requestMetadata` when the call carried request metadata
+(the InvokeModel header or Converse's member). Outcrop writes the same keys and adds
+`errorMessage`, `latencyMs` and, for streams, `timeToFirstTokenMs`. Bodies are written only
+when configured (`include_bodies`); a stream's `outputBodyJson` is the list of its events as
+the client decodes them (the model's chunk objects for InvokeModelWithResponseStream,
+`{eventType: payload}` for other streams; unverified against a real ConverseStream log).
 
 `identity.arn`, `accountId` and `region` come from the `Identity` the authentication
 interceptor leaves in `ctx.state["identity"]` (gateway/auth.py); a call refused before that
@@ -75,6 +76,11 @@ def invocation_entry(
     entry["requestId"] = ctx.request_id
     entry["operation"] = ctx.operation
     entry["modelId"] = str(ctx.params.get("modelId", record.model_id or ""))
+    metadata = ctx.state.get("request_metadata")
+    if metadata:
+        # X-Amzn-Bedrock-Request-Metadata / Converse requestMetadata, as checked and parsed by
+        # services.request_options: the key-value pairs Bedrock's logs carry for filtering.
+        entry["requestMetadata"] = dict(metadata)
     entry["input"] = _input(ctx, include_bodies)
     if record.error_code is None or stream_frames is not None:
         entry["output"] = _output(ctx, include_bodies, stream_frames)

@@ -18,9 +18,7 @@ returns the body the Converse dialect should parse). The answer is checked by
 (`guardrails.shapes.converse_trace`: `inputAssessment`, `outputAssessments`, `modelOutput`
 when the answer was changed, `actionReason`).
 
-The Converse operations themselves are not on this branch's main line yet; this is the whole
-of what they need from guardrails: `from_body`, `check_input`, `events`, `stop_reason` and
-`trace`.
+`services.converse` uses `from_body`, `check_input`, `events`, `stop_reason` and `trace`.
 """
 
 from __future__ import annotations
