@@ -55,7 +55,7 @@ def test_serialize_follows_the_shape() -> None:
         "modelArn": "arn",
         "modelId": "x.y",
         "inputModalities": ["TEXT"],
-        "modelLifecycle": {"status": "LEGACY", "legacyTime": 1735689600.0},
+        "modelLifecycle": {"status": "LEGACY", "legacyTime": "2025-01-01T00:00:00Z"},
     }
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.model import Shape
@@ -66,7 +66,9 @@ def record_of(model: FoundationModel) -> dict[str, Any]:
 
 
 def serialize(shape: Shape, value: Any) -> Any:
-    """`value` restricted to what `shape` models, timestamps as epoch seconds (restJson1)."""
+    """`value` restricted to what `shape` models; timestamps in the member's `timestampFormat`
+    (iso8601 strings where the model says so, as the JS SDK parses them), else epoch seconds
+    (restJson1's default)."""
     match shape.type_name:
         case "structure":
             return {
@@ -77,9 +79,16 @@ def serialize(shape: Shape, value: Any) -> Any:
         case "list":
             return [serialize(shape.member, item) for item in value]
         case "timestamp":
-            if isinstance(value, str):
-                return datetime.fromisoformat(value).timestamp()
-            return value
+            moment = (
+                datetime.fromisoformat(value)
+                if isinstance(value, str)
+                else datetime.fromtimestamp(float(value), UTC)
+            )
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+            if shape.serialization.get("timestampFormat") == "iso8601":
+                return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+            return moment.timestamp()
         case _:
             return value
 
