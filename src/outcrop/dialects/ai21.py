@@ -132,8 +132,7 @@ class JambaStream(TextOnlyEncoder):
         self.id = "chatcmpl-" + new_uuid()
         self.model = model
         self._first = True
-        self._call_ids = CallIds(call_id)
-        self._call_index: dict[str, int] = {}
+        self._tool_calls = cc.ToolCallDeltas(CallIds(call_id))
 
     def _chunk(self, delta: Obj, reason: str | None) -> Obj:
         return {
@@ -152,22 +151,8 @@ class JambaStream(TextOnlyEncoder):
         return [self._delta({"content": piece})]
 
     def tool_call(self, event: ToolCallEvent) -> list[Obj]:
-        if event.call_id not in self._call_index:
-            index = self._call_index[event.call_id] = len(self._call_index)
-            call: Obj = {
-                "index": index,
-                "id": self._call_ids(event.call_id),
-                "type": "function",
-                "function": {"name": event.name, "arguments": event.arguments},
-            }
-        elif event.arguments:
-            call = {
-                "index": self._call_index[event.call_id],
-                "function": {"arguments": event.arguments},
-            }
-        else:
-            return []
-        return [self._delta({"tool_calls": [call]})]
+        call = self._tool_calls.delta(event)
+        return [] if call is None else [self._delta({"tool_calls": [call]})]
 
     def finish(self, finish: Finish, usage: Usage) -> list[Obj]:
         last = self._chunk({}, finish_reason(finish.stop_reason))

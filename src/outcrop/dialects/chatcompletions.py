@@ -9,11 +9,19 @@ stream shapes differ per family and live in the family modules.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from outcrop.dialects.schema import Field, check_object, check_value
-from outcrop.types import ChatMessage, Role, ToolCall, ToolChoice, ToolResult, ToolSpec
+from outcrop.types import (
+    ChatMessage,
+    Role,
+    ToolCall,
+    ToolCallEvent,
+    ToolChoice,
+    ToolResult,
+    ToolSpec,
+)
 from outcrop.wire.errors import ValidationException
 
 _MESSAGE_FIELDS: dict[str, Field] = {
@@ -173,3 +181,26 @@ def to_tool_choice(
             return ToolChoice("tool", name)
         raise ValidationException(f"Invalid tool_choice: tool '{name}' is not in tools.")
     raise ValidationException(f"Invalid tool_choice: {json.dumps(choice)}.")
+
+
+class ToolCallDeltas:
+    """Streamed `tool_calls` deltas in the Chat Completions shape: the first fragment of a call
+    carries its index, id, type and name; later fragments only more argument text."""
+
+    def __init__(self, call_ids: Callable[[str], str]) -> None:
+        self._call_ids = call_ids
+        self._index: dict[str, int] = {}
+
+    def delta(self, event: ToolCallEvent) -> dict[str, Any] | None:
+        """The `tool_calls` entry for `event`, or None for an empty continuation."""
+        if event.call_id not in self._index:
+            index = self._index[event.call_id] = len(self._index)
+            return {
+                "index": index,
+                "id": self._call_ids(event.call_id),
+                "type": "function",
+                "function": {"name": event.name, "arguments": event.arguments},
+            }
+        if event.arguments:
+            return {"index": self._index[event.call_id], "function": {"arguments": event.arguments}}
+        return None

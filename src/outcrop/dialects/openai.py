@@ -150,8 +150,7 @@ class GptOssStream:
         self.model = model
         self._first = True
         self._reasoning_open = False
-        self._call_ids = CallIds(call_id)
-        self._call_index: dict[str, int] = {}
+        self._tool_calls = cc.ToolCallDeltas(CallIds(call_id))
 
     def _chunk(self, delta: Obj, reason: str | None) -> Obj:
         if self._first and reason is None:
@@ -184,22 +183,8 @@ class GptOssStream:
 
     def tool_call(self, event: ToolCallEvent) -> list[Obj]:
         out = self._close_reasoning()
-        if event.call_id not in self._call_index:
-            index = self._call_index[event.call_id] = len(self._call_index)
-            call: Obj = {
-                "index": index,
-                "id": self._call_ids(event.call_id),
-                "type": "function",
-                "function": {"name": event.name, "arguments": event.arguments},
-            }
-        elif event.arguments:
-            call = {
-                "index": self._call_index[event.call_id],
-                "function": {"arguments": event.arguments},
-            }
-        else:
-            return out
-        return [*out, self._chunk({"tool_calls": [call]}, None)]
+        call = self._tool_calls.delta(event)
+        return out if call is None else [*out, self._chunk({"tool_calls": [call]}, None)]
 
     def finish(self, finish: Finish, usage: Usage) -> list[Obj]:
         last = self._chunk({}, finish_reason(finish.stop_reason))
