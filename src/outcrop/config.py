@@ -143,7 +143,19 @@ class ScriptedSettings(_Strict):
     load_error: str | None = None
 
 
-EngineSettings = Annotated[LlamaCppSettings | ScriptedSettings, Field(discriminator="type")]
+class OpenAISettings(_Strict):
+    """An OpenAI-compatible server (vLLM, SGLang, TGI, Ollama, llama.cpp server)."""
+
+    type: Literal["openai"]
+    upstream: str = Field(pattern=r"^https?://")  # base URL, e.g. http://host:8000/v1
+    model: str | None = None  # default: the first model the upstream lists
+    api_key: str | None = None
+    timeout_s: float | None = Field(None, gt=0)
+
+
+EngineSettings = Annotated[
+    LlamaCppSettings | ScriptedSettings | OpenAISettings, Field(discriminator="type")
+]
 
 
 class EmbeddingSettings(_Strict):

@@ -18,6 +18,7 @@ from outcrop.config import (
     ConfigError,
     InvocationLogSettings,
     LlamaCppSettings,
+    OpenAISettings,
     ScriptedSettings,
     ServerSettings,
     Settings,
@@ -35,6 +36,7 @@ def _root() -> None:
 class EngineKind(StrEnum):
     llamacpp = "llamacpp"
     scripted = "scripted"
+    openai = "openai"
 
 
 def build_settings(
@@ -49,6 +51,7 @@ def build_settings(
     delay_ms: float | None,
     invocation_log: str | None = None,
     log_bodies: bool | None = None,
+    upstream: str | None = None,
 ) -> Settings:
     """The config file's settings with command-line flags laid over them."""
     settings = load_settings(config)
@@ -70,6 +73,10 @@ def build_settings(
     engines = dict(settings.engines)
     if engine is EngineKind.scripted:
         engines = {"default": ScriptedSettings(type="scripted", delay_ms=delay_ms or 0.0)}
+    elif engine is EngineKind.openai:
+        if upstream is None:
+            raise ValueError("--engine openai needs --upstream URL")
+        engines = {"default": OpenAISettings(type="openai", upstream=upstream)}
     elif engine is EngineKind.llamacpp or model is not None:
         engines = {"default": LlamaCppSettings(type="llamacpp", model=model)}
     models = settings.models if engine is None and model is None else []
@@ -101,6 +108,10 @@ def serve(
         EngineKind | None, typer.Option(help="Serve every model from this engine.")
     ] = None,
     model: Annotated[Path | None, typer.Option(help="GGUF file for the llama.cpp engine.")] = None,
+    upstream: Annotated[
+        str | None,
+        typer.Option(help="OpenAI-compatible server's base URL (--engine openai), e.g. …/v1."),
+    ] = None,
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port for HTTP/1.1 and h2c.")] = None,
     tls_cert: Annotated[Path | None, typer.Option(help="TLS certificate (PEM).")] = None,
@@ -135,6 +146,7 @@ def serve(
             delay_ms,
             invocation_log=invocation_log,
             log_bodies=log_bodies,
+            upstream=upstream,
         )
     except (ConfigError, ValueError) as exc:
         typer.echo(f"outcrop: {exc}", err=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from outcrop.config import EngineSettings, LlamaCppSettings, ScriptedSettings
+from outcrop.config import EngineSettings, LlamaCppSettings, OpenAISettings, ScriptedSettings
 from outcrop.engines.base import Engine
 from outcrop.engines.scripted import ScriptedConfig, ScriptedEngine, ScriptedToolCall
 
@@ -23,6 +23,16 @@ def build_engine(name: str, settings: EngineSettings) -> Engine:
                 load_ms=settings.load_ms,
                 load_error=settings.load_error,
             ),
+            name=name,
+        )
+    if isinstance(settings, OpenAISettings):
+        from outcrop.engines.openai_compat import OpenAICompatEngine
+
+        return OpenAICompatEngine(
+            settings.upstream,
+            model=settings.model,
+            api_key=settings.api_key,
+            timeout_s=settings.timeout_s,
             name=name,
         )
     assert isinstance(settings, LlamaCppSettings)

@@ -1,0 +1,182 @@
+"""OpenAICompatEngine's I/O against a small aiohttp upstream on loopback whose answers each test
+scripts: readiness, HTTP error mapping, error events mid-stream, and that closing the
+generator drops the upstream connection (so a real upstream stops generating)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+from aiohttp import web
+from tests.support.server import free_port
+
+from outcrop.engines.base import (
+    EngineError,
+    EngineNotReady,
+    EngineRequestError,
+    EngineUnavailable,
+)
+from outcrop.engines.openai_compat import OpenAICompatEngine
+from outcrop.types import (
+    ChatMessage,
+    Finish,
+    GenerationEvent,
+    GenerationRequest,
+    SamplingParams,
+    StopReason,
+    TokenEvent,
+)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+REQUEST = GenerationRequest((ChatMessage("user", "hi"),), SamplingParams(max_tokens=8))
+
+
+def sse(payload: object) -> bytes:
+    return b"data: " + json.dumps(payload).encode() + b"\n\n"
+
+
+def delta(text: str, finish: str | None = None) -> bytes:
+    return sse({"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": finish}]})
+
+
+async def _models(request: web.Request) -> web.Response:
+    return web.json_response({"object": "list", "data": [{"id": "up-model"}]})
+
+
+async def start_upstream(chat: Handler) -> tuple[web.AppRunner, str]:
+    app = web.Application()
+    app.router.add_get("/v1/models", _models)
+    app.router.add_post("/v1/chat/completions", chat)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, f"http://127.0.0.1:{port}/v1"
+
+
+async def ready_engine(url: str) -> AsyncIterator[OpenAICompatEngine]:
+    engine = OpenAICompatEngine(url)
+    task = asyncio.create_task(engine.start())
+    try:
+        for _ in range(100):
+            if engine.health().ready:
+                break
+            await asyncio.sleep(0.05)
+        assert engine.health().ready and engine.model == "up-model"
+        yield engine
+    finally:
+        task.cancel()
+        await engine.close()
+
+
+async def collect(engine: OpenAICompatEngine) -> list[GenerationEvent]:
+    return [event async for event in engine.generate(REQUEST)]
+
+
+async def test_streams_tokens_with_the_upstreams_usage() -> None:
+    seen: list[dict[str, object]] = []
+
+    async def chat(request: web.Request) -> web.StreamResponse:
+        seen.append(await request.json())
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for piece in (delta("Hi"), delta(" there", "stop")):
+            await response.write(piece)
+        await response.write(
+            sse({"choices": [], "usage": {"prompt_tokens": 4, "completion_tokens": 2}})
+        )
+        await response.write(b"data: [DONE]\n\n")
+        return response
+
+    runner, url = await start_upstream(chat)
+    try:
+        async for engine in ready_engine(url):
+            events = await collect(engine)
+    finally:
+        await runner.cleanup()
+    assert events == [TokenEvent("Hi"), TokenEvent(" there"), Finish(StopReason.END_TURN, 4, 2)]
+    assert seen[0]["model"] == "up-model" and seen[0]["stream"] is True
+
+
+async def test_not_ready_before_the_upstream_answers_then_unavailable() -> None:
+    engine = OpenAICompatEngine(f"http://127.0.0.1:{free_port()}/v1")
+    with pytest.raises(EngineNotReady):
+        await collect(engine)
+    assert engine.health().state == "loading"
+    # once it has answered, a refused connection is "unavailable", not "not ready"
+    engine._answered, engine.model = True, "m"
+    with pytest.raises(EngineUnavailable):
+        await collect(engine)
+    await engine.close()
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "error"),
+    [
+        (400, {"error": {"message": "bad max_tokens"}}, EngineRequestError),
+        (500, {"error": {"message": "CUDA out of memory"}}, EngineError),
+    ],
+)
+async def test_http_errors_map_to_engine_errors(
+    status: int, body: dict[str, object], error: type[EngineError]
+) -> None:
+    async def chat(request: web.Request) -> web.Response:
+        return web.json_response(body, status=status)
+
+    runner, url = await start_upstream(chat)
+    try:
+        async for engine in ready_engine(url):
+            with pytest.raises(error) as caught:
+                await collect(engine)
+    finally:
+        await runner.cleanup()
+    assert type(caught.value) is error
+    assert str(body["error"]["message"]) in str(caught.value)  # type: ignore[index]
+
+
+async def test_error_event_mid_stream_is_an_engine_error() -> None:
+    async def chat(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(delta("Hi"))
+        await response.write(sse({"error": {"message": "engine died"}}))
+        return response
+
+    runner, url = await start_upstream(chat)
+    events: list[GenerationEvent] = []
+    try:
+        async for engine in ready_engine(url):
+            with pytest.raises(EngineError, match="engine died"):
+                async for event in engine.generate(REQUEST):
+                    events.append(event)
+    finally:
+        await runner.cleanup()
+    assert events == [TokenEvent("Hi")]
+
+
+async def test_closing_the_generator_drops_the_upstream_connection() -> None:
+    gone = asyncio.Event()
+
+    async def chat(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        try:
+            for _ in range(200):
+                await response.write(delta("x"))
+                await asyncio.sleep(0.02)
+        except (ConnectionResetError, asyncio.CancelledError):
+            gone.set()
+            raise
+        return response
+
+    runner, url = await start_upstream(chat)
+    try:
+        async for engine in ready_engine(url):
+            stream = engine.generate(REQUEST)
+            assert await anext(stream) == TokenEvent("x")
+            await stream.aclose()
+            await asyncio.wait_for(gone.wait(), timeout=3)
+    finally:
+        await runner.cleanup()
