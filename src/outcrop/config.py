@@ -12,7 +12,7 @@ a message naming the offending key.
     region = "us-east-1"        # for ARNs when a request's SigV4 scope names no region
 
     [engines.default]           # the engine named "default" serves every model by default
-    type = "llamacpp"           # llamacpp | scripted
+    type = "llamacpp"           # llamacpp | scripted | openai (upstream = "http://host:8000/v1")
     model = "/path/model.gguf"  # omitted: the embedded Gemma 3 270M
     n_ctx = 4096
 

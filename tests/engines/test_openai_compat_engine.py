@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -27,6 +28,8 @@ from outcrop.types import (
     SamplingParams,
     StopReason,
     TokenEvent,
+    ToolCallEvent,
+    ToolSpec,
 )
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -180,3 +183,38 @@ async def test_closing_the_generator_drops_the_upstream_connection() -> None:
             await asyncio.wait_for(gone.wait(), timeout=3)
     finally:
         await runner.cleanup()
+
+
+async def test_tool_calls_stream_as_tool_call_events() -> None:
+    seen: list[dict[str, Any]] = []
+
+    async def chat(request: web.Request) -> web.StreamResponse:
+        seen.append(await request.json())
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        first = {"index": 0, "id": "call_9", "type": "function", "function": {"name": "w"}}
+        rest = {"index": 0, "function": {"arguments": '{"city": "Oslo"}'}}
+        for fragment, finish in ((first, None), (rest, "tool_calls")):
+            choice = {"index": 0, "delta": {"tool_calls": [fragment]}, "finish_reason": finish}
+            await response.write(sse({"choices": [choice]}))
+        await response.write(b"data: [DONE]\n\n")
+        return response
+
+    request = GenerationRequest(
+        (ChatMessage("user", "weather in Oslo?"),),
+        SamplingParams(max_tokens=30),
+        tools=(ToolSpec("w", "weather", {"type": "object"}),),
+    )
+    runner, url = await start_upstream(chat)
+    try:
+        async for engine in ready_engine(url):
+            events = [event async for event in engine.generate(request)]
+    finally:
+        await runner.cleanup()
+    assert seen[0]["tools"][0]["function"]["name"] == "w" and seen[0]["tool_choice"] == "auto"
+    assert events[:2] == [
+        ToolCallEvent("call_9", "w", "", 0),
+        ToolCallEvent("call_9", "w", '{"city": "Oslo"}', 1),
+    ]
+    finish = events[-1]
+    assert isinstance(finish, Finish) and finish.stop_reason is StopReason.TOOL_USE
