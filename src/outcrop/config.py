@@ -77,6 +77,7 @@ a message naming the offending key.
 from __future__ import annotations
 
 import tomllib
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -97,6 +98,14 @@ from outcrop.security_settings import (
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4590
+
+
+class EngineKind(StrEnum):
+    """The engine types `--engine` names (every model served by one engine of that type)."""
+
+    llamacpp = "llamacpp"
+    scripted = "scripted"
+    openai = "openai"
 
 
 class _Strict(BaseModel):

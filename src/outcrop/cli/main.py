@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +15,7 @@ from outcrop.cli.invoke import invoke as invoke_command
 from outcrop.cli.models import models as models_command
 from outcrop.config import (
     ConfigError,
+    EngineKind,
     InvocationLogSettings,
     LlamaCppSettings,
     OpenAISettings,
@@ -31,12 +31,6 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 @app.callback()
 def _root() -> None:
     """Outcrop: Amazon Bedrock Runtime on local models, over the exact AWS wire protocol."""
-
-
-class EngineKind(StrEnum):
-    llamacpp = "llamacpp"
-    scripted = "scripted"
-    openai = "openai"
 
 
 def build_settings(

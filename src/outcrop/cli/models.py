@@ -13,7 +13,6 @@ import sys
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -23,14 +22,9 @@ from rich.table import Table
 
 from outcrop.catalog.resolver import ModelRoute, Resolver
 from outcrop.cli.aws import CommandError
-from outcrop.config import ConfigError, load_settings
+from outcrop.config import ConfigError, EngineKind, load_settings
 
 HEALTH_PATH = "/_outcrop/health"
-
-
-class EngineChoice(StrEnum):
-    llamacpp = "llamacpp"
-    scripted = "scripted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +49,7 @@ def from_health(body: dict[str, Any]) -> list[ServedModel]:
     return served
 
 
-def from_config(config: Path | None, engine: EngineChoice | None) -> list[ServedModel]:
+def from_config(config: Path | None, engine: EngineKind | None) -> list[ServedModel]:
     """The models `outcrop serve` would serve with this configuration."""
     try:
         settings = load_settings(config)
@@ -115,7 +109,7 @@ def models(
         ),
     ] = None,
     engine: Annotated[
-        EngineChoice | None, typer.Option(help="As `outcrop serve --engine` would.")
+        EngineKind | None, typer.Option(help="As `outcrop serve --engine` would.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
