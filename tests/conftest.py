@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import faulthandler
+import os
+import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +13,37 @@ import pytest
 
 from tests.support.server import ServerProcess, running_server
 from tests.support.tls import self_signed
+
+# pytest-timeout (ini `timeout`) fails a test that runs too long by a signal, which cannot reach
+# a test whose coroutine waits on a future nobody completes. Past this grace the whole run
+# prints every thread's stack and exits, instead of holding CI until its own limit.
+WATCHDOG_GRACE_S = 120.0
+
+
+def _stuck(item: pytest.Item, limit: float) -> None:
+    capture = item.config.pluginmanager.getplugin("capturemanager")
+    if capture is not None:
+        capture.suspend_global_capture(in_=True)
+    sys.stderr.write(f"\n{item.nodeid} still running after {limit:.0f} s; stacks follow\n")
+    faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+    sys.stderr.flush()
+    os._exit(3)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    marker = item.get_closest_marker("timeout")
+    timeout = (
+        float(marker.args[0]) if marker and marker.args else float(item.config.getini("timeout"))
+    )
+    limit = timeout + WATCHDOG_GRACE_S
+    watchdog = threading.Timer(limit, _stuck, args=(item, limit))
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        yield
+    finally:
+        watchdog.cancel()
 
 
 @pytest.fixture(scope="session")

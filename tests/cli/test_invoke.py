@@ -173,12 +173,19 @@ def test_bad_body_file_and_missing_prompt(tmp_path: Path) -> None:
     assert one_line_error(empty) == "outcrop: no prompt: standard input was empty"
 
 
+def _default_sigint() -> None:
+    """In the child: Ctrl-C as in a terminal, even when the test run inherited SIGINT ignored
+    (a run started in the background), which Python would otherwise keep."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_mid_stream(tools_server: ToolsServer) -> None:
     proc = subprocess.Popen(
         outcrop_command("invoke", OPUS, "go", "--endpoint-url", tools_server.url),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         cwd=REPO,
+        preexec_fn=_default_sigint,
     )
     try:
         _read_some(proc, timeout=60)

@@ -55,9 +55,12 @@ class SmithyStream:
             transport=crt_transport(self.ca_file),
         )
         client = AsyncBedrockRuntimeClient(config=config)
-        self._stream = await client.invoke_model_with_bidirectional_stream(
-            InvokeModelWithBidirectionalStreamOperationInput(model_id=self.model_id)
-        )
+        # Bounded: when the CRT cannot connect (an unresolvable host, say), this await can
+        # otherwise wait forever instead of raising.
+        async with asyncio.timeout(30):
+            self._stream = await client.invoke_model_with_bidirectional_stream(
+                InvokeModelWithBidirectionalStreamOperationInput(model_id=self.model_id)
+            )
         self._reader = asyncio.create_task(self._read())
         return self
 

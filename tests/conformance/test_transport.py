@@ -543,7 +543,7 @@ async def test_serve_in_process_on_port_zero_until_stop_is_set() -> None:
     ready: list[list[str]] = []
     stop = asyncio.Event()
     serving = asyncio.create_task(
-        serve(app, host="localhost", port=0, on_ready=ready.append, stop=stop, handle_signals=False)
+        serve(app, host="127.0.0.1", port=0, on_ready=ready.append, stop=stop, handle_signals=False)
     )
     try:
         while not ready:
@@ -551,9 +551,9 @@ async def test_serve_in_process_on_port_zero_until_stop_is_set() -> None:
             await asyncio.sleep(0.01)
         (url,) = ready[0]
         parts = urlsplit(url)
-        assert (parts.scheme, parts.hostname) == ("http", "localhost")
+        assert (parts.scheme, parts.hostname) == ("http", "127.0.0.1")
         assert parts.port
-        reader, writer = await asyncio.open_connection("localhost", parts.port)
+        reader, writer = await asyncio.open_connection("127.0.0.1", parts.port)
         writer.write(b"GET /whoami HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         response = await reader.read()
         writer.close()

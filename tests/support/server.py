@@ -39,8 +39,10 @@ class ServerProcess:
 
     @property
     def tls_url(self) -> str:
+        # An address, not "localhost": CI machines may have no hosts entry for that name, and
+        # the test certificate names 127.0.0.1 as well (tests/support/tls.py).
         assert self.tls_port is not None
-        return f"https://localhost:{self.tls_port}"
+        return f"https://127.0.0.1:{self.tls_port}"
 
     def health(self) -> tuple[int, dict[str, object]]:
         try:
