@@ -226,6 +226,42 @@ async def test_deny_reaches_the_client_before_the_model_runs() -> None:
     assert message.startswith("User: arn:aws:iam::123456789012:user/alice is not authorized")
 
 
+async def test_applying_a_guardrail_needs_apply_guardrail_on_it() -> None:
+    sections = dict(VERIFY)
+    model_only = {"Effect": "Allow", "Action": "bedrock:InvokeModel*", "Resource": "*"}
+    on_guardrail = {
+        "Effect": "Allow",
+        "Action": "bedrock:ApplyGuardrail",
+        "Resource": "arn:aws:bedrock:us-east-1:123456789012:guardrail/allowed*",
+    }
+    sections["policies"] = {"all": {"Statement": [model_only, on_guardrail]}}
+    gateway = app(**sections)
+    body = claude()
+    headers = signed_headers(body)
+
+    def guarded(identifier: str) -> list[tuple[str, str]]:
+        return [
+            *headers,
+            ("x-amzn-bedrock-guardrailidentifier", identifier),
+            ("x-amzn-bedrock-guardrailversion", "DRAFT"),
+        ]
+
+    status, code, message = error(await call(gateway, "POST", PATH, body, guarded("other")))
+    assert (status, code) == (403, "AccessDeniedException")
+    assert message == (
+        "User: arn:aws:iam::123456789012:user/alice is not authorized to perform: "
+        "bedrock:ApplyGuardrail on resource: "
+        "arn:aws:bedrock:us-east-1:123456789012:guardrail/other because no identity-based "
+        "policy allows the bedrock:ApplyGuardrail action"
+    )
+    # Allowed on that guardrail: authorization passes, and the unknown guardrail is reported.
+    status, code, message = error(await call(gateway, "POST", PATH, body, guarded("allowed1")))
+    assert (status, code) == (400, "ValidationException")
+    assert "guardrail identifier or version" in message
+    # Without a guardrail the model permission is enough.
+    assert (await call(gateway, "POST", PATH, body, headers)).status == 200
+
+
 # -- quotas ---------------------------------------------------------------------------------------
 
 

@@ -15,7 +15,9 @@ can exercise deny paths without managing credentials.
 Actions follow AWS's names: Converse needs bedrock:InvokeModel and ConverseStream needs
 bedrock:InvokeModelWithResponseStream (so denying those denies Converse too). Invoking through
 an inference profile needs the action on the profile and on the foundation model behind it,
-as on AWS.
+as on AWS. An invocation that applies a guardrail (InvokeModel's `guardrailIdentifier`, Converse's
+`guardrailConfig`) also needs bedrock:ApplyGuardrail on that guardrail, as AWS's guardrail
+permissions page documents.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Literal
+
+import orjson
 
 from outcrop.catalog.identifiers import parse_identifier
 from outcrop.gateway.auth import Identity
@@ -51,6 +55,8 @@ OPERATION_ACTIONS: dict[tuple[str, str], str] = {
 """Operations whose IAM action is not simply `<service prefix>:<operation>`."""
 
 _PREFIX = {"bedrock-runtime": "bedrock", "sagemaker-runtime": "sagemaker"}
+
+APPLY_GUARDRAIL = "bedrock:ApplyGuardrail"
 
 
 class PolicyError(ValueError):
@@ -205,11 +211,35 @@ def resources_for(
         name = str(params["EndpointName"]).lower()
         return [f"arn:aws:sagemaker:{region}:{account}:endpoint/{name}"]
     if "guardrailIdentifier" in params:
-        identifier = str(params["guardrailIdentifier"])
-        if identifier.startswith("arn:"):
-            return [identifier]
-        return [f"arn:aws:bedrock:{region}:{account}:guardrail/{identifier}"]
+        return [guardrail_resource(str(params["guardrailIdentifier"]), region, account)]
     return ["*"]
+
+
+def guardrail_resource(identifier: str, region: str, account: str) -> str:
+    """A guardrail's ARN from its identifier (an ID or already an ARN)."""
+    if identifier.startswith("arn:"):
+        return identifier
+    return f"arn:aws:bedrock:{region}:{account}:guardrail/{identifier}"
+
+
+def guardrail_applied(ctx: RequestContext) -> str | None:
+    """The guardrail a model invocation asks to apply, if any: the `guardrailIdentifier` header of
+    InvokeModel and its stream, `guardrailConfig.guardrailIdentifier` in a Converse body. A body
+    that does not parse names none here; the operation itself reports it."""
+    if ctx.service != "bedrock-runtime":
+        return None
+    if ctx.operation in ("InvokeModel", "InvokeModelWithResponseStream"):
+        value = ctx.params.get("guardrailIdentifier")
+        return str(value) if value else None
+    if ctx.operation not in ("Converse", "ConverseStream") or b"guardrailConfig" not in ctx.body:
+        return None
+    try:
+        body = orjson.loads(ctx.body)
+    except orjson.JSONDecodeError:
+        return None
+    config = body.get("guardrailConfig") if isinstance(body, dict) else None
+    identifier = config.get("guardrailIdentifier") if isinstance(config, dict) else None
+    return identifier if isinstance(identifier, str) and identifier else None
 
 
 def model_resources(
@@ -265,3 +295,12 @@ class PolicyEnforcer(BaseInterceptor):
         decision = evaluate(policies or (), action, resources)
         if not decision.allowed:
             raise AccessDeniedException(denial_message(identity.principal, action, decision))
+        guardrail = guardrail_applied(ctx)
+        if guardrail is None:
+            return
+        resource = guardrail_resource(guardrail, identity.region, account)
+        decision = evaluate(policies or (), APPLY_GUARDRAIL, [resource])
+        if not decision.allowed:
+            raise AccessDeniedException(
+                denial_message(identity.principal, APPLY_GUARDRAIL, decision)
+            )
