@@ -31,6 +31,9 @@ does not parse stops the server at start with a message naming the key.
     Effect = "Allow"
     Action = "bedrock:InvokeModel*"
     Resource = "arn:aws:bedrock:*::foundation-model/anthropic.*"
+    # Optional conditions (gateway/conditions.py), e.g. only with guardrail abc123 version 1:
+    # Condition = { StringEquals = { "bedrock:GuardrailIdentifier" =
+    #     "arn:aws:bedrock:us-east-1:123456789012:guardrail/abc123:1" } }
     [policies.from-file]           # ... or a JSON file (relative to the config file)
     file = "policies/readonly.json"
 

@@ -42,6 +42,7 @@ API_KEY = "outcrop-test-api-key-0123456789"
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
 SONNET = "anthropic.claude-3-sonnet-20240229-v1:0"
 TITAN = "amazon.titan-text-express-v1"
+GUARDRAIL_ARN = "arn:aws:bedrock:us-east-1:123456789012:guardrail/support01"
 
 
 def claude_body(text: str = "hello there", max_tokens: int = 20) -> bytes:
@@ -499,6 +500,91 @@ def test_boto3_policies_allow_and_deny(verify_server: ServerProcess) -> None:
     carol = client(verify_server.url, key="AKIDNOPOLICY")
     with pytest.raises(carol.exceptions.AccessDeniedException):
         carol.invoke_model(modelId=HAIKU, body=claude_body())  # verify mode: default deny
+
+
+GUARDED_CONFIG = f"""
+[engines.default]
+type = "scripted"
+delay_ms = 1
+
+[auth]
+mode = "verify"
+
+[[auth.credentials]]
+access_key_id = "AKIDEXAMPLE"
+secret_access_key = "{SECRET}"
+principal = "alice"
+
+[principals.alice]
+policies = ["guarded-only"]
+
+[guardrails]
+state_dir = "{{state}}"
+
+[[guardrails.define]]
+id = "support01"
+name = "support"
+blockedInputMessaging = "Blocked."
+blockedOutputsMessaging = "Blocked."
+[guardrails.define.wordPolicyConfig]
+wordsConfig = [{{ text = "forbidden" }}]
+
+# AWS's example "enforce a specific guardrail and its numeric version".
+[policies.guarded-only]
+Version = "2012-10-17"
+
+[[policies.guarded-only.Statement]]
+Effect = "Allow"
+Action = ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"]
+Resource = "arn:aws:bedrock:us-east-1::foundation-model/*"
+Condition = {{ StringEquals = {{ "bedrock:GuardrailIdentifier" = "{GUARDRAIL_ARN}:1" }} }}
+
+[[policies.guarded-only.Statement]]
+Effect = "Deny"
+Action = ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"]
+Resource = "arn:aws:bedrock:us-east-1::foundation-model/*"
+Condition = {{ StringNotEquals = {{ "bedrock:GuardrailIdentifier" = "{GUARDRAIL_ARN}:1" }} }}
+
+[[policies.guarded-only.Statement]]
+Effect = "Allow"
+Action = "bedrock:ApplyGuardrail"
+Resource = "{GUARDRAIL_ARN}"
+"""
+
+
+def test_boto3_a_policy_can_require_a_guardrail(tmp_path_factory: pytest.TempPathFactory) -> None:
+    state = tmp_path_factory.mktemp("guardrail-state")
+    config = _config(tmp_path_factory, GUARDED_CONFIG.replace("{state}", str(state)))
+    with running_server(["--config", str(config)]) as server:
+        alice = client(server.url)
+        messages = [{"role": "user", "content": [{"text": "hello"}]}]
+        with pytest.raises(alice.exceptions.AccessDeniedException) as denied:
+            alice.converse(modelId=HAIKU, messages=messages)
+        assert denied.value.response["Error"]["Message"].endswith(
+            "with an explicit deny in an identity-based policy"
+        )
+        guarded = {"guardrailIdentifier": "support01", "guardrailVersion": "1"}
+        reply = alice.converse(modelId=HAIKU, messages=messages, guardrailConfig=guarded)
+        assert reply["output"]["message"]["content"][0]["text"] == "Echo: hello"
+        stream = alice.converse_stream(
+            modelId=HAIKU, messages=messages, guardrailConfig={**guarded, "trace": "enabled"}
+        )
+        assert [e for e in stream["stream"] if "messageStop" in e]
+        with pytest.raises(alice.exceptions.AccessDeniedException):
+            alice.converse(
+                modelId=HAIKU,
+                messages=messages,
+                guardrailConfig={**guarded, "guardrailVersion": "DRAFT"},
+            )
+        reply = json.loads(
+            alice.invoke_model(
+                modelId=HAIKU,
+                body=claude_body(),
+                guardrailIdentifier=GUARDRAIL_ARN,
+                guardrailVersion="1",
+            )["body"].read()
+        )
+        assert reply["content"][0]["text"] == "Echo: hello there"
 
 
 def sagemaker(endpoint: str, **kwargs: Any) -> Any:

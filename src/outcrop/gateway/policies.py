@@ -4,9 +4,12 @@ touch, and the interceptor that refuses calls no policy allows.
 The policy language is the subset of IAM that identity policies on Bedrock and SageMaker
 invocations use: statements with `Effect` Allow/Deny, `Action`/`NotAction` and
 `Resource`/`NotResource` (strings or lists, `*` and `?` wildcards; actions match without
-regard to case, resources with), an optional `Sid`. An explicit Deny wins over any Allow; what
-no statement allows is denied. `Condition` and `Principal` are refused when the configuration
-loads rather than ignored, so a policy never grants more than it says.
+regard to case, resources with), an optional `Sid` and an optional `Condition`
+(gateway/conditions.py: string, boolean and null operators on the keys an invocation has,
+`bedrock:GuardrailIdentifier` among them). An explicit Deny wins over any Allow; what no
+statement allows is denied. `Principal`, and conditions on operators or keys not supported,
+are refused when the configuration loads rather than ignored, so a policy never grants more
+than it says.
 
 Which principals are evaluated: in auth mode `verify` every principal (one without policies
 is denied everything); in `open` only principals with policies attached, so a local setup
@@ -32,6 +35,14 @@ import orjson
 
 from outcrop.catalog.identifiers import parse_identifier
 from outcrop.gateway.auth import Identity
+from outcrop.gateway.conditions import (
+    Condition,
+    ConditionError,
+    Context,
+    guardrail_key,
+    parse_conditions,
+    request_context,
+)
 from outcrop.gateway.interceptors import BaseInterceptor
 from outcrop.services.base import RequestContext
 from outcrop.wire.errors import AccessDeniedException
@@ -71,13 +82,17 @@ class Statement:
     resources: tuple[str, ...]
     not_resources: bool
     sid: str | None = None
+    conditions: tuple[Condition, ...] = ()
 
-    def matches(self, action: str, resource: str) -> bool:
+    def matches(self, action: str, resource: str, context: Context | None = None) -> bool:
         hit = any(_glob(p.lower(), action.lower()) for p in self.actions)
         if hit == self.not_actions:
             return False
         hit = any(_glob(p, resource) for p in self.resources)
-        return hit != self.not_resources
+        if hit == self.not_resources:
+            return False
+        keys: Context = context or {}
+        return all(condition.holds(keys) for condition in self.conditions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,13 +121,14 @@ def parse_policy(name: str, document: Mapping[str, Any]) -> Policy:
 def _statement(where: str, raw: object) -> Statement:
     if not isinstance(raw, Mapping):
         raise PolicyError(f"{where}: a statement is a table/object")
-    for refused in ("Condition", "Principal", "NotPrincipal"):
+    for refused in ("Principal", "NotPrincipal"):
         if refused in raw:
             raise PolicyError(
                 f"{where}.{refused}: not supported in Outcrop identity policies "
                 "(refused rather than ignored)"
             )
-    unknown = set(raw) - {"Sid", "Effect", "Action", "NotAction", "Resource", "NotResource"}
+    known = {"Sid", "Effect", "Action", "NotAction", "Resource", "NotResource", "Condition"}
+    unknown = set(raw) - known
     if unknown:
         raise PolicyError(f"{where}: unknown key {sorted(unknown)[0]!r}")
     effect = raw.get("Effect")
@@ -129,7 +145,13 @@ def _statement(where: str, raw: object) -> Statement:
     sid = raw.get("Sid")
     if sid is not None and not isinstance(sid, str):
         raise PolicyError(f"{where}.Sid: a string")
-    return Statement(effect, actions, not_actions, resources, not_resources, sid)
+    conditions: tuple[Condition, ...] = ()
+    if "Condition" in raw:
+        try:
+            conditions = parse_conditions(f"{where}.Condition", raw["Condition"])
+        except ConditionError as exc:
+            raise PolicyError(str(exc)) from None
+    return Statement(effect, actions, not_actions, resources, not_resources, sid, conditions)
 
 
 def _one_of(
@@ -167,10 +189,18 @@ class Decision:
     resource: str = ""
 
 
-def evaluate(policies: Sequence[Policy], action: str, resources: Iterable[str]) -> Decision:
-    """IAM evaluation for one action on every resource: explicit deny, else allow, else deny."""
+def evaluate(
+    policies: Sequence[Policy],
+    action: str,
+    resources: Iterable[str],
+    context: Context | None = None,
+) -> Decision:
+    """IAM evaluation for one action on every resource: explicit deny, else allow, else deny.
+    `context` holds the request's condition keys (conditions.request_context)."""
     for resource in resources:
-        statements = [s for p in policies for s in p.statements if s.matches(action, resource)]
+        statements = [
+            s for p in policies for s in p.statements if s.matches(action, resource, context)
+        ]
         if any(s.effect == "Deny" for s in statements):
             return Decision(False, True, resource)
         if not any(s.effect == "Allow" for s in statements):
@@ -222,15 +252,19 @@ def guardrail_resource(identifier: str, region: str, account: str) -> str:
     return f"arn:aws:bedrock:{region}:{account}:guardrail/{identifier}"
 
 
-def guardrail_applied(ctx: RequestContext) -> str | None:
-    """The guardrail a model invocation asks to apply, if any: the `guardrailIdentifier` header of
-    InvokeModel and its stream, `guardrailConfig.guardrailIdentifier` in a Converse body. A body
-    that does not parse names none here; the operation itself reports it."""
+def guardrail_applied(ctx: RequestContext) -> tuple[str, str | None] | None:
+    """The guardrail (identifier, version) a model invocation asks to apply, if any: the
+    `guardrailIdentifier`/`guardrailVersion` headers of InvokeModel and its stream,
+    `guardrailConfig` in a Converse body. A body that does not parse names none here; the
+    operation itself reports it."""
     if ctx.service != "bedrock-runtime":
         return None
     if ctx.operation in ("InvokeModel", "InvokeModelWithResponseStream"):
-        value = ctx.params.get("guardrailIdentifier")
-        return str(value) if value else None
+        identifier, version = (
+            ctx.params.get("guardrailIdentifier"),
+            ctx.params.get("guardrailVersion"),
+        )
+        return (str(identifier), str(version) if version else None) if identifier else None
     if ctx.operation not in ("Converse", "ConverseStream") or b"guardrailConfig" not in ctx.body:
         return None
     try:
@@ -238,8 +272,12 @@ def guardrail_applied(ctx: RequestContext) -> str | None:
     except orjson.JSONDecodeError:
         return None
     config = body.get("guardrailConfig") if isinstance(body, dict) else None
-    identifier = config.get("guardrailIdentifier") if isinstance(config, dict) else None
-    return identifier if isinstance(identifier, str) and identifier else None
+    if not isinstance(config, dict):
+        return None
+    identifier, version = config.get("guardrailIdentifier"), config.get("guardrailVersion")
+    if not isinstance(identifier, str) or not identifier:
+        return None
+    return identifier, version if isinstance(version, str) and version else None
 
 
 def model_resources(
@@ -292,14 +330,24 @@ class PolicyEnforcer(BaseInterceptor):
         account = identity.account_id or self.account_id
         action = action_for(ctx.service, ctx.operation)
         resources = resources_for(ctx, identity.region, account, self.aliases)
-        decision = evaluate(policies or (), action, resources)
+        guardrail = guardrail_applied(ctx)
+        guardrail_arn: str | None = None
+        guardrail_id: str | None = None
+        if guardrail is not None:
+            guardrail_arn = guardrail_resource(guardrail[0], identity.region, account)
+            guardrail_id = guardrail_key(guardrail_arn, guardrail[1])
+        context = request_context(
+            principal=identity.principal,
+            region=identity.region,
+            secure=ctx.scheme == "https",
+            guardrail=guardrail_id,
+        )
+        decision = evaluate(policies or (), action, resources, context)
         if not decision.allowed:
             raise AccessDeniedException(denial_message(identity.principal, action, decision))
-        guardrail = guardrail_applied(ctx)
-        if guardrail is None:
+        if guardrail_arn is None:
             return
-        resource = guardrail_resource(guardrail, identity.region, account)
-        decision = evaluate(policies or (), APPLY_GUARDRAIL, [resource])
+        decision = evaluate(policies or (), APPLY_GUARDRAIL, [guardrail_arn], context)
         if not decision.allowed:
             raise AccessDeniedException(
                 denial_message(identity.principal, APPLY_GUARDRAIL, decision)
