@@ -18,7 +18,9 @@ does not parse stops the server at start with a message naming the key.
     session_token = "..."          # optional; then requests must carry it
     principal = "alice"            # a name (user/alice in account_id) or a full IAM ARN
 
-    [[auth.api_keys]]              # Bedrock API keys (Authorization: Bearer ...)
+    [[auth.api_keys]]              # long-term Bedrock API keys (Authorization: Bearer ...);
+                                   # short-term keys need none: they are checked against the
+                                   # credentials above (gateway/auth.py)
     key = "..."
     principal = "ci-bot"
 

@@ -465,9 +465,32 @@ def test_boto3_bearer_token_over_https(
         client(verify_server.tls_url, verify=cert).invoke_model(modelId=HAIKU, body=claude_body())
     assert error_of(info.value) == (
         "UnrecognizedClientException",
-        "The security token included in the request is invalid.",
+        "Authentication failed: Please make sure your API Key is valid.",
         403,
     )
+
+
+def test_boto3_short_term_api_key_over_https(
+    verify_server: ServerProcess, tls_files: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A short-term key made by AWS's own generator from alice's credentials is alice."""
+    from aws_bedrock_token_generator import BedrockTokenGenerator
+    from botocore.credentials import Credentials
+
+    cert = str(tls_files[0])
+    token = BedrockTokenGenerator().get_token(Credentials("AKIDEXAMPLE", SECRET), "us-east-1")
+    monkeypatch.setenv("AWS_BEARER_TOKEN_BEDROCK", token)
+    bedrock = client(verify_server.tls_url, verify=cert)
+    reply = json.loads(bedrock.invoke_model(modelId=HAIKU, body=claude_body())["body"].read())
+    assert reply["content"][0]["text"] == "Echo: hello there"
+    with pytest.raises(bedrock.exceptions.AccessDeniedException) as denied:
+        bedrock.invoke_model(modelId=TITAN, body=b"{}")  # alice's policies apply
+    assert "user/alice" in denied.value.response["Error"]["Message"]
+    forged = BedrockTokenGenerator().get_token(Credentials("AKIDEXAMPLE", "wrong"), "us-east-1")
+    monkeypatch.setenv("AWS_BEARER_TOKEN_BEDROCK", forged)
+    with pytest.raises(ClientError) as info:
+        client(verify_server.tls_url, verify=cert).invoke_model(modelId=HAIKU, body=claude_body())
+    assert error_of(info.value)[::2] == ("UnrecognizedClientException", 403)
 
 
 # ================================================================================================

@@ -126,7 +126,7 @@ async def test_verify_mode_signatures_and_bearer_tokens() -> None:
     status, code, message = error(await call(gateway, "POST", PATH, body, other, scheme="https"))
     assert (code, message) == (
         "UnrecognizedClientException",
-        "The security token included in the request is invalid.",
+        "Authentication failed: Please make sure your API Key is valid.",
     )
 
 

@@ -9,12 +9,22 @@ policy, quota and fault interceptors.
   malformed credentials are still refused.
 * mode `verify`: signatures are checked against the configured credentials (`wire.sigv4`),
   including the session token, the credential scope (service and region), the clock-skew
-  window and the body's hash; bearer tokens must be configured API keys and arrive over TLS.
-  Unknown keys cost the same work as known ones, and every comparison is constant-time.
+  window and the body's hash; bearer tokens must arrive over TLS and be configured API keys
+  or short-term API keys signed with configured credentials. Unknown keys cost the same work
+  as known ones, and every comparison is constant-time.
+
+Short-term Bedrock API keys (what `aws-bedrock-token-generator` and the console make) are
+`bedrock-api-key-` + base64 of a presigned SigV4 URL, `bedrock.amazonaws.com/?Action=
+CallWithBearerToken&X-Amz-...&Version=1`, signed for service `bedrock` with the caller's
+credentials and valid up to 12 hours. In `verify` mode that URL's signature, session token,
+scope and expiry are checked like any presigned request; in `open` mode the access key in it
+names the principal, as a SigV4 signature's would.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import hashlib
 import hmac
@@ -27,6 +37,7 @@ from outcrop.security_settings import AuthSettings, principal_arn
 from outcrop.services.base import RequestContext
 from outcrop.wire import sigv4
 from outcrop.wire.errors import (
+    AwsError,
     IncompleteSignatureException,
     InvalidSignatureException,
     MissingAuthenticationTokenException,
@@ -35,6 +46,14 @@ from outcrop.wire.errors import (
 from outcrop.wire.restjson import ServiceSpec
 
 INVALID_TOKEN = "The security token included in the request is invalid."
+# Unverified: the wording two public reports quote from Bedrock's 403 for a bad or expired API
+# key; the error type AWS sends with it is not known, so it stays UnrecognizedClientException.
+INVALID_API_KEY = "Authentication failed: Please make sure your API Key is valid."
+
+SHORT_TERM_PREFIX = "bedrock-api-key-"
+SHORT_TERM_HOST = "bedrock.amazonaws.com"
+SHORT_TERM_ACTION = "CallWithBearerToken"
+SHORT_TERM_MAX_S = 12 * 3600
 
 _DUMMY_SECRET = "outcrop-unknown-access-key-dummy-secret"
 
@@ -163,7 +182,12 @@ class Authenticator(BaseInterceptor):
             )
         if not self.verifying:
             digest = hashlib.sha256(token.encode()).digest()
-            principal = self._api_keys.get(digest) or self._default_principal("BedrockAPIKey")
+            principal = self._api_keys.get(digest)
+            if principal is None:
+                short_term = _short_term_claim(token)
+                if short_term is not None:
+                    return self._open_short_term(short_term[1])
+                principal = self._default_principal("BedrockAPIKey")
             return Identity(principal, "bearer", self._region())
         if scheme != "https" and not self.settings.allow_bearer_over_http:
             raise UnrecognizedClientException(
@@ -176,8 +200,34 @@ class Authenticator(BaseInterceptor):
             if hmac.compare_digest(candidate, digest):
                 found = principal
         if found is None:
-            raise UnrecognizedClientException(INVALID_TOKEN)
+            return self._verify_short_term(token)
         return Identity(found, "bearer", self._region())
+
+    def _open_short_term(self, claim: sigv4.SigV4Claim) -> Identity:
+        access_key = claim.credential.access_key_id
+        known = self._secrets.get(access_key)
+        principal = known.principal if known is not None else self._default_principal(access_key)
+        return Identity(principal, "bearer", claim.credential.region, access_key)
+
+    def _verify_short_term(self, token: str) -> Identity:
+        """A short-term API key whose presigned URL checks out, or UnrecognizedClientException."""
+        parsed = _short_term_claim(token)
+        if parsed is None:
+            raise UnrecognizedClientException(INVALID_API_KEY)
+        request, claim = parsed
+        known = self._secrets.get(claim.credential.access_key_id)
+        secret = known.secret_access_key if known is not None else _DUMMY_SECRET
+        try:
+            sigv4.check_scope(claim, ["bedrock"], self.settings.regions)
+            sigv4.verify_signature(request, claim, secret)
+            sigv4.check_clock(claim, self.clock(), self.max_skew)
+        except AwsError:
+            raise UnrecognizedClientException(INVALID_API_KEY) from None
+        if known is None or not _same_token(known.session_token, claim.security_token):
+            raise UnrecognizedClientException(INVALID_API_KEY)
+        return Identity(
+            known.principal, "bearer", claim.credential.region, claim.credential.access_key_id
+        )
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -186,6 +236,34 @@ class Authenticator(BaseInterceptor):
 
     def _default_principal(self, name: str) -> str:
         return principal_arn(name, self.settings.account_id)
+
+
+def _short_term_claim(token: str) -> tuple[sigv4.HttpRequest, sigv4.SigV4Claim] | None:
+    """The presigned request inside a short-term API key and its claim; None when `token` is
+    not one (wrong prefix, host or action, undecodable, no or malformed signature, or an
+    expiry past 12 hours)."""
+    if not token.startswith(SHORT_TERM_PREFIX):
+        return None
+    try:
+        url = base64.b64decode(token[len(SHORT_TERM_PREFIX) :], validate=True).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    host, separator, query = url.partition("/?")
+    if host != SHORT_TERM_HOST or not separator:
+        return None
+    # `&Version=1` is appended after signing, so it is not part of the signed query.
+    request = sigv4.HttpRequest("POST", "/", query.removesuffix("&Version=1"), (("host", host),))
+    try:
+        claim = sigv4.read_claim(request)
+    except AwsError:
+        return None
+    if claim.location != "query" or dict(request.query_params()).get("Action") != (
+        SHORT_TERM_ACTION
+    ):
+        return None
+    if claim.expires is None or claim.expires > SHORT_TERM_MAX_S:
+        return None
+    return request, claim
 
 
 def _same_token(expected: str | None, given: str | None) -> bool:
