@@ -166,8 +166,8 @@ class QuotaSettings(_Strict):
 FaultAction = Literal["error", "stream_error", "cut", "stall", "latency", "corrupt_crc", "drop"]
 
 
-class FaultRuleSettings(_Strict):
-    """One fault rule, from the config file or the admin API (same schema)."""
+class RuleMatchSettings(_Strict):
+    """What calls a test-control rule (a fault, a scripted response) applies to, how often."""
 
     id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] | None = None
     operation: str = "*"
@@ -177,12 +177,6 @@ class FaultRuleSettings(_Strict):
     """A regular expression searched in the request body's text."""
     times: int | None = Field(None, ge=1)
     probability: float = Field(1.0, gt=0.0, le=1.0)
-    action: FaultAction
-    error: str | None = None
-    message: str | None = None
-    after_events: int = Field(0, ge=0)
-    stall_seconds: float | None = Field(None, gt=0)
-    latency_ms: float = Field(0.0, ge=0)
 
     @field_validator("prompt")
     @classmethod
@@ -193,6 +187,17 @@ class FaultRuleSettings(_Strict):
             except re.error as exc:
                 raise ValueError(f"not a regular expression: {exc}") from None
         return value
+
+
+class FaultRuleSettings(RuleMatchSettings):
+    """One fault rule, from the config file or the admin API (same schema)."""
+
+    action: FaultAction
+    error: str | None = None
+    message: str | None = None
+    after_events: int = Field(0, ge=0)
+    stall_seconds: float | None = Field(None, gt=0)
+    latency_ms: float = Field(0.0, ge=0)
 
     @model_validator(mode="after")
     def _action_fields(self) -> FaultRuleSettings:
@@ -213,6 +218,8 @@ class LimitsSettings(_Strict):
 class AdminSettings(_Strict):
     faults_api: bool | None = None
     """The fault-rule admin API; default: on in auth mode open, off in verify."""
+    responses_api: bool | None = None
+    """The scripted-response admin API (/_outcrop/responses); default: on in open, off in verify."""
 
 
 def load_policy_document(source: PolicySettings, base: Path | None) -> dict[str, Any]:

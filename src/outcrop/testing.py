@@ -1,8 +1,9 @@
-"""Test helpers for applications tested against Outcrop: fault rules from Python.
+"""Test helpers for applications tested against Outcrop: fault rules and scripted responses.
 
-`Faults` talks to a running server's admin API (`/_outcrop/faults`); `faults()` is a context
-manager that removes every rule it added when it ends, which makes it a pytest fixture in two
-lines:
+`Faults` talks to a running server's fault API (`/_outcrop/faults`), `Responses` to its
+scripted-response API (`/_outcrop/responses`: what the model answers next). `faults()` and
+`responses()` are context managers that remove every rule they added when they end, which makes
+each a pytest fixture in two lines:
 
     import pytest
     from outcrop.testing import faults
@@ -16,6 +17,11 @@ lines:
         rule = outcrop_faults.inject("error", error="ThrottlingException", times=2)
         ...                              # call Bedrock through the SDK as usual
         assert outcrop_faults.get(rule).fired == 2
+
+    def test_my_tool_handling():
+        with responses() as r:
+            r.queue(tool_calls=[{"name": "get_weather", "input": {"city": "Paris"}}])
+            ...                          # the next Converse call gets that tool call
 
 Standard library only; no dependency on the rest of Outcrop.
 """
@@ -33,7 +39,7 @@ from typing import Any
 from urllib.parse import quote
 
 
-class FaultApiError(Exception):
+class AdminApiError(Exception):
     """The admin API refused a call; `status` and the server's `message` say why."""
 
     def __init__(self, status: int, message: str) -> None:
@@ -53,18 +59,23 @@ class RuleState:
     raw: dict[str, Any]
 
 
-class Faults:
-    """Add, inspect and remove fault rules on one Outcrop server."""
+FaultApiError = AdminApiError
+"""The name this error had when only the fault API existed."""
+
+
+class _Rules:
+    """Add, inspect and remove one kind of rule on one Outcrop server."""
+
+    path = ""
 
     def __init__(self, endpoint: str | None = None, timeout: float = 10.0) -> None:
         base = endpoint or os.environ.get("AWS_ENDPOINT_URL") or "http://127.0.0.1:4590"
-        self.url = base.rstrip("/") + "/_outcrop/faults"
+        self.url = base.rstrip("/") + self.path
         self.timeout = timeout
         self.added: list[str] = []
 
-    def inject(self, action: str, **fields: Any) -> str:
-        """Add a rule (`action` plus any `[[faults]]` field); returns its id."""
-        rule = self._call("POST", self.url, {"action": action, **fields})
+    def _add(self, fields: dict[str, Any]) -> str:
+        rule = self._call("POST", self.url, fields)
         rule_id = str(rule["id"])
         self.added.append(rule_id)
         return rule_id
@@ -91,7 +102,7 @@ class Faults:
         for rule_id in list(self.added):
             try:
                 self.remove(rule_id)
-            except FaultApiError as exc:
+            except AdminApiError as exc:
                 if exc.status != 404:
                     raise
 
@@ -109,13 +120,45 @@ class Faults:
                 message = json.loads(payload).get("message", payload.decode())
             except (ValueError, AttributeError):
                 message = payload.decode(errors="replace")
-            raise FaultApiError(exc.code, str(message)) from None
+            raise AdminApiError(exc.code, str(message)) from None
+
+
+class Faults(_Rules):
+    """Fault rules: calls that fail on demand."""
+
+    path = "/_outcrop/faults"
+
+    def inject(self, action: str, **fields: Any) -> str:
+        """Add a rule (`action` plus any `[[faults]]` field); returns its id."""
+        return self._add({"action": action, **fields})
+
+
+class Responses(_Rules):
+    """Scripted responses: what the model answers next, whatever engine serves it."""
+
+    path = "/_outcrop/responses"
+
+    def queue(self, text: str | None = None, **fields: Any) -> str:
+        """Queue an answer (`text` and/or `tool_calls`, `reasoning`, `model`, `times`, ...:
+        the fields of gateway/scripted_responses.py); returns its id."""
+        body = dict(fields) if text is None else {"text": text, **fields}
+        return self._add(body)
 
 
 @contextmanager
 def faults(endpoint: str | None = None) -> Iterator[Faults]:
     """A `Faults` client whose rules are removed when the block ends."""
     client = Faults(endpoint)
+    try:
+        yield client
+    finally:
+        client.remove_added()
+
+
+@contextmanager
+def responses(endpoint: str | None = None) -> Iterator[Responses]:
+    """A `Responses` client whose queued answers are removed when the block ends."""
+    client = Responses(endpoint)
     try:
         yield client
     finally:

@@ -1,10 +1,8 @@
 """Fault injection: rules that make chosen calls fail the way AWS can fail, on demand.
 
-A rule matches calls by operation, model (glob over the base model ID or endpoint name),
-principal (glob over the caller's ARN) and prompt (a regular expression searched in the text
-of the request body), and fires at most `times` times (default: every match), each time with
-`probability`. Rules are tried in the order they were added; the first that fires decides. No
-rule, no fault: faults happen only where a rule says so.
+Rules match calls and fire as gateway/rules.py describes (operation, model, principal,
+prompt; `times`, default every match; `probability`); the first that fires decides. No rule, no
+fault: faults happen only where a rule says so.
 
 Actions (`after_events` = K counts the stream's frames sent before the fault acts):
 
@@ -26,19 +24,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fnmatch
 import inspect
-import itertools
-import random
-import re
-import time
 from collections.abc import AsyncGenerator, Mapping
-from dataclasses import dataclass, field
-from typing import Any
 
 from outcrop.gateway.asgi import AbortConnection
 from outcrop.gateway.interceptors import BaseInterceptor
-from outcrop.gateway.subjects import is_streaming, model_key, principal_of, prompt_text
+from outcrop.gateway.rules import Rule, RuleRegistry
+from outcrop.gateway.subjects import is_streaming, model_key, principal_of
 from outcrop.security_settings import FaultRuleSettings
 from outcrop.services.base import RequestContext
 from outcrop.wire import errors
@@ -86,107 +78,17 @@ def make_error(name: str, message: str | None, service: str = "bedrock-runtime")
     return cls(text, **required)
 
 
-@dataclass(slots=True)
-class FaultRule:
-    """A rule and what it has done so far."""
-
-    id: str
-    settings: FaultRuleSettings
-    created: float = field(default_factory=time.time)
-    matched: int = 0
-    fired: int = 0
-    _prompt: re.Pattern[str] | None = None
-
-    def __post_init__(self) -> None:
-        if self.settings.prompt is not None:
-            self._prompt = re.compile(self.settings.prompt)
-        if self.settings.error is not None:
-            error_class(self.settings.error)  # ValueError now, not at the first match
-
-    @property
-    def exhausted(self) -> bool:
-        times = self.settings.times
-        return times is not None and self.fired >= times
-
-    def matches(self, operation: str, model: str, principal: str, prompt: str | None) -> bool:
-        s = self.settings
-        if not (
-            fnmatch.fnmatchcase(operation, s.operation)
-            and fnmatch.fnmatchcase(model, s.model)
-            and fnmatch.fnmatchcase(principal, s.principal)
-        ):
-            return False
-        return self._prompt is None or (prompt is not None and bool(self._prompt.search(prompt)))
-
-    def describe(self) -> dict[str, Any]:
-        s = self.settings
-        remaining = None if s.times is None else max(0, s.times - self.fired)
-        return {
-            **s.model_dump(exclude_none=True),
-            "id": self.id,
-            "matched": self.matched,
-            "fired": self.fired,
-            "remaining": remaining,
-            "created": self.created,
-        }
+FaultRule = Rule[FaultRuleSettings]
 
 
-class FaultRegistry:
-    """The rules in force, shared by the interceptor, the admin API and the config file."""
+class FaultRegistry(RuleRegistry[FaultRuleSettings]):
+    """The fault rules in force (gateway/rules.py), shared with the admin API and config."""
 
-    def __init__(self, rng: random.Random | None = None) -> None:
-        self._rules: dict[str, FaultRule] = {}
-        self._ids = itertools.count(1)
-        self.rng = rng or random.Random()
+    id_prefix = "fault"
 
-    def add(self, settings: FaultRuleSettings) -> FaultRule:
-        rule_id = settings.id or self._next_id()
-        if rule_id in self._rules:
-            raise ValueError(f"a fault rule with id {rule_id!r} exists already")
-        rule = FaultRule(rule_id, settings)
-        self._rules[rule_id] = rule
-        return rule
-
-    def _next_id(self) -> str:
-        while True:
-            candidate = f"fault-{next(self._ids)}"
-            if candidate not in self._rules:
-                return candidate
-
-    def rules(self) -> list[FaultRule]:
-        return list(self._rules.values())
-
-    def __bool__(self) -> bool:
-        """Whether any rule is in force (the fast path of every call checks this)."""
-        return bool(self._rules)
-
-    def get(self, rule_id: str) -> FaultRule | None:
-        return self._rules.get(rule_id)
-
-    def remove(self, rule_id: str) -> bool:
-        return self._rules.pop(rule_id, None) is not None
-
-    def clear(self) -> int:
-        count = len(self._rules)
-        self._rules.clear()
-        return count
-
-    def pick(self, operation: str, model: str, principal: str, body: bytes) -> FaultRule | None:
-        """The first live rule that matches and wins its probability roll (then counted)."""
-        prompt: str | None = None
-        for rule in self._rules.values():
-            if rule.exhausted:
-                continue
-            if rule.settings.prompt is not None and prompt is None:
-                prompt = prompt_text(body)
-            if not rule.matches(operation, model, principal, prompt):
-                continue
-            rule.matched += 1
-            if rule.settings.probability < 1.0 and self.rng.random() >= rule.settings.probability:
-                continue
-            rule.fired += 1
-            return rule
-        return None
+    def check(self, settings: FaultRuleSettings) -> None:
+        if settings.error is not None:
+            error_class(settings.error)  # ValueError now, not at the first match
 
 
 class FaultInjector(BaseInterceptor):

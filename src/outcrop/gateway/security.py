@@ -1,4 +1,5 @@
-"""Assembles the security, quota and fault interceptors (and the fault admin API) from settings.
+"""Assembles the security, quota, fault and scripted-response interceptors (and the admin APIs
+of faults and scripted responses) from settings.
 
 Order matters and mirrors AWS: refuse oversized headers, authenticate, authorize, then inject
 faults (so a fault rule can name the principal, and a denied call is denied before anything is
@@ -21,6 +22,7 @@ from outcrop.gateway.interceptors import Interceptor
 from outcrop.gateway.limits import HeaderLimit
 from outcrop.gateway.policies import Policy, PolicyEnforcer, parse_policy
 from outcrop.gateway.quotas import QuotaEnforcer
+from outcrop.gateway.scripted_responses import ResponseAdmin, ResponseRegistry, ScriptedResponses
 from outcrop.security_settings import load_policy_document, principal_arn
 
 
@@ -68,6 +70,14 @@ def install(
     if enabled is None:
         enabled = settings.auth.mode == "open"
     local_routes.update(FaultAdmin(registry, enabled).routes())
+    # Scripted responses come last: only a call every other interceptor let through can
+    # consume one (and the operation picks it only once the call is admitted).
+    responses = ResponseRegistry()
+    interceptors.append(ScriptedResponses(responses, settings.aliases))
+    responses_enabled = settings.admin.responses_api
+    if responses_enabled is None:
+        responses_enabled = settings.auth.mode == "open"
+    local_routes.update(ResponseAdmin(responses, responses_enabled).routes())
     timeout = settings.limits.model_timeout_s
     if timeout is not None:
         for name, engine in list(engines.items()):

@@ -5,7 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from outcrop.engines.base import Engine
 
 
 @dataclass(slots=True)
@@ -84,6 +87,19 @@ def admit(
     ctx.record.input_tokens = counted
     for check in checks:
         check(ctx, counted, max_output_tokens)
+
+
+EngineOverride = Callable[[], "Engine | None"]
+"""Registered by an interceptor in `ctx.state["engine_override"]`: picks, when called, another
+engine to answer the call (a scripted response queued through the admin API), or None."""
+
+
+def answering_engine(ctx: RequestContext, engine: Engine) -> Engine:
+    """The engine that answers an admitted call: `engine`, unless the registered override picks
+    another now (called after `admit`, so a call refused by a quota consumes no override)."""
+    override: EngineOverride | None = ctx.state.get("engine_override")
+    chosen = override() if override is not None else None
+    return chosen if chosen is not None else engine
 
 
 @dataclass(frozen=True, slots=True)

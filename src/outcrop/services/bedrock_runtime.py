@@ -50,6 +50,7 @@ from outcrop.services.base import (
     Response,
     StreamResponse,
     admit,
+    answering_engine,
 )
 from outcrop.services.bidirectional import BidirectionalStreaming
 from outcrop.services.embeddings import EmbeddingService, is_embedding_model
@@ -250,6 +251,7 @@ class BedrockRuntime:
             lambda: count_input_tokens(engine, request, resolved.model.model_id),
             request.sampling.max_tokens,
         )
+        engine = answering_engine(ctx, engine)
         guard = None
         if options is not None and self.guardrails is not None:
             guard = InvokeGuard.open(self.guardrails, options, streaming=streaming)

@@ -42,7 +42,14 @@ from outcrop.dialects.converse import (
 from outcrop.dialects.registry import dialect_for
 from outcrop.engines.base import Engine, EngineError, EngineNotReady
 from outcrop.guardrails.invoke import UNKNOWN_GUARDRAIL
-from outcrop.services.base import Operation, RequestContext, Response, StreamResponse, admit
+from outcrop.services.base import (
+    Operation,
+    RequestContext,
+    Response,
+    StreamResponse,
+    admit,
+    answering_engine,
+)
 from outcrop.services.bedrock_runtime import (
     STREAMING_UNSUPPORTED,
     BedrockRuntime,
@@ -256,7 +263,7 @@ class ConverseOperations:
             lambda: count_input_tokens(engine, request, model_id),
             request.sampling.max_tokens,
         )
-        return _Prepared(resolved, engine, parsed, guard)
+        return _Prepared(resolved, answering_engine(ctx, engine), parsed, guard)
 
     @staticmethod
     def _generation(prepared: _Prepared) -> _Generation:

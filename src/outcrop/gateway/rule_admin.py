@@ -1,0 +1,128 @@
+"""The admin API of a kind of test-control rule (fault rules, scripted responses), as local
+routes under `/_outcrop/` outside AWS's API. For PREFIX = /_outcrop/faults, /_outcrop/responses:
+
+    GET    PREFIX             every rule, with how often each matched and fired
+    POST   PREFIX             add a rule (JSON, the rule's settings schema); 201 + rule
+    DELETE PREFIX             remove every rule
+    GET    PREFIX/rule?id=ID  one rule
+    DELETE PREFIX/rule?id=ID  remove one rule
+
+Misuse (a body that is not JSON, an unknown field, a value that does not validate, a missing
+or unknown id) gets a 400 or 404 with `{"message": ...}` naming the problem; nothing else
+changes. When the API is disabled (by default in auth mode `verify`) every route answers 403
+saying so.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs
+
+from pydantic import ValidationError
+
+from outcrop.gateway.rules import RuleRegistry
+from outcrop.security_settings import RuleMatchSettings
+from outcrop.services.base import Response
+
+
+@dataclass(frozen=True, slots=True)
+class RuleApi:
+    """How one kind of rule is named in its API."""
+
+    prefix: str
+    """e.g. /_outcrop/faults"""
+    noun: str
+    """e.g. "fault rule" (in messages)"""
+    disabled: str
+    """The 403 message while the API is off."""
+
+
+class RuleAdmin[S: RuleMatchSettings]:
+    """Handlers for the routes above, bound to one registry and its settings schema."""
+
+    def __init__(
+        self, registry: RuleRegistry[S], schema: type[S], api: RuleApi, enabled: bool
+    ) -> None:
+        self.registry = registry
+        self.schema = schema
+        self.api = api
+        self.enabled = enabled
+
+    def routes(self) -> dict[tuple[str, str], Any]:
+        prefix = self.api.prefix
+        return {
+            ("GET", prefix): self.list_rules,
+            ("POST", prefix): self.add_rule,
+            ("DELETE", prefix): self.clear_rules,
+            ("GET", f"{prefix}/rule"): self.get_rule,
+            ("DELETE", f"{prefix}/rule"): self.delete_rule,
+        }
+
+    async def list_rules(self, request: Any) -> Response:
+        if not self.enabled:
+            return self._disabled()
+        return _json(200, {"rules": [r.describe() for r in self.registry.rules()]})
+
+    async def add_rule(self, request: Any) -> Response:
+        if not self.enabled:
+            return self._disabled()
+        noun = self.api.noun
+        try:
+            data = json.loads(request.body or b"null")
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return _json(400, {"message": f"The body is not JSON: {exc}"})
+        if not isinstance(data, dict):
+            return _json(400, {"message": f"The body must be a JSON object (one {noun})."})
+        try:
+            settings = self.schema.model_validate(data)
+            rule = self.registry.add(settings)
+        except ValidationError as exc:
+            problems = [
+                f"{'.'.join(str(p) for p in e['loc']) or 'rule'}: {e['msg']}" for e in exc.errors()
+            ]
+            return _json(400, {"message": f"Invalid {noun}: " + "; ".join(problems)})
+        except ValueError as exc:
+            return _json(400, {"message": f"Invalid {noun}: {exc}"})
+        return _json(201, rule.describe())
+
+    async def clear_rules(self, request: Any) -> Response:
+        if not self.enabled:
+            return self._disabled()
+        return _json(200, {"cleared": self.registry.clear()})
+
+    async def get_rule(self, request: Any) -> Response:
+        if not self.enabled:
+            return self._disabled()
+        rule_id, error = _rule_id(request.query)
+        if error is not None:
+            return error
+        rule = self.registry.get(rule_id)
+        if rule is None:
+            return _json(404, {"message": f"No {self.api.noun} with id {rule_id!r}."})
+        return _json(200, rule.describe())
+
+    async def delete_rule(self, request: Any) -> Response:
+        if not self.enabled:
+            return self._disabled()
+        rule_id, error = _rule_id(request.query)
+        if error is not None:
+            return error
+        if not self.registry.remove(rule_id):
+            return _json(404, {"message": f"No {self.api.noun} with id {rule_id!r}."})
+        return _json(200, {"deleted": rule_id})
+
+    def _disabled(self) -> Response:
+        return _json(403, {"message": self.api.disabled})
+
+
+def _rule_id(query: str) -> tuple[str, Response | None]:
+    ids = parse_qs(query).get("id", [])
+    if len(ids) != 1 or not ids[0]:
+        return "", _json(400, {"message": "Name exactly one rule: ?id=RULE_ID."})
+    return ids[0], None
+
+
+def _json(status: int, body: dict[str, Any]) -> Response:
+    return Response(json.dumps(body).encode(), [("Content-Type", "application/json")], status)
