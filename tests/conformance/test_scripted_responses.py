@@ -153,3 +153,41 @@ def test_admin_api_misuse_changes_nothing(
     assert missing.value.code == 404
     assert api.rules() == []
     assert invoke_text(bedrock(scripted_server), "still here") == "Echo: still here"
+
+
+def test_sagemaker_endpoints_get_queued_answers_in_their_container_format(
+    scripted_server: ServerProcess,
+) -> None:
+    runtime = boto3.client(
+        "sagemaker-runtime",
+        endpoint_url=scripted_server.url,
+        region_name="us-east-1",
+        config=Config(retries={"total_max_attempts": 1}, proxies={}),
+    )
+
+    def generated(endpoint: str) -> Any:
+        reply = runtime.invoke_endpoint(
+            EndpointName=endpoint,
+            ContentType="application/json",
+            Body=json.dumps({"inputs": "hello", "parameters": {"max_new_tokens": 20}}),
+        )
+        return json.loads(reply["Body"].read())
+
+    with responses(scripted_server.url) as queued:
+        queued.queue("From the queue.", model="support-*")
+        assert generated("other-endpoint") == [{"generated_text": "Echo: hello"}]
+        assert generated("support-bot") == [{"generated_text": "From the queue."}]
+        assert generated("support-bot") == [{"generated_text": "Echo: hello"}]
+        queued.queue("Streamed from the queue.", model="support-*")
+        stream = runtime.invoke_endpoint_with_response_stream(
+            EndpointName="support-bot",
+            ContentType="application/json",
+            Body=json.dumps({"inputs": "hello", "stream": True}),
+        )
+        sent = b"".join(e["PayloadPart"]["Bytes"] for e in stream["Body"] if "PayloadPart" in e)
+    finals = [
+        json.loads(line[5:])
+        for line in sent.decode().splitlines()
+        if line.startswith("data:") and '"generated_text":"' in line.replace(" ", "")
+    ]
+    assert [f["generated_text"] for f in finals] == ["Streamed from the queue."]

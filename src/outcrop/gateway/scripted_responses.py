@@ -9,9 +9,12 @@ stop reasons computed as for any engine: `tool_calls` are made when the request 
 (a response of tool calls only answers a request without tools as the scripted engine does,
 with an echo), `max_tokens` and stop sequences still apply.
 
-Applies to InvokeModel, InvokeModelWithResponseStream, Converse and ConverseStream. The rule
-is picked once the call is admitted (after authorization, fault rules and quotas), so a call
-refused earlier consumes nothing. Rules are tried in the order they were added.
+Applies to InvokeModel, InvokeModelWithResponseStream, Converse and ConverseStream, and to
+SageMaker's InvokeEndpoint and its stream (`model` matches the endpoint name; the answer is in
+the container format the endpoint speaks, or the one the body selects; containers have no
+tool-call field). The rule is picked once the call is admitted (after authorization, fault
+rules and quotas; for SageMaker, once an instance is free), so a call refused earlier consumes
+nothing. Rules are tried in the order they were added.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ GENERATING = frozenset(
         ("bedrock-runtime", "InvokeModelWithResponseStream"),
         ("bedrock-runtime", "Converse"),
         ("bedrock-runtime", "ConverseStream"),
+        ("sagemaker-runtime", "InvokeEndpoint"),
+        ("sagemaker-runtime", "InvokeEndpointWithResponseStream"),
     }
 )
 """The operations a scripted response can answer."""

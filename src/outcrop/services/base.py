@@ -94,11 +94,16 @@ EngineOverride = Callable[[], "Engine | None"]
 engine to answer the call (a scripted response queued through the admin API), or None."""
 
 
-def answering_engine(ctx: RequestContext, engine: Engine) -> Engine:
-    """The engine that answers an admitted call: `engine`, unless the registered override picks
-    another now (called after `admit`, so a call refused by a quota consumes no override)."""
+def picked_engine(ctx: RequestContext) -> Engine | None:
+    """The engine the registered override picks now for an admitted call, if any (called once
+    the call is admitted, so a call refused by a quota consumes no override)."""
     override: EngineOverride | None = ctx.state.get("engine_override")
-    chosen = override() if override is not None else None
+    return override() if override is not None else None
+
+
+def answering_engine(ctx: RequestContext, engine: Engine) -> Engine:
+    """The engine that answers an admitted call: the override's pick, else `engine`."""
+    chosen = picked_engine(ctx)
     return chosen if chosen is not None else engine
 
 

@@ -46,7 +46,13 @@ from outcrop.sagemaker.backends import (
 from outcrop.sagemaker.capacity import InstancePool, Slot
 from outcrop.sagemaker.endpoints import EndpointRegistry, Route, RouteRequest
 from outcrop.sagemaker.sessions import NEW_SESSION, Session, SessionTable, parse_new_session
-from outcrop.services.base import Operation, RequestContext, Response, StreamResponse
+from outcrop.services.base import (
+    Operation,
+    RequestContext,
+    Response,
+    StreamResponse,
+    picked_engine,
+)
 from outcrop.wire import eventstream
 from outcrop.wire.errors import (
     AwsError,
@@ -303,6 +309,15 @@ class SageMakerRuntime:
             instance=slot.instance,
         )
         backend = self.backend(route)
+        scripted = picked_engine(ctx)
+        if scripted is not None:  # a queued scripted response, in the container's format
+            backend = EngineBackend(
+                scripted,
+                backend.dialect if isinstance(backend, EngineBackend) else None,
+                inputs_dialect=self.settings.inputs_dialect,
+                session_ttl_s=route.endpoint.session_ttl_s,
+                clock=self._clock,
+            )
         try:
             async with asyncio.timeout_at(deadline):
                 return await backend.invoke(invocation)
