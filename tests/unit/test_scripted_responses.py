@@ -30,3 +30,11 @@ async def test_a_call_refused_by_a_quota_consumes_no_queued_answer() -> None:
     assert (status, code) == (429, "ThrottlingException")
     state = await call(gateway, "GET", f"{ROUTE}/rule", b"", query=f"id={rule}")
     assert (json.loads(state.body)["fired"], json.loads(state.body)["remaining"]) == (0, 1)
+
+
+async def test_a_queued_answer_keeps_the_model_timeout() -> None:
+    gateway = app(limits={"model_timeout_s": 0.2})
+    slow = {"text": "Too late.", "first_token_delay_ms": 2000}
+    assert (await call(gateway, "POST", ROUTE, json.dumps(slow).encode())).status == 201
+    status, code, _ = error(await call(gateway, "POST", PATH, claude("hi")))
+    assert (status, code) == (408, "ModelTimeoutException")

@@ -26,6 +26,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from outcrop.engines.base import Engine
+from outcrop.engines.deadline import DeadlineEngine
 from outcrop.engines.scripted import ScriptedConfig, ScriptedEngine, ScriptedToolCall
 from outcrop.gateway.interceptors import BaseInterceptor
 from outcrop.gateway.rule_admin import RuleAdmin, RuleApi
@@ -113,9 +114,16 @@ class ResponseAdmin(RuleAdmin[ScriptedResponseSettings]):
 class ScriptedResponses(BaseInterceptor):
     """Registers, for a generating call, the override that picks its queued answer."""
 
-    def __init__(self, registry: ResponseRegistry, aliases: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        registry: ResponseRegistry,
+        aliases: Mapping[str, str] | None = None,
+        timeout_s: float | None = None,
+    ) -> None:
         self.registry = registry
         self.aliases = dict(aliases or {})
+        self.timeout_s = timeout_s
+        """The generation time limit configured engines have (`[limits] model_timeout_s`)."""
 
     async def before(self, ctx: RequestContext) -> None:
         if not self.registry or (ctx.service, ctx.operation) not in GENERATING:
@@ -125,6 +133,9 @@ class ScriptedResponses(BaseInterceptor):
 
         def pick() -> Engine | None:
             rule = self.registry.pick(ctx.operation, model, principal, ctx.body)
-            return None if rule is None else rule.settings.engine()
+            if rule is None:
+                return None
+            engine = rule.settings.engine()
+            return engine if self.timeout_s is None else DeadlineEngine(engine, self.timeout_s)
 
         ctx.state["engine_override"] = pick

@@ -73,12 +73,12 @@ def install(
     # Scripted responses come last: only a call every other interceptor let through can
     # consume one (and the operation picks it only once the call is admitted).
     responses = ResponseRegistry()
-    interceptors.append(ScriptedResponses(responses, settings.aliases))
+    timeout = settings.limits.model_timeout_s
+    interceptors.append(ScriptedResponses(responses, settings.aliases, timeout))
     responses_enabled = settings.admin.responses_api
     if responses_enabled is None:
         responses_enabled = settings.auth.mode == "open"
     local_routes.update(ResponseAdmin(responses, responses_enabled).routes())
-    timeout = settings.limits.model_timeout_s
     if timeout is not None:
         for name, engine in list(engines.items()):
             engines[name] = DeadlineEngine(engine, timeout)
