@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from outcrop.speech.audio import duration_s
+from outcrop.testing import responses
 from tests.conformance.jsclient import run_js
 from tests.conformance.speech_fixtures import LONG_SONIC, SONIC
 from tests.support.server import ServerProcess
@@ -72,6 +73,25 @@ def test_spoken_question_over_h2c(speech_server: ServerProcess) -> None:
     assert "france" in heard
     assert 1.5 < duration_s(out.audio(), 16000) < 4.0
     assert out.names[-1] == "completionEnd"
+
+
+def test_a_queued_answer_is_spoken(speech_server: ServerProcess) -> None:
+    nova = NovaInput()
+    events = [
+        *nova.opening(rate=16000), nova.audio_start("mic"),
+        *microphone(nova, "mic", spoken(QUESTION) + silence(1.0)),
+        *microphone(nova, "mic", silence(3.0), live=True),
+        nova.content_end("mic"), nova.prompt_end(), nova.session_end(),
+    ]  # fmt: skip
+    with responses(speech_server.url) as queued:
+        queued.queue("The queue says hello.", model=SONIC)
+        run = run_js(stream_command(speech_server, SONIC, events), timeout=90)
+    run.ok()
+    out = output(run)
+    check_linked(out)
+    assert " ".join(out.texts("ASSISTANT", "FINAL")) == "The queue says hello."
+    heard = assert_speech_at(out.audio(), 16000, "The queue says hello.")
+    assert "hello" in words(heard), heard
 
 
 def test_talking_over_the_answer_interrupts_it(speech_server: ServerProcess) -> None:

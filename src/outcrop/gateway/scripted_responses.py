@@ -12,9 +12,12 @@ with an echo), `max_tokens` and stop sequences still apply.
 Applies to InvokeModel, InvokeModelWithResponseStream, Converse and ConverseStream, and to
 SageMaker's InvokeEndpoint and its stream (`model` matches the endpoint name; the answer is in
 the container format the endpoint speaks, or the one the body selects; containers have no
-tool-call field). The rule is picked once the call is admitted (after authorization, fault
-rules and quotas; for SageMaker, once an instance is free), so a call refused earlier consumes
-nothing. Rules are tried in the order they were added.
+tool-call field), and to speech sessions (InvokeModelWithBidirectionalStream: each assistant
+turn takes the next matching answer and speaks it; `prompt` patterns never match there, the
+request body being a stream). The rule is picked once the call is admitted (after
+authorization, fault rules and quotas; for SageMaker, once an instance is free; for a speech
+session, when the turn starts), so a call refused earlier consumes nothing. Rules are tried in
+the order they were added.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ GENERATING = frozenset(
         ("bedrock-runtime", "InvokeModelWithResponseStream"),
         ("bedrock-runtime", "Converse"),
         ("bedrock-runtime", "ConverseStream"),
+        ("bedrock-runtime", "InvokeModelWithBidirectionalStream"),
         ("sagemaker-runtime", "InvokeEndpoint"),
         ("sagemaker-runtime", "InvokeEndpointWithResponseStream"),
     }

@@ -31,7 +31,7 @@ import orjson
 from outcrop.catalog.resolver import ResolvedModel
 from outcrop.config import SpeechSettings
 from outcrop.engines.base import Engine, EngineError
-from outcrop.services.base import DuplexOperation, RequestContext, StreamResponse
+from outcrop.services.base import DuplexOperation, RequestContext, StreamResponse, picked_engine
 from outcrop.speech.models import SpeechModels, SpeechModelsUnavailable
 from outcrop.speech.protocol import ProtocolError
 from outcrop.speech.session import SessionOptions, SpeechSession
@@ -140,7 +140,7 @@ class BidirectionalStreaming:
         queue: asyncio.Queue[Item] = asyncio.Queue()
         session = SpeechSession(
             self.models, engine, queue.put_nowait, lambda exc: queue.put_nowait(_error(exc)),
-            self.options,
+            self.options, turn_engine=lambda: picked_engine(ctx),
         )  # fmt: skip
         reader = asyncio.create_task(self._read(body, chain, session, queue))
         loop = asyncio.get_running_loop()

@@ -95,9 +95,13 @@ class SpeechSession:
         emit: Callable[[dict[str, Any]], None],
         fail: Callable[[BaseException], None],
         options: SessionOptions | None = None,
+        turn_engine: Callable[[], Engine | None] | None = None,
     ) -> None:
         self.models = models
         self.engine = engine
+        self.turn_engine = turn_engine
+        """Asked at each assistant turn for another engine to answer it (a queued scripted
+        response); None or a None answer: `engine`."""
         self._emit = emit
         self._fail = fail
         self.options = options or SessionOptions()
@@ -328,8 +332,10 @@ class SpeechSession:
 
         async def produce() -> None:
             splitter, scanner = SentenceSplitter(), ToolCallScanner()
+            picked = self.turn_engine() if self.turn_engine is not None else None
+            engine = picked if picked is not None else self.engine
             try:
-                async with aclosing(self.engine.generate(self._request())) as events:
+                async with aclosing(engine.generate(self._request())) as events:
                     async for event in events:
                         if isinstance(event, TokenEvent):
                             spoken, call = scanner.feed(event.text)
