@@ -72,6 +72,11 @@ a message naming the offending key.
     engine = "fast"
     dialect = "lmi"
     copies = 2
+
+    [sagemaker.endpoints.many]              # a multi-model endpoint: TargetModel names a file
+    variants = [{ engine = "default", models_dir = "/srv/models", max_loaded_models = 4 }]
+                                            # under models_dir, loaded on first use with the
+                                            # engine's settings (llamacpp: its `model` replaced)
 """
 
 from __future__ import annotations
@@ -214,6 +219,10 @@ class ContainerSettings(_Strict):
     engine: str | None = None
     dialect: ContainerDialectName = "auto"
     url: str | list[str] | None = None
+    models_dir: Path | None = None
+    """A multi-model container: TargetModel names a model file under this directory, loaded
+    on first use with `engine`'s settings as the template (sagemaker/multi_model.py)."""
+    max_loaded_models: int = Field(4, ge=1)
 
     @model_validator(mode="after")
     def _one_backend(self) -> ContainerSettings:
@@ -224,6 +233,8 @@ class ContainerSettings(_Strict):
 def _check_backend(container: ContainerSettings) -> None:
     if (container.engine is None) == (container.url is None):
         raise ValueError("give either engine (with dialect) or url")
+    if container.models_dir is not None and container.engine is None:
+        raise ValueError("models_dir (a multi-model container) needs engine, the template")
 
 
 class VariantSettings(ContainerSettings):
@@ -290,14 +301,23 @@ class SageMakerSettings(_Strict):
     """Local directory standing in for S3 (`s3://bucket/key` is `<root>/bucket/key`)."""
     endpoints: dict[str, EndpointSettings] = Field(default_factory=dict)
 
-    def engine_names(self) -> set[str]:
-        names: set[str] = set()
+    def containers(self) -> list[ContainerSettings]:
+        """Every configured container (variants', multi-container hosts', components')."""
+        found: list[ContainerSettings] = []
         for endpoint in self.endpoints.values():
-            containers: list[ContainerSettings] = [*endpoint.inference_components.values()]
+            found += endpoint.inference_components.values()
             for variant in endpoint.variants:
-                containers += list((variant.containers or {}).values()) or [variant]
-            names |= {c.engine for c in containers if c.engine is not None}
-        return names
+                found += list((variant.containers or {}).values()) or [variant]
+        return found
+
+    def engine_names(self) -> set[str]:
+        return {c.engine for c in self.containers() if c.engine is not None}
+
+    def multi_model_engines(self) -> set[str]:
+        """Engines serving as the template of a multi-model container."""
+        return {
+            c.engine for c in self.containers() if c.engine is not None and c.models_dir is not None
+        }
 
 
 def _default_engines() -> dict[str, EngineSettings]:
@@ -328,6 +348,12 @@ class Settings(_Strict):
         for name in sorted(self.sagemaker.engine_names()):
             if name not in self.engines:
                 raise ValueError(f"sagemaker: an endpoint names unknown engine {name!r}")
+        for name in sorted(self.sagemaker.multi_model_engines()):
+            if not isinstance(self.engines[name], LlamaCppSettings | ScriptedSettings):
+                raise ValueError(
+                    f"sagemaker: multi-model containers need a llamacpp or scripted engine "
+                    f"as their template, not {name!r}"
+                )
         for route in self.models:
             if route.engine not in self.engines:
                 raise ValueError(

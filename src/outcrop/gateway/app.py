@@ -152,7 +152,9 @@ class OutcropApp:
                 **GuardrailAdmin(self.guardrails.store, region).operations(),
             },
         )
-        self.sagemaker = SageMakerRuntime(settings.sagemaker, self.engines)
+        self.sagemaker = SageMakerRuntime(
+            settings.sagemaker, self.engines, engine_settings=settings.engines
+        )
         self.add_service(
             "sagemaker-runtime", self.sagemaker.operations(), internal_error=InternalStreamFailure
         )

@@ -67,6 +67,8 @@ class Invocation:
     inference_id: str | None = None
     session_id: str | None = None
     instance: int = 0
+    target_model: str | None = None
+    """Multi-model endpoints: the model file the request names (TargetModel)."""
 
 
 @dataclass(slots=True)

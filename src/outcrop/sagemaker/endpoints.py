@@ -17,6 +17,7 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Literal
 
 from outcrop.config import ContainerSettings, EndpointSettings, SageMakerSettings
@@ -53,6 +54,9 @@ class ContainerSpec:
     engine: str | None = None
     dialect: DialectChoice = "auto"
     urls: tuple[str, ...] = ()
+    models_dir: Path | None = None
+    """A multi-model container (its engine is the template; sagemaker/multi_model.py)."""
+    max_loaded_models: int = 4
 
     @property
     def kind(self) -> str:
@@ -92,6 +96,11 @@ class EndpointSpec:
 
     def variant(self, name: str) -> VariantSpec | None:
         return next((v for v in self.variants if v.name == name), None)
+
+    @property
+    def multi_model(self) -> bool:
+        """A multi-model endpoint: its variants' containers load models by TargetModel."""
+        return any(c.models_dir is not None for v in self.variants for c in v.containers.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,11 +178,17 @@ class EndpointRegistry:
 
     def route(self, request: RouteRequest) -> Route:
         endpoint = self.get(request.endpoint)
-        if request.target_model is not None:
+        if request.target_model is not None and not endpoint.multi_model:
             # Real SageMaker's wording for endpoints that are not multi-model endpoints.
             raise SageMakerValidationError(
                 f"Endpoint {endpoint.name} is not a multi-model endpoint and does not support "
                 "target model header."
+            )
+        if request.target_model is None and endpoint.multi_model:
+            # Unverified wording.
+            raise SageMakerValidationError(
+                f"Endpoint {endpoint.name} is a multi-model endpoint: the request must name a "
+                "model with the TargetModel header."
             )
         if endpoint.components:
             if request.inference_component is None:
@@ -255,7 +270,9 @@ def _container(hostname: str, cfg: ContainerSettings) -> ContainerSpec:
     if cfg.url is not None:
         urls = tuple([cfg.url] if isinstance(cfg.url, str) else cfg.url)
         urls = tuple(u.rstrip("/") for u in urls)
-    return ContainerSpec(hostname, cfg.engine, cfg.dialect, urls)
+    return ContainerSpec(
+        hostname, cfg.engine, cfg.dialect, urls, cfg.models_dir, cfg.max_loaded_models
+    )
 
 
 def _endpoint(name: str, cfg: EndpointSettings, settings: SageMakerSettings) -> EndpointSpec:

@@ -26,8 +26,9 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from outcrop.config import SageMakerSettings
+from outcrop.config import EngineSettings, SageMakerSettings
 from outcrop.engines.base import Engine
+from outcrop.engines.factory import build_engine
 from outcrop.sagemaker.async_inference import AsyncStorage
 from outcrop.sagemaker.backends import (
     CLOSED_SESSION_HEADER,
@@ -45,6 +46,7 @@ from outcrop.sagemaker.backends import (
 )
 from outcrop.sagemaker.capacity import InstancePool, Slot
 from outcrop.sagemaker.endpoints import EndpointRegistry, Route, RouteRequest
+from outcrop.sagemaker.multi_model import MultiModelBackend
 from outcrop.sagemaker.sessions import NEW_SESSION, Session, SessionTable, parse_new_session
 from outcrop.services.base import (
     Operation,
@@ -102,11 +104,14 @@ class SageMakerRuntime:
         settings: SageMakerSettings,
         engines: Mapping[str, Engine],
         *,
+        engine_settings: Mapping[str, EngineSettings] | None = None,
         registry: EndpointRegistry | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.engines = engines
+        self.engine_settings = dict(engine_settings or {})
+        """The engines' configuration: multi-model containers build models from it."""
         self.registry = registry or EndpointRegistry(settings)
         self.sessions = SessionTable(clock)
         self.storage = AsyncStorage(settings.async_local_root)
@@ -129,6 +134,9 @@ class SageMakerRuntime:
         for task in list(self._async_tasks):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        for backend in self._backends.values():
+            if isinstance(backend, MultiModelBackend):
+                await backend.close()
         await self.http.close()
 
     # -- operations --------------------------------------------------------------------------
@@ -275,13 +283,27 @@ class SageMakerRuntime:
                     f"No engine named {container.engine} serves endpoint {route.endpoint.name}."
                 )
             dialect = None if container.dialect == "auto" else container.dialect
-            backend = EngineBackend(
-                engine,
-                dialect,
-                inputs_dialect=self.settings.inputs_dialect,
-                session_ttl_s=route.endpoint.session_ttl_s,
-                clock=self._clock,
-            )
+
+            def engine_backend(engine: Engine) -> EngineBackend:
+                return EngineBackend(
+                    engine,
+                    dialect,
+                    inputs_dialect=self.settings.inputs_dialect,
+                    session_ttl_s=route.endpoint.session_ttl_s,
+                    clock=self._clock,
+                )
+
+            if container.models_dir is not None:
+                backend = MultiModelBackend(
+                    f"{route.endpoint.name}/{container.hostname}",
+                    container.models_dir,
+                    self.engine_settings[container.engine],
+                    container.max_loaded_models,
+                    engine_backend,
+                    build_engine,
+                )
+            else:
+                backend = engine_backend(engine)
         else:
             backend = HttpContainerBackend(container.hostname, container.urls, self.http)
         self._backends[key] = backend
@@ -307,6 +329,7 @@ class SageMakerRuntime:
             inference_id=_param(ctx, "InferenceId"),
             session_id=_param(ctx, "SessionId"),
             instance=slot.instance,
+            target_model=_param(ctx, "TargetModel"),
         )
         backend = self.backend(route)
         scripted = picked_engine(ctx)
