@@ -5,8 +5,6 @@ real GGUF models answer on the llama.cpp template."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -46,9 +44,9 @@ def mme(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         (scripted_dir / name).write_bytes(b"model data")
     gguf_dir = root / "gguf"
     gguf_dir.mkdir()
-    source = default_model_path()
-    shutil.copyfile(source, gguf_dir / "first.gguf")
-    os.link(gguf_dir / "first.gguf", gguf_dir / "second.gguf")
+    source = default_model_path()  # linked, not copied: models may be symlinks
+    (gguf_dir / "first.gguf").symlink_to(source)
+    (gguf_dir / "second.gguf").symlink_to(source)
     config = root / "outcrop.toml"
     config.write_text(CONFIG.format(scripted_dir=scripted_dir, gguf_dir=gguf_dir))
     with running_server(["--config", str(config)], ready_timeout=300) as server:
