@@ -57,6 +57,7 @@ from outcrop.services.base import (
 from outcrop.services.bedrock import BedrockControlPlane
 from outcrop.services.bedrock_runtime import BedrockRuntime
 from outcrop.services.converse import ConverseOperations
+from outcrop.services.guardrail_checks import GuardrailChecks
 from outcrop.services.guardrails_admin import GuardrailAdmin
 from outcrop.services.sagemaker_admin import EndpointAdmin
 from outcrop.services.sagemaker_runtime import SageMakerRuntime
@@ -143,6 +144,7 @@ class OutcropApp:
                 **self.bedrock.operations(),
                 **ConverseOperations(self.bedrock).operations(),
                 **ApplyGuardrail(self.guardrails).operations(),
+                **GuardrailChecks().operations(),
             },
         )
         self.add_service(

@@ -43,6 +43,55 @@ _PERSON_INSULT = (
     r"waste of (?:space|oxygen))"
 )
 
+PromptAttackKind = str
+"""JAILBREAK, PROMPT_INJECTION or PROMPT_LEAKAGE: the kinds InvokeGuardrailChecks reports."""
+
+PROMPT_ATTACK_KINDS = ("JAILBREAK", "PROMPT_INJECTION", "PROMPT_LEAKAGE")
+
+_PROMPT_ATTACK: list[tuple[Confidence, PromptAttackKind, str]] = [
+    (
+        "HIGH",
+        "PROMPT_INJECTION",
+        r"\b(?:ignore|disregard|forget|override) (?:all |any |everything )?(?:of )?(?:the |"
+        r"your |my |these |those )?(?:previous|prior|above|earlier|preceding|system|original|"
+        r"initial) (?:instructions|prompts?|rules|directions|guidelines|directives)\b",
+    ),
+    (
+        "HIGH",
+        "JAILBREAK",
+        r"\bdo anything now\b|\b(?:developer|god|jailbreak|unrestricted|DAN) mode\b",
+    ),
+    (
+        "HIGH",
+        "PROMPT_LEAKAGE",
+        r"\b(?:reveal|print|show|repeat|output|tell me) (?:me )?(?:your|the) (?:full |entire "
+        r")?(?:system prompt|hidden instructions|initial instructions|instructions above|"
+        r"original instructions)\b",
+    ),
+    (
+        "MEDIUM",
+        "JAILBREAK",
+        r"\byou are (?:now|no longer)\b.{0,60}\b(?:without|no) (?:restrictions|limits|rules|"
+        r"filters|guidelines)\b",
+    ),
+    (
+        "MEDIUM",
+        "JAILBREAK",
+        r"\bpretend (?:that )?you (?:are|have) (?:no|an? unfiltered|an? unrestricted|an? "
+        r"uncensored)\b",
+    ),
+    (
+        "MEDIUM",
+        "JAILBREAK",
+        r"\b(?:bypass|disable|turn off|ignore) (?:your |the |all |any )?(?:safety |content |"
+        r"ethical )?(?:filters?|guardrails?|restrictions|safeguards|policies)\b",
+    ),
+    ("MEDIUM", "JAILBREAK", r"\bjailbreak\w*|\bact as (?:an? )?(?:unfiltered|uncensored|evil)\b"),
+    ("LOW", "PROMPT_INJECTION", r"\b(?:new instructions|from now on,? you|you must obey)\b"),
+    ("LOW", "PROMPT_LEAKAGE", r"\bsystem prompt\b"),
+]
+"""PROMPT_ATTACK's rules, each of one kind (PROMPT_ATTACK is the highest of them)."""
+
 _RULES: dict[str, list[tuple[Confidence, str]]] = {
     "HATE": [
         (
@@ -142,38 +191,7 @@ _RULES: dict[str, list[tuple[Confidence, str]]] = {
         ),
         ("LOW", r"\b(?:cheat\w*|illegal(?:ly)?|crimes?|criminal|drugs?|hack\w*|loopholes?)\b"),
     ],
-    "PROMPT_ATTACK": [
-        (
-            "HIGH",
-            r"\b(?:ignore|disregard|forget|override) (?:all |any |everything )?(?:of )?(?:the |"
-            r"your |my |these |those )?(?:previous|prior|above|earlier|preceding|system|original|"
-            r"initial) (?:instructions|prompts?|rules|directions|guidelines|directives)\b",
-        ),
-        ("HIGH", r"\bdo anything now\b|\b(?:developer|god|jailbreak|unrestricted|DAN) mode\b"),
-        (
-            "HIGH",
-            r"\b(?:reveal|print|show|repeat|output|tell me) (?:me )?(?:your|the) (?:full |entire "
-            r")?(?:system prompt|hidden instructions|initial instructions|instructions above|"
-            r"original instructions)\b",
-        ),
-        (
-            "MEDIUM",
-            r"\byou are (?:now|no longer)\b.{0,60}\b(?:without|no) (?:restrictions|limits|rules|"
-            r"filters|guidelines)\b",
-        ),
-        (
-            "MEDIUM",
-            r"\bpretend (?:that )?you (?:are|have) (?:no|an? unfiltered|an? unrestricted|an? "
-            r"uncensored)\b",
-        ),
-        (
-            "MEDIUM",
-            r"\b(?:bypass|disable|turn off|ignore) (?:your |the |all |any )?(?:safety |content |"
-            r"ethical )?(?:filters?|guardrails?|restrictions|safeguards|policies)\b",
-        ),
-        ("MEDIUM", r"\bjailbreak\w*|\bact as (?:an? )?(?:unfiltered|uncensored|evil)\b"),
-        ("LOW", r"\b(?:new instructions|from now on,? you|you must obey|system prompt)\b"),
-    ],
+    "PROMPT_ATTACK": [(conf, pattern) for conf, _, pattern in _PROMPT_ATTACK],
 }
 
 _COMPILED: dict[str, list[tuple[Confidence, re.Pattern[str]]]] = {
@@ -190,11 +208,28 @@ class CategoryScore:
     """The text of the strongest matching rule's first match (for tests and logs)."""
 
 
+_COMPILED_KINDS: dict[str, list[tuple[Confidence, re.Pattern[str]]]] = {
+    kind: [(c, re.compile(p, re.IGNORECASE)) for c, k, p in _PROMPT_ATTACK if k == kind]
+    for kind in PROMPT_ATTACK_KINDS
+}
+
+
+def score_prompt_attack(kind: PromptAttackKind, text: str) -> CategoryScore:
+    """How surely `text` is a prompt attack of `kind` (the rules of that kind only)."""
+    return _best(kind, _COMPILED_KINDS[kind], text)
+
+
 def score(category: str, text: str) -> CategoryScore:
     """How surely `text` belongs to `category`: the highest confidence of its matching rules."""
+    return _best(category, _COMPILED[category], text)
+
+
+def _best(
+    category: str, rules: list[tuple[Confidence, re.Pattern[str]]], text: str
+) -> CategoryScore:
     best: Confidence = "NONE"
     evidence = None
-    for confidence, pattern in _COMPILED[category]:
+    for confidence, pattern in rules:
         if _RANK[confidence] <= _RANK[best]:
             continue
         m = pattern.search(text)
