@@ -7,28 +7,14 @@ import json
 from typing import Any
 
 import pytest
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
 
 from outcrop.gateway.conditions import guardrail_key, request_context
 from outcrop.gateway.policies import PolicyError, evaluate, parse_policy
 from tests.asgi_driver import call
-from tests.unit.test_security import PATH, SECRET, VERIFY, app, claude, error, signed_headers
+from tests.unit.test_security import PATH, VERIFY, app, claude, error, signed_headers
 
 GUARDRAIL = "arn:aws:bedrock:us-east-1:123456789012:guardrail/abc123"
 MODEL = "arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-haiku-20240307-v1:0"
-
-
-def signed_for(path: str, body: bytes) -> list[tuple[str, str]]:
-    request = AWSRequest(
-        method="POST",
-        url=f"http://testserver{path}",
-        data=body,
-        headers={"Content-Type": "application/json"},
-    )
-    SigV4Auth(Credentials("AKIDEXAMPLE", SECRET), "bedrock", "us-east-1").add_auth(request)
-    return [*request.prepare().headers.items(), ("host", "testserver")]
 
 
 def allow_if(condition: dict[str, Any]) -> list[Any]:
@@ -158,6 +144,6 @@ async def test_a_policy_can_enforce_a_guardrail_on_invoke_model_and_converse() -
         request = plain if config is None else {**plain, "guardrailConfig": config}
         converse = json.dumps(request).encode()
         result = await call(
-            gateway, "POST", converse_path, converse, signed_for(converse_path, converse)
+            gateway, "POST", converse_path, converse, signed_headers(converse, path=converse_path)
         )
         assert error(result)[1] == expected, result.body

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import json
 import random
 from collections.abc import AsyncGenerator
@@ -54,12 +53,10 @@ def app(**sections: Any) -> OutcropApp:
     return OutcropApp(settings, engines={"default": ScriptedEngine()})
 
 
-def signed_headers(
-    body: bytes, secret: str = SECRET, when: dt.datetime | None = None
-) -> list[tuple[str, str]]:
+def signed_headers(body: bytes, secret: str = SECRET, path: str = PATH) -> list[tuple[str, str]]:
     request = AWSRequest(
         method="POST",
-        url=f"http://testserver{PATH}",
+        url=f"http://testserver{path}",
         data=body,
         headers={"Content-Type": "application/json"},
     )

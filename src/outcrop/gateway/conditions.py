@@ -37,7 +37,13 @@ Context = Mapping[str, str | None]
 """A request's condition keys (lower-case names) and values; None where the key is absent."""
 
 
-def _like(pattern: str, value: str) -> bool:
+def iam_like(pattern: str, value: str) -> bool:
+    """IAM wildcards, as Resource and StringLike match: `*` any run (including `:` and `/`),
+    `?` one character, the rest literally."""
+    if pattern == "*":
+        return True
+    if "*" not in pattern and "?" not in pattern:
+        return pattern == value
     escaped = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
     return _compiled(escaped).fullmatch(value) is not None
 
@@ -52,8 +58,8 @@ _MATCHERS: dict[str, tuple[Callable[[str, str], bool], bool]] = {
     "StringNotEquals": (lambda p, v: p == v, True),
     "StringEqualsIgnoreCase": (lambda p, v: p.lower() == v.lower(), False),
     "StringNotEqualsIgnoreCase": (lambda p, v: p.lower() == v.lower(), True),
-    "StringLike": (_like, False),
-    "StringNotLike": (_like, True),
+    "StringLike": (iam_like, False),
+    "StringNotLike": (iam_like, True),
     "Bool": (lambda p, v: p.lower() == v.lower(), False),
 }
 """Operator → (does one policy value match the request's value, is the operator negated)."""

@@ -28,7 +28,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
 from typing import Any, Literal
 
 import orjson
@@ -40,6 +39,7 @@ from outcrop.gateway.conditions import (
     ConditionError,
     Context,
     guardrail_key,
+    iam_like,
     parse_conditions,
     request_context,
 )
@@ -85,10 +85,10 @@ class Statement:
     conditions: tuple[Condition, ...] = ()
 
     def matches(self, action: str, resource: str, context: Context | None = None) -> bool:
-        hit = any(_glob(p.lower(), action.lower()) for p in self.actions)
+        hit = any(iam_like(p.lower(), action.lower()) for p in self.actions)
         if hit == self.not_actions:
             return False
-        hit = any(_glob(p, resource) for p in self.resources)
+        hit = any(iam_like(p, resource) for p in self.resources)
         if hit == self.not_resources:
             return False
         keys: Context = context or {}
@@ -165,21 +165,6 @@ def _one_of(
     if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
         raise PolicyError(f"{where}.{name}: a string or a non-empty list of strings")
     return tuple(values), name == negated
-
-
-def _glob(pattern: str, value: str) -> bool:
-    """IAM wildcards: `*` any run (including `:` and `/`), `?` one character."""
-    if pattern == "*":
-        return True
-    if "*" not in pattern and "?" not in pattern:
-        return pattern == value
-    escaped = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return _compiled_exact(escaped).fullmatch(value) is not None
-
-
-@cache
-def _compiled_exact(regex: str) -> re.Pattern[str]:
-    return re.compile(regex, re.DOTALL)
 
 
 @dataclass(frozen=True, slots=True)

@@ -276,12 +276,13 @@ class _Switched(Protocol):
     def switch(self) -> Switch: ...
 
 
-def _units(chars: int) -> int:
+def text_units(chars: int) -> int:
+    """Text units `chars` characters cost (at least one)."""
     return max(1, math.ceil(chars / TEXT_UNIT))
 
 
 def _usage(definition: Definition, direction: Direction, chars: int) -> Usage:
-    units = _units(chars)
+    units = text_units(chars)
 
     def on(entries: Sequence[_Switched]) -> int:
         return units if any(e.switch.on(direction) is not None for e in entries) else 0

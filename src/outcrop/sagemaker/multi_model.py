@@ -17,7 +17,7 @@ import contextlib
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from outcrop.config import EngineSettings, LlamaCppSettings
@@ -74,19 +74,14 @@ class MultiModelBackend:
     def model_path(self, target: str) -> Path:
         """The file `target` names under the models directory, or the ValidationError an
         endpoint answers for a model it cannot load (wording unverified)."""
-        relative = PurePosixPath(target)
-        if (
-            not target
-            or relative.is_absolute()
-            or any(part in ("..", "") for part in target.split("/"))
-            or "\\" in target
-        ):
+        # An empty part also refuses an absolute path, `a//b` and a trailing `/`.
+        if not target or "\\" in target or any(p in ("..", "") for p in target.split("/")):
             raise SageMakerValidationError(
                 f"TargetModel {target!r} is not a relative path of a model under the "
                 "endpoint's model directory."
             )
         # Checked lexically (no `..`, not absolute): a model may be a symlink to elsewhere.
-        path = self.models_dir / relative
+        path = self.models_dir / target
         if not path.is_file():
             raise SageMakerValidationError(
                 f"Failed to load model {target!r}: no such model file under the endpoint's "

@@ -20,17 +20,16 @@ ValidationException (wording unverified).
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 from outcrop.guardrails import content, pii
+from outcrop.guardrails.assess import text_units
 from outcrop.services.base import Operation, RequestContext, Response
 from outcrop.wire.errors import ValidationException
 from outcrop.wire.jsonbody import parse_json_body
 from outcrop.wire.restjson import ServiceSpec
 
 SEVERITY = {"NONE": 0.0, "LOW": 0.3, "MEDIUM": 0.6, "HIGH": 0.9}
-TEXT_UNIT = 1000
 MAX_ENTITIES = 1000
 NO_CHECK = "At least one guardrail check must be specified in checks."
 
@@ -56,7 +55,7 @@ class GuardrailChecks:
             if "text" in block
         ]
         text = "\n".join(t for _, _, t in blocks)
-        units = max(1, math.ceil(sum(len(t) for _, _, t in blocks) / TEXT_UNIT))
+        units = text_units(sum(len(t) for _, _, t in blocks))
         results: dict[str, Any] = {}
         usage: dict[str, Any] = {}
         if checks.get("contentFilter"):
