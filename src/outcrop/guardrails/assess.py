@@ -15,6 +15,7 @@ but change nothing. Either intervention makes the action `GUARDRAIL_INTERVENED`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -119,19 +120,7 @@ class Assessment:
         return "".join(self.texts)
 
     def with_latency(self, ms: int) -> Assessment:
-        return Assessment(
-            self.direction,
-            self.findings,
-            self.blocked,
-            self.masked,
-            self.texts,
-            self.blocked_messaging,
-            self.guarded_chars,
-            self.total_chars,
-            self.usage,
-            ms,
-            self.masks,
-        )
+        return dataclasses.replace(self, latency_ms=ms)
 
 
 _TRACE_ACTION: dict[str, TraceAction] = {"BLOCK": "BLOCKED", "ANONYMIZE": "ANONYMIZED"}
@@ -276,6 +265,15 @@ class _Switched(Protocol):
     def switch(self) -> Switch: ...
 
 
+UNGUARDED_QUALIFIERS = frozenset({"grounding_source", "query"})
+"""Qualifiers of context that is counted in the coverage but not checked."""
+
+
+def guarded_by(qualifiers: set[str]) -> bool:
+    """Whether a block with these qualifiers is checked (none, or any but context ones)."""
+    return not qualifiers or not qualifiers <= UNGUARDED_QUALIFIERS
+
+
 def text_units(chars: int) -> int:
     """Text units `chars` characters cost (at least one)."""
     return max(1, math.ceil(chars / TEXT_UNIT))
@@ -294,8 +292,3 @@ def _usage(definition: Definition, direction: Direction, chars: int) -> Usage:
         sensitive=on(definition.pii_entities),
         sensitive_free=on(definition.regexes),
     )
-
-
-def empty_assessment(definition: Definition, direction: Direction) -> Assessment:
-    """The assessment of no text at all (nothing guarded)."""
-    return assess(definition, (), direction)

@@ -19,8 +19,6 @@ from outcrop.guardrails.model import Strength
 Confidence = Strength
 """NONE, LOW, MEDIUM or HIGH: how surely a text belongs to a category."""
 
-CATEGORIES = ("HATE", "INSULTS", "SEXUAL", "VIOLENCE", "MISCONDUCT", "PROMPT_ATTACK")
-
 _RANK: dict[str, int] = {"NONE": 0, "LOW": 1, "MEDIUM": 2, "HIGH": 3}
 _BLOCKS_FROM: dict[str, int] = {"NONE": 4, "LOW": 3, "MEDIUM": 2, "HIGH": 1}
 """For each filter strength, the lowest confidence rank it blocks (4: nothing)."""

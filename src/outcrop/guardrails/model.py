@@ -24,7 +24,6 @@ Direction = Literal["INPUT", "OUTPUT"]
 PolicyAction = Literal["BLOCK", "ANONYMIZE", "NONE"]
 Strength = Literal["NONE", "LOW", "MEDIUM", "HIGH"]
 
-STRENGTHS: tuple[Strength, ...] = ("NONE", "LOW", "MEDIUM", "HIGH")
 _ACTIONS: dict[str, PolicyAction] = {"BLOCK": "BLOCK", "ANONYMIZE": "ANONYMIZE", "NONE": "NONE"}
 
 # Wording unverified: Bedrock refuses a PROMPT_ATTACK output strength other than NONE (prompt

@@ -382,13 +382,16 @@ def _vin(text: str) -> list[Match]:
 _CA_SIN_RE = re.compile(r"(?<![\d-])\d{3}([- ])\d{3}\1\d{3}(?![\d-])")
 
 
+_CA_SIN_NEAR_WORDS = _with_context(r"\bSIN|social insurance", r"\d{9}(?!\d)", check=luhn_valid)
+
+
 def _ca_sin(text: str) -> list[Match]:
     found = [
         Match(m.start(), m.end(), m.group())
         for m in _CA_SIN_RE.finditer(text)
         if luhn_valid(m.group())
     ]
-    found += _with_context(r"\bSIN|social insurance", r"\d{9}(?!\d)", check=luhn_valid)(text)
+    found += _CA_SIN_NEAR_WORDS(text)
     return _dedupe(found)
 
 

@@ -17,10 +17,11 @@ from outcrop.config import ConfigError
 from outcrop.engines.embeddings import EmbeddingEngine
 from outcrop.guardrails.assess import Assessment, Segment, assess
 from outcrop.guardrails.model import Definition, Direction
-from outcrop.guardrails.settings import ACCOUNT_ID, GuardrailSettings
+from outcrop.guardrails.settings import GuardrailSettings
 from outcrop.guardrails.shapes import AppliedGuardrail
 from outcrop.guardrails.store import GuardrailStore, StateFileError
 from outcrop.guardrails.topics import TopicClassifier
+from outcrop.security_settings import DEFAULT_ACCOUNT
 from outcrop.wire.errors import AwsError
 
 
@@ -68,7 +69,7 @@ def open_guardrails(
     settings: GuardrailSettings,
     region: str,
     embedder: EmbeddingEngine,
-    account_id: str = ACCOUNT_ID,
+    account_id: str = DEFAULT_ACCOUNT,
 ) -> Guardrails:
     """The guardrails of a server: the state file's, plus the configured ones (ARNs in
     `account_id`, configured ones in `region`)."""

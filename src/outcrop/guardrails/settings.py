@@ -29,7 +29,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-ACCOUNT_ID = "123456789012"
 """The account in guardrail ARNs when none is configured (`[auth] account_id` sets it)."""
 
 _ID = re.compile(r"^[a-z0-9]{1,64}$")

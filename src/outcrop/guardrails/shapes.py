@@ -51,15 +51,15 @@ def _listed(finding: Finding, full: bool) -> bool:
     return full and finding.policy not in ("word", "managed_word", "regex")
 
 
-def usage_shape(assessment: Assessment | None) -> Obj:
+def usage_shape(assessment: Assessment) -> Obj:
     """GuardrailUsage (all members, in the order real traces list them)."""
-    u = assessment.usage if assessment is not None else None
+    u = assessment.usage
     return {
-        "topicPolicyUnits": u.topic if u else 0,
-        "contentPolicyUnits": u.content if u else 0,
-        "wordPolicyUnits": u.word if u else 0,
-        "sensitiveInformationPolicyUnits": u.sensitive if u else 0,
-        "sensitiveInformationPolicyFreeUnits": u.sensitive_free if u else 0,
+        "topicPolicyUnits": u.topic,
+        "contentPolicyUnits": u.content,
+        "wordPolicyUnits": u.word,
+        "sensitiveInformationPolicyUnits": u.sensitive,
+        "sensitiveInformationPolicyFreeUnits": u.sensitive_free,
         "contextualGroundingPolicyUnits": 0,
         "contentPolicyImageUnits": 0,
         "automatedReasoningPolicyUnits": 0,

@@ -25,6 +25,7 @@ class WordHit:
     """The configured word (custom words) or the text found (managed lists)."""
 
 
+@cache
 def phrase_pattern(phrase: str) -> re.Pattern[str]:
     """Whole-word, case-insensitive, whitespace-tolerant pattern for a configured phrase."""
     words = phrase.split()
@@ -32,16 +33,11 @@ def phrase_pattern(phrase: str) -> re.Pattern[str]:
     return re.compile(rf"(?<!\w){body}(?!\w)", re.IGNORECASE)
 
 
-@cache
-def _compiled_phrase(phrase: str) -> re.Pattern[str]:
-    return phrase_pattern(phrase)
-
-
 def find_words(text: str, phrases: Sequence[str]) -> list[tuple[int, WordHit]]:
     """Occurrences of the configured `phrases`, as (index of the phrase, hit)."""
     hits = []
     for index, phrase in enumerate(phrases):
-        for m in _compiled_phrase(phrase).finditer(text):
+        for m in phrase_pattern(phrase).finditer(text):
             hits.append((index, WordHit(m.start(), m.end(), phrase)))
     return hits
 

@@ -22,7 +22,7 @@ import json
 import re
 from typing import Any
 
-from outcrop.guardrails.assess import Segment
+from outcrop.guardrails.assess import Segment, guarded_by
 from outcrop.guardrails.invoke import INCORRECT_FORMAT, UNKNOWN_GUARDRAIL
 from outcrop.guardrails.runtime import Guardrails
 from outcrop.guardrails.shapes import apply_guardrail_response
@@ -34,7 +34,6 @@ from outcrop.wire.restjson import ServiceSpec
 _IDENTIFIER = re.compile(
     r"[a-z0-9]+|arn:aws(-[^:]+)?:bedrock:[a-z0-9-]{1,20}:[0-9]{12}:guardrail/[a-z0-9]+"
 )
-_UNGUARDED = frozenset({"grounding_source", "query"})
 
 
 class ApplyGuardrail:
@@ -66,7 +65,7 @@ class ApplyGuardrail:
 def _segment(block: dict[str, Any], source: str) -> Segment:
     text = block["text"]
     qualifiers = set(text.get("qualifiers") or ())
-    guarded = not qualifiers or not qualifiers <= _UNGUARDED
+    guarded = guarded_by(qualifiers)
     return Segment(str(text["text"]), guarded=guarded, prompt_attack=source == "INPUT")
 
 

@@ -20,9 +20,10 @@ import dataclasses
 import json
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import aclosing
-from typing import Any, Literal
+from typing import Any
 
 from outcrop.guardrails.assess import Assessment, Segment
+from outcrop.guardrails.invoke import StreamMode
 from outcrop.guardrails.runtime import Guardrails, ResolvedGuardrail
 from outcrop.guardrails.streaming import ChunkBuffer, redistribute
 from outcrop.guardrails.words import count_words
@@ -30,8 +31,6 @@ from outcrop.types import Finish, GenerationEvent, StopReason, TokenEvent
 
 Render = Callable[[str, Finish], Mapping[str, Any]]
 """The family's non-streaming body for a text and its finish (for the trace's modelOutput)."""
-
-StreamMode = Literal["SYNCHRONOUS", "ASYNCHRONOUS"]
 
 
 class Guard:

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from outcrop.guardrails.assess import Segment, apply_masks
+from outcrop.guardrails.assess import Segment, apply_masks, guarded_by
 from outcrop.guardrails.invoke import INCORRECT_FORMAT, UNKNOWN_GUARDRAIL
 from outcrop.guardrails.runtime import Guardrails, ResolvedGuardrail
 from outcrop.guardrails.shapes import converse_trace
@@ -36,7 +36,6 @@ from outcrop.services.guard import Guard, Render
 from outcrop.wire.errors import ValidationException
 
 GUARDRAIL_INTERVENED = "guardrail_intervened"
-_CONTEXT_ONLY = frozenset({"grounding_source", "query"})
 
 ConverseTrace = Literal["enabled", "disabled", "enabled_full"]
 
@@ -149,7 +148,7 @@ def converse_segments(body: Mapping[str, Any]) -> tuple[list[Segment], list[_Pla
                 continue  # images are not assessed
             text = guard["text"]
             qualifiers = set(text.get("qualifiers") or ())
-            guarded = not qualifiers or not qualifiers <= _CONTEXT_ONLY
+            guarded = guarded_by(qualifiers)
             segments.append(Segment(str(text["text"]), guarded=guarded))
             if guarded:
                 places.append(_Place((*path, "text", "text")))
