@@ -23,8 +23,6 @@ from outcrop.wire.errors import ValidationException
 
 _POINTER = re.compile(r"^#[^:]*: ")
 
-MALFORMED = "Malformed input request, please reformat your input and try again."
-
 _TYPE_NAMES = {
     "string": "String",
     "integer": "Integer",

@@ -68,7 +68,7 @@ from outcrop.engines.chat_template import ChatTemplate, render_prompt, template_
 from outcrop.engines.default_model import default_model_path
 from outcrop.engines.scheduling import PriorityTurn
 from outcrop.engines.tool_calls import parse_tool_calls, prompt_request
-from outcrop.engines.tool_grammar import GrammarSampler, ToolGrammar, grammar_for
+from outcrop.engines.tool_grammar import GrammarSampler, TokenSampler, ToolGrammar, grammar_for
 from outcrop.types import (
     EngineHealth,
     Finish,
@@ -389,11 +389,6 @@ class TokenModel(Protocol):
     ) -> TokenSampler: ...
     def piece(self, token: int) -> bytes: ...
     def ends_generation(self, token: int) -> bool: ...
-
-
-class TokenSampler(Protocol):
-    def sample(self) -> int: ...
-    def close(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

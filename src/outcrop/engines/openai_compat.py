@@ -36,7 +36,7 @@ from outcrop.engines.base import (
     EngineTimeout,
     EngineUnavailable,
 )
-from outcrop.engines.scripted import tokenize
+from outcrop.engines.scripted import prompt_text, tokenize
 from outcrop.types import (
     EngineHealth,
     Finish,
@@ -313,12 +313,6 @@ def request_body(request: GenerationRequest, model: str) -> dict[str, Any]:
         else:
             body["tool_choice"] = {"any": "required"}.get(choice.mode, choice.mode)
     return body
-
-
-def prompt_text(request: GenerationRequest) -> str:
-    if request.raw_prompt is not None:
-        return request.raw_prompt
-    return "\n".join(f"{m.role}: {m.text}" for m in request.messages)
 
 
 # --- the engine -------------------------------------------------------------------------------

@@ -109,7 +109,7 @@ class ScriptedEngine(Engine):
             self._state, self._detail = "ready", ""
 
     def count_tokens(self, request: GenerationRequest) -> int:
-        return len(tokenize(_prompt_text(request)))
+        return len(tokenize(prompt_text(request)))
 
     def answer_tokens(self, request: GenerationRequest) -> list[str]:
         """The full scripted answer, before max_tokens and stop sequences apply."""
@@ -225,7 +225,8 @@ def _first_stop(text: str, start: int, stops: tuple[str, ...]) -> tuple[int, str
     return best
 
 
-def _prompt_text(request: GenerationRequest) -> str:
+def prompt_text(request: GenerationRequest) -> str:
+    """The prompt as `role: text` lines (or the raw prompt), what scripted counts tokens of."""
     if request.raw_prompt is not None:
         return request.raw_prompt
     return "\n".join(f"{m.role}: {m.text}" for m in request.messages)

@@ -151,7 +151,6 @@ class ToolCallParser:
         self._state = "start"
         self._buffer = ""
         self._tokens = 0
-        self._calls = 0
         self._name = ""
         self._depth = 0
         self._in_string = False
@@ -160,7 +159,7 @@ class ToolCallParser:
 
     @property
     def _call_id(self) -> str:
-        return f"call_{self._calls}"
+        return f"call_{self.complete_calls}"
 
     def feed(self, event: TokenEvent) -> list[GenerationEvent]:
         if event.kind != "text" or self._state == "text":
@@ -224,7 +223,6 @@ class ToolCallParser:
             self._buffer = self._buffer[end:]
             self._state = "after"
             self.complete_calls += 1
-            self._calls += 1
             return True
         # after: the closing `}` and `</tool_call>` are the protocol's, not the caller's.
         self._buffer, self._tokens = "", 0

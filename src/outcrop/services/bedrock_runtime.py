@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
-from typing import Any
 
 from outcrop.catalog.resolver import OnDemandNotSupported, ResolvedModel, Resolver, UnknownModel
 from outcrop.config import SpeechSettings
@@ -26,7 +25,6 @@ from outcrop.dialects.base import (
     stream_events,
 )
 from outcrop.dialects.registry import dialect_for
-from outcrop.dialects.schema import MALFORMED
 from outcrop.engines.base import (
     ContextWindowExceeded,
     Engine,
@@ -54,6 +52,7 @@ from outcrop.services.base import (
 )
 from outcrop.services.bidirectional import BidirectionalStreaming
 from outcrop.services.embeddings import EmbeddingService, is_embedding_model
+from outcrop.services.guard import Guard
 from outcrop.services.guarded_invoke import InvokeGuard
 from outcrop.services.request_options import with_request_options
 from outcrop.types import Finish, GenerationEvent, GenerationRequest, Usage
@@ -68,6 +67,7 @@ from outcrop.wire.errors import (
     ServiceUnavailableException,
     ValidationException,
 )
+from outcrop.wire.jsonbody import decode_json_body
 
 INVALID_MODEL = "The provided model identifier is invalid."
 # AWS's documented description of ModelTimeoutException.
@@ -126,7 +126,7 @@ class BedrockRuntime:
             request = await guard.check_input(request)
         builder = CompletionBuilder()
         first_byte_ms: int | None = None
-        async with aclosing(self._events(engine, request, resolved, guard)) as events:
+        async with aclosing(guarded_events(engine, request, resolved, guard)) as events:
             async for event in events:
                 if first_byte_ms is None and not isinstance(event, Finish):
                     first_byte_ms = ctx.elapsed_ms()
@@ -164,7 +164,7 @@ class BedrockRuntime:
             request = await guard.check_input(request)
         input_tokens = count_input_tokens(engine, request, resolved.model.model_id)
         ctx.record.input_tokens = input_tokens
-        events = self._events(engine, request, resolved, guard, input_tokens)
+        events = guarded_events(engine, request, resolved, guard, input_tokens)
         # Pull the first event before answering 200, so that failures before the first byte
         # (model not ready, context window, engine down) are HTTP errors as on Bedrock.
         first = await _first_event(events)
@@ -257,27 +257,6 @@ class BedrockRuntime:
             guard = InvokeGuard.open(self.guardrails, options, streaming=streaming)
         return resolved, invocation, request, engine, guard
 
-    def _events(
-        self,
-        engine: Engine,
-        request: GenerationRequest,
-        resolved: ResolvedModel,
-        guard: InvokeGuard | None,
-        input_tokens: int | None = None,
-    ) -> AsyncGenerator[GenerationEvent, None]:
-        """The engine's events, through the guardrail when there is one."""
-        if guard is None:
-            return _guarded(engine, request, resolved)
-        model_id = resolved.model.model_id
-        return guard.events(
-            lambda: _guarded(engine, request, resolved),
-            lambda: (
-                input_tokens
-                if input_tokens is not None
-                else count_input_tokens(engine, request, model_id)
-            ),
-        )
-
     def resolve(self, identifier: str) -> ResolvedModel:
         try:
             return self.resolver.resolve(identifier)
@@ -285,17 +264,6 @@ class BedrockRuntime:
             raise ValidationException(on_demand_message(exc.model_id)) from None
         except UnknownModel:
             raise ValidationException(INVALID_MODEL) from None
-
-
-def decode_json_body(raw: bytes) -> dict[str, Any]:
-    """The body as a JSON object, or Bedrock's generic malformed-request error."""
-    try:
-        value = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise ValidationException(MALFORMED) from None
-    if not isinstance(value, dict):
-        raise ValidationException(MALFORMED)
-    return value
 
 
 def _check_content_type(content_type: object, accept: object) -> None:
@@ -364,6 +332,27 @@ def translate_engine_error(exc: EngineError, *, started: bool, resource: str) ->
         f"The model failed to process the request: {exc}",
         original_status_code=500,
         resource_name=resource,
+    )
+
+
+def guarded_events(
+    engine: Engine,
+    request: GenerationRequest,
+    resolved: ResolvedModel,
+    guard: Guard | None,
+    input_tokens: int | None = None,
+) -> AsyncGenerator[GenerationEvent, None]:
+    """The engine's events (failures translated), through the guardrail when there is one."""
+    if guard is None:
+        return _guarded(engine, request, resolved)
+    model_id = resolved.model.model_id
+    return guard.events(
+        lambda: _guarded(engine, request, resolved),
+        lambda: (
+            input_tokens
+            if input_tokens is not None
+            else count_input_tokens(engine, request, model_id)
+        ),
     )
 
 

@@ -24,7 +24,7 @@ import dataclasses
 import json
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -54,11 +54,10 @@ from outcrop.services.bedrock_runtime import (
     STREAMING_UNSUPPORTED,
     BedrockRuntime,
     _first_event,
-    _guarded,
     _provider_model_name,
     _record_usage,
     count_input_tokens,
-    decode_json_body,
+    guarded_events,
     translate_engine_error,
 )
 from outcrop.services.guarded_converse import ConverseGuard
@@ -72,7 +71,7 @@ from outcrop.wire.errors import (
     ServiceUnavailableException,
     ValidationException,
 )
-from outcrop.wire.jsonbody import parse_json_body
+from outcrop.wire.jsonbody import decode_json_body, parse_json_body
 from outcrop.wire.restjson import ServiceSpec
 
 ANTHROPIC_VERSION = "bedrock-2023-05-31"
@@ -90,7 +89,8 @@ class _Generation:
     """One generation being answered: its encoder and what the engine produced so far."""
 
     encoder: ConverseEncoder
-    output: CompletionBuilder = field(default_factory=CompletionBuilder)
+    output: CompletionBuilder | None = None
+    """The native completion, gathered only for additionalModelResponseFieldPaths."""
     first_byte_ms: int | None = None
 
 
@@ -107,13 +107,7 @@ class _Prepared:
 
     def events(self) -> AsyncGenerator[GenerationEvent, None]:
         """The engine's events, through the guardrail when there is one."""
-        if self.guard is None:
-            return _guarded(self.engine, self.request, self.resolved)
-        model_id = self.resolved.model.model_id
-        return self.guard.events(
-            lambda: _guarded(self.engine, self.request, self.resolved),
-            lambda: count_input_tokens(self.engine, self.request, model_id),
-        )
+        return guarded_events(self.engine, self.request, self.resolved, self.guard)
 
 
 class ConverseOperations:
@@ -268,7 +262,8 @@ class ConverseOperations:
     @staticmethod
     def _generation(prepared: _Prepared) -> _Generation:
         signs = prepared.resolved.model.provider == "anthropic"
-        return _Generation(ConverseEncoder(signs_reasoning=signs))
+        output = CompletionBuilder() if prepared.parsed.response_field_paths else None
+        return _Generation(ConverseEncoder(signs_reasoning=signs), output)
 
     @staticmethod
     def _encode(
@@ -276,7 +271,8 @@ class ConverseOperations:
     ) -> list[ConverseEvent]:
         if generation.first_byte_ms is None:
             generation.first_byte_ms = ctx.elapsed_ms()
-        generation.output.add(event)
+        if generation.output is not None:
+            generation.output.add(event)
         if isinstance(event, ToolCallEvent):
             return generation.encoder.tool_call(event)
         return generation.encoder.token(event)
@@ -285,10 +281,10 @@ class ConverseOperations:
         self, ctx: RequestContext, prepared: _Prepared, generation: _Generation, finish: Finish
     ) -> list[ConverseEvent]:
         _record_usage(ctx, finish.input_tokens, finish.output_tokens, generation.first_byte_ms)
-        generation.output.add(finish)
         parsed = prepared.parsed
         fields: dict[str, Any] | None = None
-        if parsed.response_field_paths:
+        if generation.output is not None:
+            generation.output.add(finish)
             native = self._native_response(ctx, prepared, generation.output.build())
             fields = response_fields(native, parsed.response_field_paths)
         events = generation.encoder.finish(

@@ -36,18 +36,21 @@ MAX_REPORTED = 10
 """Coral lists at most this many violations; the count still counts them all (unverified)."""
 
 
+def decode_json_body(raw: bytes) -> dict[str, Any]:
+    """The body as a JSON object, or Bedrock's generic malformed-request error."""
+    try:
+        value = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ValidationException(MALFORMED_BODY) from None
+    if not isinstance(value, dict):
+        raise ValidationException(MALFORMED_BODY)
+    return value
+
+
 def parse_json_body(operation: OperationModel, raw: bytes) -> dict[str, Any]:
     """The body members of `operation`'s input, checked against the model; raises
     `ValidationException` for a body that is not a JSON object or violates the model."""
-    if not raw.strip():
-        body: Any = {}
-    else:
-        try:
-            body = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise ValidationException(MALFORMED_BODY) from None
-    if not isinstance(body, dict):
-        raise ValidationException(MALFORMED_BODY)
+    body = decode_json_body(raw) if raw.strip() else {}
     shape = operation.input_shape
     if shape is None:
         return body
