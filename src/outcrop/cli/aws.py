@@ -9,10 +9,11 @@ naming the AWS error code and its message, never a traceback.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
+import typer
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
+from botocore.exceptions import BotoCoreError, ClientError
 
 if TYPE_CHECKING:
     import boto3
@@ -28,6 +29,12 @@ class CommandError(Exception):
     def __init__(self, message: str, exit_code: int = 1) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+def fail(message: str, code: int) -> NoReturn:
+    """End the command: `outcrop: message` on stderr, exit status `code`."""
+    typer.echo(f"outcrop: {message}", err=True)
+    raise typer.Exit(code)
 
 
 def session(profile: str | None, region: str | None) -> boto3.session.Session:
@@ -74,9 +81,7 @@ def runtime_client(
             endpoint_url=endpoint_url,
             config=config,
         )
-    except NoRegionError as exc:
-        raise CommandError(str(exc)) from None
-    except BotoCoreError as exc:
+    except BotoCoreError as exc:  # NoRegionError among them
         raise CommandError(str(exc)) from None
 
 

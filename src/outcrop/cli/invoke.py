@@ -14,12 +14,12 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TextIO
+from typing import Annotated, Any, TextIO
 
 import typer
 from botocore.exceptions import BotoCoreError, ClientError
 
-from outcrop.cli.aws import CommandError, describe, runtime_client
+from outcrop.cli.aws import CommandError, describe, fail, runtime_client
 from outcrop.cli.native import (
     NoDefaultBody,
     StreamUsage,
@@ -201,15 +201,15 @@ def invoke(
             payload = json.dumps(native).encode()
             stream_native(client, model_id, payload, out, outcome, as_json=as_json)
     except CommandError as exc:
-        _fail(str(exc), exc.exit_code)
+        fail(str(exc), exc.exit_code)
     except NoDefaultBody as exc:
-        _fail(str(exc), 2)
+        fail(str(exc), 2)
     except (ClientError, BotoCoreError) as exc:
         _end_line(out, outcome)
-        _fail(describe(exc), 1)
+        fail(describe(exc), 1)
     except KeyboardInterrupt:
         _end_line(out, outcome)
-        _fail("interrupted", 130)
+        fail("interrupted", 130)
     if not as_json and not outcome.ended_with_newline:
         out.write("\n")
         out.flush()
@@ -223,8 +223,3 @@ def _end_line(out: TextIO, outcome: Outcome) -> None:
     with contextlib.suppress(OSError, ValueError):
         out.write("\n")
         out.flush()
-
-
-def _fail(message: str, code: int) -> NoReturn:
-    typer.echo(f"outcrop: {message}", err=True)
-    raise typer.Exit(code)

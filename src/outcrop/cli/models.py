@@ -14,14 +14,14 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from outcrop.catalog.resolver import ModelRoute, Resolver
-from outcrop.cli.aws import CommandError
+from outcrop.cli.aws import CommandError, fail
 from outcrop.config import ConfigError, EngineKind, load_settings
 
 HEALTH_PATH = "/_outcrop/health"
@@ -123,7 +123,7 @@ def models(
             listed = from_config(config, engine)
             status = "not running"
     except CommandError as exc:
-        _fail(str(exc), exc.exit_code)
+        fail(str(exc), exc.exit_code)
     if pattern is not None:
         listed = [m for m in listed if fnmatch.fnmatchcase(m.model_id, pattern)]
     if as_json:
@@ -150,8 +150,3 @@ def models(
         ready = "-" if m.ready is None else ("yes" if m.ready else "no")
         table.add_row(m.model_id, engine_text, ready)
     Console(highlight=False, width=max(100, Console().width)).print(table)
-
-
-def _fail(message: str, code: int) -> NoReturn:
-    typer.echo(f"outcrop: {message}", err=True)
-    raise typer.Exit(code)

@@ -309,9 +309,7 @@ class OutcropApp:
             else:
                 result = await handler(ctx)
         except AwsError as err:
-            ctx.record.error_code = err.code
-            ctx.record.error_message = err.message
-            ctx.record.error_fault = err.fault
+            ctx.record.failed(err)
             ctx.record.status = err.status
             self._after(ctx)
             raise
@@ -414,9 +412,7 @@ class OutcropApp:
             log.exception("stream %s failed", ctx.request_id)
             err = binding.internal_error("Internal server error.")
         if err is not None:
-            ctx.record.error_code = err.code
-            ctx.record.error_message = err.message
-            ctx.record.error_fault = err.fault
+            ctx.record.failed(err)
             frame = eventstream.exception_frame(err)
             await send({"type": "http.response.body", "body": frame, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -30,7 +30,6 @@ at scrape time, `outcrop_engine_queue_depth` and `outcrop_engine_ready` labelled
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Iterator, Mapping
-from contextlib import aclosing
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -177,33 +176,28 @@ class Metrics(BaseInterceptor):
     def wrap_stream(
         self, ctx: RequestContext, frames: AsyncGenerator[bytes, None]
     ) -> AsyncGenerator[bytes, None]:
+        """Counts the stream as active until `after`, which the gateway runs once the stream
+        has ended however it ended; the frames pass through untouched (no per-frame work)."""
         if ctx.service not in RUNTIME_SERVICES:
             return frames
-        ctx.state[_STREAMING] = True
-        return self._counted(ctx, frames)
-
-    async def _counted(
-        self, ctx: RequestContext, frames: AsyncGenerator[bytes, None]
-    ) -> AsyncGenerator[bytes, None]:
         gauge = self.active_streams.labels(model_label(ctx, self.aliases), ctx.operation)
         gauge.inc()
-        try:
-            async with aclosing(frames) as stream:
-                async for frame in stream:
-                    yield frame
-        finally:
-            gauge.dec()
+        ctx.state[_STREAMING] = gauge
+        return frames
 
     def after(self, ctx: RequestContext) -> None:
         if ctx.service not in RUNTIME_SERVICES:
             return
         record = ctx.record
+        streaming = ctx.state.get(_STREAMING)
+        if streaming is not None:
+            streaming.dec()
         labels = (model_label(ctx, self.aliases), ctx.operation)
         if record.input_tokens:
             self.input_tokens.labels(*labels).inc(record.input_tokens)
         if record.output_tokens:
             self.output_tokens.labels(*labels).inc(record.output_tokens)
-        if ctx.state.get(_STREAMING) and record.first_byte_ms is not None:
+        if streaming is not None and record.first_byte_ms is not None:
             self.time_to_first_token.labels(*labels).observe(record.first_byte_ms / 1000)
         kind = outcome(record.error_code, record.error_fault, record.status)
         if kind == "success":

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from outcrop.engines.base import Engine
+    from outcrop.wire.errors import AwsError
 
 
 @dataclass(slots=True)
@@ -30,6 +31,12 @@ class InvocationRecord:
     max_output_tokens: int | None = None
     response_body: bytes | None = None
     """The body of a complete (non-streaming) response; streams pass through `wrap_stream`."""
+
+    def failed(self, err: AwsError) -> None:
+        """Record the modelled error the call ended with."""
+        self.error_code = err.code
+        self.error_message = err.message
+        self.error_fault = err.fault
 
 
 @dataclass(frozen=True, slots=True)

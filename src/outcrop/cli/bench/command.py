@@ -15,14 +15,14 @@ import signal
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from botocore.exceptions import BotoCoreError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from outcrop.cli.aws import CommandError, resolve_region, session
+from outcrop.cli.aws import CommandError, fail, resolve_region, session
 from outcrop.cli.bench.decode import Operation, StreamFailed
 from outcrop.cli.bench.prompts import PromptFileError, load_prompts
 from outcrop.cli.bench.report import RunInfo, document, render, write_json
@@ -112,7 +112,7 @@ def bench(
         run_for = parse_duration(duration) if duration is not None else None
         timeout_s = parse_duration(timeout)
     except ValueError as exc:
-        _fail(str(exc), 2)
+        fail(str(exc), 2)
     if stages is not None and run_for is None and requests is None:
         run_for = schedule_length(stages)
     if run_for is None and requests is None:
@@ -126,9 +126,9 @@ def bench(
         payloads = [_payload(operation, model_id, text, max_tokens) for text in texts]
         target = _target(model_id, operation, endpoint_url, region, profile, timeout_s)
     except (PromptFileError, NoDefaultBody) as exc:
-        _fail(str(exc), 2)
+        fail(str(exc), 2)
     except CommandError as exc:
-        _fail(str(exc), exc.exit_code)
+        fail(str(exc), exc.exit_code)
     err = Console(stderr=True, highlight=False)
     show = err.is_terminal if progress is None else progress
     info = RunInfo(
@@ -151,11 +151,12 @@ def bench(
     try:
         outcome = asyncio.run(_run(target, client, payloads, plan, warmup, err, show))
     except StreamFailed as exc:
-        _fail(f"{exc.error_type}: {exc.message}" if exc.message else exc.error_type, 1)
+        fail(f"{exc.error_type}: {exc.message}" if exc.message else exc.error_type, 1)
     if outcome is None:
-        _fail("interrupted before the run started", 130)
-    doc = document(info, outcome)
-    render(Console(highlight=False), doc, summarize(outcome.results, outcome.duration))
+        fail("interrupted before the run started", 130)
+    summary = summarize(outcome.results, outcome.duration)
+    doc = document(info, outcome, summary)
+    render(Console(highlight=False), doc, summary)
     prefix = out if out is not None else Path(f"outcrop-bench-{started_at:%Y%m%d-%H%M%S}")
     json_path = prefix.with_name(prefix.name + ".json")
     written = [str(json_path)]
@@ -168,15 +169,15 @@ def bench(
             plot(doc, png_path)
             written.append(str(png_path))
     except OSError as exc:
-        _fail(f"cannot write results: {exc}", 1)
+        fail(f"cannot write results: {exc}", 1)
     err.print("results: " + ", ".join(written), markup=False, soft_wrap=True)
     if outcome.interrupted:
-        _fail(f"interrupted after {len(outcome.results)} requests; partial results above", 130)
+        fail(f"interrupted after {len(outcome.results)} requests; partial results above", 130)
     failed = [r for r in outcome.results if not r.ok]
     if outcome.results and len(failed) == len(outcome.results):
         errors = doc["summary"]["errors"]
         kinds = ", ".join(f"{name} × {count}" for name, count in errors.items())
-        _fail(f"all {len(failed)} requests failed ({kinds})", 1)
+        fail(f"all {len(failed)} requests failed ({kinds})", 1)
 
 
 def _payload(operation: Operation, model_id: str, prompt: str, max_tokens: int) -> Payload:
@@ -286,8 +287,3 @@ def _update(bar: Progress, task: Any, plan: Plan, live: LiveState) -> None:
         f"{live.output_tokens / elapsed if elapsed else 0:.0f} tokens/s"
     )
     bar.update(task, completed=completed, status=status)
-
-
-def _fail(message: str, code: int) -> NoReturn:
-    typer.echo(f"outcrop: {message}", err=True)
-    raise typer.Exit(code)

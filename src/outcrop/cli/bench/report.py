@@ -37,9 +37,10 @@ def bucket_width(duration: float) -> float:
     return 300.0
 
 
-def document(info: RunInfo, outcome: RunOutcome) -> dict[str, Any]:
-    """The JSON results of a run."""
-    summary = summarize(outcome.results, outcome.duration)
+def document(info: RunInfo, outcome: RunOutcome, summary: Summary | None = None) -> dict[str, Any]:
+    """The JSON results of a run (`summary`: the outcome's, when already computed)."""
+    if summary is None:
+        summary = summarize(outcome.results, outcome.duration)
     width = bucket_width(outcome.duration)
     lag = Distribution.of(outcome.send_lags)
     return {

@@ -61,7 +61,6 @@ class LiveState:
     completed: int = 0
     failed: int = 0
     in_flight: int = 0
-    chunks: int = 0
     output_tokens: int = 0
 
     def elapsed(self) -> float:
@@ -206,7 +205,6 @@ class Runner:
                 gaps.append(now - last)
             last = now
             chunks += 1
-            live.chunks += 1
 
         live.in_flight += 1
         start = time.perf_counter()
