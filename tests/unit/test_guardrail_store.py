@@ -11,7 +11,7 @@ import pytest
 from outcrop.config import ConfigError, Settings
 from outcrop.engines.embeddings import BertEmbedder
 from outcrop.guardrails.runtime import open_guardrails
-from outcrop.guardrails.settings import GuardrailSettings
+from outcrop.config.guardrails import GuardrailSettings
 from outcrop.guardrails.store import (
     MAX_VERSIONS,
     STATE_FILE,

@@ -29,7 +29,7 @@ from outcrop.gateway.policies import (
     parse_policy,
 )
 from outcrop.gateway.quotas import TokenBucket
-from outcrop.security_settings import FaultRuleSettings
+from outcrop.config.security import FaultRuleSettings
 from outcrop.types import ChatMessage, GenerationRequest, SamplingParams
 from tests.asgi_driver import Result, call
 

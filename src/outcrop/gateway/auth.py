@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from outcrop.gateway.interceptors import BaseInterceptor
-from outcrop.security_settings import AuthSettings, principal_arn
+from outcrop.config.security import AuthSettings, principal_arn
 from outcrop.services.base import RequestContext
 from outcrop.wire import sigv4
 from outcrop.wire.errors import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from outcrop.gateway.faults import FaultRegistry
 from outcrop.gateway.rule_admin import RuleAdmin, RuleApi
-from outcrop.security_settings import FaultRuleSettings
+from outcrop.config.security import FaultRuleSettings
 
 PREFIX = "/_outcrop/faults"
 

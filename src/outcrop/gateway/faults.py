@@ -31,7 +31,7 @@ from outcrop.gateway.asgi import AbortConnection
 from outcrop.gateway.interceptors import BaseInterceptor
 from outcrop.gateway.rules import Rule, RuleRegistry
 from outcrop.gateway.subjects import is_streaming, model_key, principal_of
-from outcrop.security_settings import FaultRuleSettings
+from outcrop.config.security import FaultRuleSettings
 from outcrop.services.base import RequestContext
 from outcrop.wire import errors
 from outcrop.wire.errors import AwsError

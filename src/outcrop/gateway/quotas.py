@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from outcrop.gateway.interceptors import BaseInterceptor
 from outcrop.gateway.subjects import is_streaming, model_key, principal_of
-from outcrop.security_settings import QuotaSettings
+from outcrop.config.security import QuotaSettings
 from outcrop.services.base import AdmissionCheck, RequestContext
 from outcrop.wire.errors import ServiceQuotaExceededException, ThrottlingException
 

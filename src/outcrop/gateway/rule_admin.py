@@ -23,7 +23,7 @@ from urllib.parse import parse_qs
 from pydantic import ValidationError
 
 from outcrop.gateway.rules import RuleRegistry
-from outcrop.security_settings import RuleMatchSettings
+from outcrop.config.security import RuleMatchSettings
 from outcrop.services.base import Response
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from outcrop.gateway.subjects import prompt_text
-from outcrop.security_settings import RuleMatchSettings
+from outcrop.config.security import RuleMatchSettings
 
 
 @dataclass(slots=True)

@@ -35,7 +35,7 @@ from outcrop.gateway.interceptors import BaseInterceptor
 from outcrop.gateway.rule_admin import RuleAdmin, RuleApi
 from outcrop.gateway.rules import RuleRegistry
 from outcrop.gateway.subjects import model_key, principal_of
-from outcrop.security_settings import RuleMatchSettings
+from outcrop.config.security import RuleMatchSettings
 from outcrop.services.base import RequestContext
 
 GENERATING = frozenset(

@@ -23,7 +23,7 @@ from outcrop.gateway.limits import HeaderLimit
 from outcrop.gateway.policies import Policy, PolicyEnforcer, parse_policy
 from outcrop.gateway.quotas import QuotaEnforcer
 from outcrop.gateway.scripted_responses import ResponseAdmin, ResponseRegistry, ScriptedResponses
-from outcrop.security_settings import load_policy_document, principal_arn
+from outcrop.config.security import load_policy_document, principal_arn
 
 
 def attached_policies(settings: Settings) -> dict[str, list[Policy]]:

@@ -17,11 +17,11 @@ from outcrop.config import ConfigError
 from outcrop.engines.embeddings import EmbeddingEngine
 from outcrop.guardrails.assess import Assessment, Segment, assess
 from outcrop.guardrails.model import Definition, Direction
-from outcrop.guardrails.settings import GuardrailSettings
+from outcrop.config.guardrails import GuardrailSettings
 from outcrop.guardrails.shapes import AppliedGuardrail
 from outcrop.guardrails.store import GuardrailStore, StateFileError
 from outcrop.guardrails.topics import TopicClassifier
-from outcrop.security_settings import DEFAULT_ACCOUNT
+from outcrop.config.security import DEFAULT_ACCOUNT
 from outcrop.wire.errors import AwsError
 
 

@@ -38,7 +38,7 @@ a message naming the offending key.
     session_limit_s = 480       # then ModelTimeoutException, as Bedrock after 8 minutes
     input_timeout_s = 60        # no input events for this long: ValidationException
 
-    [guardrails]                # Bedrock Guardrails (outcrop.guardrails.settings documents it)
+    [guardrails]                # Bedrock Guardrails (outcrop.config.guardrails documents it)
     state_dir = "/var/lib/outcrop"
 
     [aliases]                   # identifiers whose model can't be read off them
@@ -88,9 +88,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from outcrop.config_lines import line_of
-from outcrop.guardrails.settings import GuardrailSettings
-from outcrop.security_settings import (
+from outcrop.config.lines import line_of
+from outcrop.config.guardrails import GuardrailSettings
+from outcrop.config.security import (
     AdminSettings,
     AuthSettings,
     FaultRuleSettings,
@@ -333,7 +333,7 @@ class Settings(_Strict):
     sagemaker: SageMakerSettings = SageMakerSettings()
     embeddings: EmbeddingSettings = EmbeddingSettings()
     speech: SpeechSettings = SpeechSettings()
-    # Security, limits and faults (outcrop.security_settings documents them).
+    # Security, limits and faults (outcrop.config.security documents them).
     auth: AuthSettings = AuthSettings()
     principals: dict[str, PrincipalSettings] = Field(default_factory=dict)
     policies: dict[str, PolicySettings] = Field(default_factory=dict)
