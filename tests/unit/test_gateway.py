@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from botocore.eventstream import EventStreamBuffer
 
+from outcrop.app import OutcropApp
 from outcrop.config import ScriptedSettings, Settings
 from outcrop.engines.base import Engine, EngineError, EngineNotReady
 from outcrop.engines.scripted import ScriptedConfig, ScriptedEngine
-from outcrop.gateway.app import OutcropApp
 from outcrop.types import (
     EngineHealth,
     Finish,

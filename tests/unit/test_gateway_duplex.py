@@ -12,8 +12,8 @@ from typing import Any
 from botocore.eventstream import EventStreamBuffer
 from smithy_aws_event_stream.events import EventMessage
 
+from outcrop.app import OutcropApp
 from outcrop.config import ScriptedSettings, Settings
-from outcrop.gateway.app import OutcropApp
 from outcrop.services.base import DuplexOperation, RequestContext, StreamResponse
 from outcrop.wire.event_signing import sign_frame
 from tests.support.speech import NovaInput

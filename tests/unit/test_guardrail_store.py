@@ -5,22 +5,28 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from outcrop.app import check_settings
 from outcrop.config import ConfigError, Settings
+from outcrop.config.guardrails import GuardrailSettings
 from outcrop.engines.embeddings import BertEmbedder
 from outcrop.guardrails.runtime import open_guardrails
-from outcrop.config.guardrails import GuardrailSettings
 from outcrop.guardrails.store import (
     MAX_VERSIONS,
     STATE_FILE,
     GuardrailStore,
-    ServiceQuotaExceededException,
     StateFileError,
     config_guardrail_id,
 )
-from outcrop.wire.errors import ConflictException, ResourceNotFoundException, ValidationException
+from outcrop.wire.errors import (
+    ConflictException,
+    ResourceNotFoundException,
+    ServiceQuotaExceededException,
+    ValidationException,
+)
 
 SPEC = {"name": "one", "blockedInputMessaging": "no", "blockedOutputsMessaging": "no"}
 
@@ -100,9 +106,13 @@ def test_unreadable_state_file_stops_the_server(tmp_path: Path) -> None:
         open_guardrails(GuardrailSettings(state_dir=tmp_path), "us-east-1", BertEmbedder())
 
 
+def _checked(data: dict[str, Any]) -> None:
+    check_settings(Settings.model_validate(data))
+
+
 def test_configured_definitions_are_checked_at_load() -> None:
     good = {**SPEC, "id": "abc123"}
-    Settings.model_validate({"guardrails": {"define": [good]}})
+    _checked({"guardrails": {"define": [good]}})
     for bad, message in (
         ({**SPEC, "blockedInputMessaging": ""}, "blockedInputMessaging"),
         ({**SPEC, "wordPolicyConfig": {"wordsConfig": [{"txt": "x"}]}}, "wordsConfig"),
@@ -110,9 +120,9 @@ def test_configured_definitions_are_checked_at_load() -> None:
         ({**SPEC, "id": "Not Valid"}, "id"),
     ):
         with pytest.raises(ValueError, match=message):
-            Settings.model_validate({"guardrails": {"define": [bad]}})
+            _checked({"guardrails": {"define": [bad]}})
     with pytest.raises(ValueError, match="twice"):
-        Settings.model_validate({"guardrails": {"define": [SPEC, SPEC]}})
+        _checked({"guardrails": {"define": [SPEC, SPEC]}})
 
 
 def test_state_dir_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -11,10 +11,10 @@ from typing import Any
 
 from botocore.eventstream import EventStreamBuffer
 
+from outcrop.app import OutcropApp
 from outcrop.config import Settings
 from outcrop.engines.base import ContextWindowExceeded
 from outcrop.engines.scripted import ScriptedEngine
-from outcrop.gateway.app import OutcropApp
 from outcrop.sagemaker.endpoints import RouteRequest
 from outcrop.services.base import RequestContext, StreamResponse
 from outcrop.types import Finish, GenerationEvent, GenerationRequest, StopReason

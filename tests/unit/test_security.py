@@ -15,11 +15,12 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from outcrop.config import ConfigError, Settings, load_settings
+from outcrop.app import OutcropApp, load_settings
+from outcrop.config import ConfigError, Settings
+from outcrop.config.security import FaultRuleSettings
 from outcrop.engines.base import EngineTimeout
 from outcrop.engines.deadline import DeadlineEngine
 from outcrop.engines.scripted import ScriptedConfig, ScriptedEngine
-from outcrop.gateway.app import OutcropApp
 from outcrop.gateway.faults import FaultRegistry, corrupt_crc, faulty_stream
 from outcrop.gateway.policies import (
     PolicyError,
@@ -29,7 +30,6 @@ from outcrop.gateway.policies import (
     parse_policy,
 )
 from outcrop.gateway.quotas import TokenBucket
-from outcrop.config.security import FaultRuleSettings
 from outcrop.types import ChatMessage, GenerationRequest, SamplingParams
 from tests.asgi_driver import Result, call
 

@@ -22,7 +22,6 @@ from outcrop.config import (
     ScriptedSettings,
     ServerSettings,
     Settings,
-    load_settings,
 )
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -48,6 +47,8 @@ def build_settings(
     upstream: str | None = None,
 ) -> Settings:
     """The config file's settings with command-line flags laid over them."""
+    from outcrop.app import load_settings
+
     settings = load_settings(config)
     logging_ = settings.invocation_log.model_dump()
     if invocation_log is not None:
@@ -155,11 +156,11 @@ def serve(
 
 
 async def _serve(settings: Settings) -> None:
+    from outcrop.app import build_app
     from outcrop.cli.startup import announce
-    from outcrop.gateway.app import OutcropApp
     from outcrop.server import TLSListener, serve
 
-    app_ = OutcropApp(settings)
+    app_ = build_app(settings)
     app_.start_engines()
     s = settings.server
     tls = None

@@ -88,8 +88,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from outcrop.config.lines import line_of
 from outcrop.config.guardrails import GuardrailSettings
+from outcrop.config.lines import line_of
 from outcrop.config.security import (
     AdminSettings,
     AuthSettings,
@@ -388,11 +388,20 @@ def load_settings(path: Path | None) -> Settings:
     try:
         documents = resolved_policies(settings.policies, settings.principals, path.parent)
     except ValueError as exc:
-        key = str(exc).split(":", 1)[0]
-        line = line_of(path.read_text(), key.replace("[", ".").replace("]", "").split("."))
-        where = f"line {line}: " if line is not None else ""
-        raise ConfigError(f"{path}: {where}{exc}") from None
+        raise located_error(path, str(exc)) from None
     return settings.model_copy(update={"policies": documents})
+
+
+def located_error(path: Path, message: str) -> ConfigError:
+    """A ConfigError for `message`, whose text starts with the dotted key it is about
+    (`policies.p.Statement[0].Condition: ...`), naming the key's line in the file at `path`."""
+    key = message.split(":", 1)[0]
+    try:
+        line = line_of(path.read_text(), key.replace("[", ".").replace("]", "").split("."))
+    except OSError:
+        line = None
+    where = f"line {line}: " if line is not None else ""
+    return ConfigError(f"{path}: {where}{message}")
 
 
 def _located(path: Path, loc: tuple[str | int, ...], message: str) -> str:

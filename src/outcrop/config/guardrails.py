@@ -14,16 +14,17 @@
     [guardrails.define.wordPolicyConfig]
     managedWordListsConfig = [{ type = "PROFANITY" }]
 
-Each `define` entry is checked against the CreateGuardrail request shape of botocore's `bedrock`
-service model (the same check the API applies) and against what Bedrock refuses beyond it, so a
-mistake stops the server at start with the member's path in the message.
+Each `define` entry is checked where the app is built (`guardrails.runtime.check_definitions`,
+called by `outcrop.app.load_settings`) against the CreateGuardrail request shape of botocore's
+`bedrock` service model (the same check the API applies) and against what Bedrock refuses beyond
+it, so a mistake stops the server at start with the member's path in the message. Here only the
+IDs and names are checked (well formed, none twice).
 """
 
 from __future__ import annotations
 
 import os
 import re
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +48,6 @@ class GuardrailSettings(BaseModel):
         ids: set[str] = set()
         names: set[str] = set()
         for index, entry in enumerate(value):
-            problem = definition_problem(entry)
-            if problem:
-                raise ValueError(f"define[{index}]: {problem}")
             gid = entry.get("id")
             if gid is not None and (not isinstance(gid, str) or not _ID.match(gid)):
                 raise ValueError(f"define[{index}].id: must be 1-64 lowercase letters or digits")
@@ -72,30 +70,3 @@ class GuardrailSettings(BaseModel):
         xdg = os.environ.get("XDG_STATE_HOME")
         base = Path(xdg) if xdg else Path.home() / ".local" / "state"
         return base / "outcrop"
-
-
-def definition_problem(entry: dict[str, Any]) -> str | None:
-    """Why a configured guardrail is not a valid CreateGuardrail body (None when it is)."""
-    from outcrop.guardrails.model import Definition
-    from outcrop.wire.errors import ValidationException
-    from outcrop.wire.jsonbody import body_violations
-
-    spec = {k: v for k, v in entry.items() if k != "id"}
-    problems = list(body_violations(_create_shape(), spec))
-    unknown = sorted(set(spec) - set(_create_shape().members))
-    if unknown:
-        problems.append(f"unknown member(s) {', '.join(unknown)}")
-    if problems:
-        return "; ".join(problems)
-    try:
-        Definition.parse(spec)
-    except ValidationException as exc:
-        return exc.message
-    return None
-
-
-@cache
-def _create_shape() -> Any:
-    from outcrop.wire.restjson import ServiceSpec
-
-    return ServiceSpec.load("bedrock").model.operation_model("CreateGuardrail").input_shape

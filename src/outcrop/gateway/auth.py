@@ -32,8 +32,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from outcrop.gateway.interceptors import BaseInterceptor
 from outcrop.config.security import AuthSettings, principal_arn
+from outcrop.gateway.interceptors import BaseInterceptor
 from outcrop.services.base import RequestContext
 from outcrop.wire import sigv4
 from outcrop.wire.errors import (

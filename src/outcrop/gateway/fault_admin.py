@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from outcrop.config.security import FaultRuleSettings
 from outcrop.gateway.faults import FaultRegistry
 from outcrop.gateway.rule_admin import RuleAdmin, RuleApi
-from outcrop.config.security import FaultRuleSettings
 
 PREFIX = "/_outcrop/faults"
 

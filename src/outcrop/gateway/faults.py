@@ -27,11 +27,11 @@ import contextlib
 import inspect
 from collections.abc import AsyncGenerator, Mapping
 
+from outcrop.config.security import FaultRuleSettings
 from outcrop.gateway.asgi import AbortConnection
 from outcrop.gateway.interceptors import BaseInterceptor
 from outcrop.gateway.rules import Rule, RuleRegistry
 from outcrop.gateway.subjects import is_streaming, model_key, principal_of
-from outcrop.config.security import FaultRuleSettings
 from outcrop.services.base import RequestContext
 from outcrop.wire import errors
 from outcrop.wire.errors import AwsError

@@ -27,9 +27,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from outcrop.config.security import QuotaSettings
 from outcrop.gateway.interceptors import BaseInterceptor
 from outcrop.gateway.subjects import is_streaming, model_key, principal_of
-from outcrop.config.security import QuotaSettings
 from outcrop.services.base import AdmissionCheck, RequestContext
 from outcrop.wire.errors import ServiceQuotaExceededException, ThrottlingException
 

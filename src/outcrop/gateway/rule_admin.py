@@ -22,8 +22,8 @@ from urllib.parse import parse_qs
 
 from pydantic import ValidationError
 
-from outcrop.gateway.rules import RuleRegistry
 from outcrop.config.security import RuleMatchSettings
+from outcrop.gateway.rules import RuleRegistry
 from outcrop.services.base import Response
 
 

@@ -17,8 +17,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from outcrop.gateway.subjects import prompt_text
 from outcrop.config.security import RuleMatchSettings
+from outcrop.gateway.subjects import prompt_text
 
 
 @dataclass(slots=True)

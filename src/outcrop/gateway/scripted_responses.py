@@ -28,6 +28,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from outcrop.config.security import RuleMatchSettings
 from outcrop.engines.base import Engine
 from outcrop.engines.deadline import DeadlineEngine
 from outcrop.engines.scripted import ScriptedConfig, ScriptedEngine, ScriptedToolCall
@@ -35,7 +36,6 @@ from outcrop.gateway.interceptors import BaseInterceptor
 from outcrop.gateway.rule_admin import RuleAdmin, RuleApi
 from outcrop.gateway.rules import RuleRegistry
 from outcrop.gateway.subjects import model_key, principal_of
-from outcrop.config.security import RuleMatchSettings
 from outcrop.services.base import RequestContext
 
 GENERATING = frozenset(

@@ -12,17 +12,21 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
+from typing import Any
 
 from outcrop.config import ConfigError
+from outcrop.config.guardrails import GuardrailSettings
+from outcrop.config.security import DEFAULT_ACCOUNT
 from outcrop.engines.embeddings import EmbeddingEngine
 from outcrop.guardrails.assess import Assessment, Segment, assess
 from outcrop.guardrails.model import Definition, Direction
-from outcrop.config.guardrails import GuardrailSettings
 from outcrop.guardrails.shapes import AppliedGuardrail
 from outcrop.guardrails.store import GuardrailStore, StateFileError
 from outcrop.guardrails.topics import TopicClassifier
-from outcrop.config.security import DEFAULT_ACCOUNT
-from outcrop.wire.errors import AwsError
+from outcrop.wire.errors import AwsError, ValidationException
+from outcrop.wire.jsonbody import body_violations
+from outcrop.wire.restjson import ServiceSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,3 +85,33 @@ def open_guardrails(
         spec = {k: v for k, v in entry.items() if k != "id"}
         store.add_configured(spec, entry.get("id"), region)
     return Guardrails(store, TopicClassifier(embedder), settings.stream_chunk_chars)
+
+
+def check_definitions(settings: GuardrailSettings) -> None:
+    """Refuse configured guardrails that are not valid CreateGuardrail bodies (ValueError naming
+    `guardrails.define[i]` first, so that the configuration's line can be found)."""
+    for index, entry in enumerate(settings.define):
+        problem = definition_problem(entry)
+        if problem:
+            raise ValueError(f"guardrails.define[{index}]: {problem}")
+
+
+def definition_problem(entry: dict[str, Any]) -> str | None:
+    """Why a configured guardrail is not a valid CreateGuardrail body (None when it is)."""
+    spec = {k: v for k, v in entry.items() if k != "id"}
+    problems = list(body_violations(_create_shape(), spec))
+    unknown = sorted(set(spec) - set(_create_shape().members))
+    if unknown:
+        problems.append(f"unknown member(s) {', '.join(unknown)}")
+    if problems:
+        return "; ".join(problems)
+    try:
+        Definition.parse(spec)
+    except ValidationException as exc:
+        return exc.message
+    return None
+
+
+@cache
+def _create_shape() -> Any:
+    return ServiceSpec.load("bedrock").model.operation_model("CreateGuardrail").input_shape

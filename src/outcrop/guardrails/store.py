@@ -34,7 +34,12 @@ from pathlib import Path
 from typing import Any
 
 from outcrop.guardrails.model import Definition
-from outcrop.wire.errors import AwsError, ConflictException, ResourceNotFoundException
+from outcrop.wire.errors import (
+    AwsError,
+    ConflictException,
+    ResourceNotFoundException,
+    ServiceQuotaExceededException,
+)
 
 STATE_FILE = "guardrails.json"
 _FORMAT = 1
@@ -47,12 +52,6 @@ _ARN = re.compile(r"^arn:aws(?:-[^:]+)?:bedrock:[a-z0-9-]{1,20}:[0-9]{12}:guardr
 
 class StateFileError(Exception):
     """The state file exists but cannot be read; the message says why."""
-
-
-class ServiceQuotaExceededException(AwsError):
-    code = "ServiceQuotaExceededException"
-    status = 400
-    fault = "client"
 
 
 def now_iso() -> str:

@@ -10,13 +10,14 @@ the instances' in-flight invocations and the open sessions. Endpoints made on fi
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, Protocol
 
 from outcrop.sagemaker.endpoints import ContainerSpec, EndpointSpec, Route, VariantSpec
 from outcrop.services.base import Response
 from outcrop.services.sagemaker_runtime import SageMakerRuntime
+from outcrop.wire.errors import UnknownOperationException
 
 PREFIX = "/_outcrop/endpoints"
 
@@ -32,24 +33,21 @@ Handler = Callable[[Any], Awaitable[Response]]
 class EndpointAdmin:
     def __init__(self, runtime: SageMakerRuntime) -> None:
         self.runtime = runtime
-        self._routes: MutableMapping[tuple[str, str], Handler] | None = None
 
-    def attach(self, routes: MutableMapping[tuple[str, str], Handler]) -> None:
-        """Serve the views from `routes` (the app's local routes), now and for new endpoints."""
-        self._routes = routes
-        routes[("GET", PREFIX)] = self._list
-        for endpoint in self.runtime.registry.endpoints():
-            self._add(endpoint)
-        self.runtime.registry.on_created = self._add
+    def routes(self) -> dict[tuple[str, str], Handler]:
+        """The list view, by its exact path."""
+        return {("GET", PREFIX): self._list}
 
-    def _add(self, endpoint: EndpointSpec) -> None:
-        if self._routes is None:
-            return
+    def prefix_routes(self) -> dict[tuple[str, str], Handler]:
+        """The per-endpoint views, under `PREFIX/` (endpoints made on first use included)."""
+        return {("GET", PREFIX + "/"): self._describe}
 
-        async def describe(request: _LocalRequest) -> Response:
-            return _json(self.describe(endpoint))
-
-        self._routes[("GET", f"{PREFIX}/{endpoint.name}")] = describe
+    async def _describe(self, request: _LocalRequest) -> Response:
+        name = request.path[len(PREFIX) + 1 :]
+        endpoint = self.runtime.registry.known(name)
+        if endpoint is None or "/" in name:
+            raise UnknownOperationException(f"No operation matches GET {request.path}.")
+        return _json(self.describe(endpoint))
 
     async def _list(self, request: _LocalRequest) -> Response:
         endpoints = sorted(self.runtime.registry.endpoints(), key=lambda e: e.name)

@@ -10,12 +10,12 @@ import json
 
 import pytest
 
+from outcrop.app import OutcropApp
 from outcrop.catalog.foundation import foundation_models
 from outcrop.cli.bench.decode import TEXT, Operation, StreamDecoder
 from outcrop.cli.native import StreamUsage, default_body
 from outcrop.config import ScriptedSettings, Settings
 from outcrop.dialects.registry import dialect_for
-from outcrop.gateway.app import OutcropApp
 from tests.asgi_driver import call
 
 MODELS = sorted(

@@ -11,8 +11,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from outcrop.app import OutcropApp
 from outcrop.config import InvocationLogSettings, ScriptedSettings, Settings
-from outcrop.gateway.app import OutcropApp
 from outcrop.gateway.auth import Identity
 from outcrop.gateway.invocation_log import invocation_entry
 from outcrop.services.base import RequestContext

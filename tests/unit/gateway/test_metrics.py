@@ -9,10 +9,10 @@ from collections.abc import AsyncGenerator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from outcrop.app import OutcropApp
 from outcrop.config import ModelRouteSettings, ScriptedSettings, Settings
 from outcrop.engines.base import EngineError
 from outcrop.engines.scripted import ScriptedConfig, ScriptedEngine
-from outcrop.gateway.app import OutcropApp
 from outcrop.gateway.metrics import outcome
 from outcrop.types import GenerationEvent, GenerationRequest, TokenEvent
 from tests.asgi_driver import call

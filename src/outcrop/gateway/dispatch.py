@@ -1,4 +1,4 @@
-"""The Outcrop ASGI application.
+"""The gateway: ASGI dispatch of the application `outcrop.app.build_app` assembles.
 
 Every response gets `x-amzn-RequestId` and an accurate `Date`. Local routes (`/_outcrop/...`
 admin endpoints, `/metrics`) are answered directly; everything else is matched against the
@@ -13,20 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import uuid
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
-from outcrop.catalog.resolver import ModelRoute, Resolver
-from outcrop.config import Settings
-from outcrop.engines.base import Engine
-from outcrop.engines.embeddings import BertEmbedder
-from outcrop.engines.factory import build_engine
-from outcrop.gateway import security
 from outcrop.gateway.asgi import (
     AbortConnection,
     BodyTooLarge,
@@ -43,10 +36,6 @@ from outcrop.gateway.asgi import (
     wait_disconnect,
 )
 from outcrop.gateway.interceptors import Interceptor
-from outcrop.gateway.invocation_log import InvocationLog
-from outcrop.gateway.metrics import Metrics
-from outcrop.guardrails.runtime import open_guardrails
-from outcrop.services.apply_guardrail import ApplyGuardrail
 from outcrop.services.base import (
     DuplexOperation,
     Operation,
@@ -54,18 +43,10 @@ from outcrop.services.base import (
     Response,
     StreamResponse,
 )
-from outcrop.services.bedrock import BedrockControlPlane
-from outcrop.services.bedrock_runtime import BedrockRuntime
-from outcrop.services.converse import ConverseOperations
-from outcrop.services.guardrail_checks import GuardrailChecks
-from outcrop.services.guardrails_admin import GuardrailAdmin
-from outcrop.services.sagemaker_admin import EndpointAdmin
-from outcrop.services.sagemaker_runtime import SageMakerRuntime
 from outcrop.wire import eventstream
 from outcrop.wire.errors import (
     AwsError,
     InternalServerException,
-    InternalStreamFailure,
     NotImplementedYet,
     RequestEntityTooLarge,
     UnknownOperationException,
@@ -114,110 +95,55 @@ def stream_exception_names(spec: ServiceSpec, operation: str) -> frozenset[str]:
     )
 
 
-class OutcropApp:
-    """The ASGI callable; owns the engines and services for the life of the process."""
+def service_binding(
+    service_name: str,
+    operations: Mapping[str, Operation],
+    internal_error: Callable[[str], AwsError] = InternalServerException,
+) -> ServiceBinding:
+    """One AWS service to serve: its model loaded, its operations and stream exceptions."""
+    spec = ServiceSpec.load(service_name)
+    return ServiceBinding(
+        spec,
+        dict(operations),
+        internal_error,
+        {op: stream_exception_names(spec, op) for op in spec.model.operation_names},
+    )
 
-    def __init__(self, settings: Settings, engines: Mapping[str, Engine] | None = None) -> None:
-        self.settings = settings
-        self.engines: dict[str, Engine] = dict(
-            engines
-            if engines is not None
-            else {name: build_engine(name, s) for name, s in settings.engines.items()}
-        )
-        routes = [ModelRoute(r.match, r.engine) for r in settings.models] or [
-            ModelRoute("*", "default")
-        ]
-        self.resolver = Resolver(routes=routes, aliases=dict(settings.aliases))
-        self.embedder = BertEmbedder(settings.embeddings.model)
-        region = settings.server.region
-        self.guardrails = open_guardrails(
-            settings.guardrails, region, self.embedder, settings.auth.account_id
-        )
-        self.bedrock = BedrockRuntime(
-            self.resolver, self.engines, self.embedder, settings.speech, self.guardrails
-        )
-        self.control_plane = BedrockControlPlane(self.resolver.known_models, region)
-        self.services: list[ServiceBinding] = []
-        self.add_service(
-            "bedrock-runtime",
-            {
-                **self.bedrock.operations(),
-                **ConverseOperations(self.bedrock).operations(),
-                **ApplyGuardrail(self.guardrails).operations(),
-                **GuardrailChecks().operations(),
-            },
-        )
-        self.add_service(
-            "bedrock",
-            {
-                **self.control_plane.operations(),
-                **GuardrailAdmin(self.guardrails.store, region).operations(),
-            },
-        )
-        self.sagemaker = SageMakerRuntime(
-            settings.sagemaker, self.engines, engine_settings=settings.engines
-        )
-        self.add_service(
-            "sagemaker-runtime", self.sagemaker.operations(), internal_error=InternalStreamFailure
-        )
-        self.interceptors: list[Interceptor] = []
-        self.metrics = Metrics(self.engines, settings.aliases)
-        self.interceptors.append(self.metrics)
-        self.invocation_log = InvocationLog.from_settings(settings.invocation_log)
-        if self.invocation_log is not None:
-            self.interceptors.append(self.invocation_log)
-        self.local_routes: dict[tuple[str, str], LocalHandler] = {
-            ("GET", "/_outcrop/health"): self._health_route,
-        }
-        self.local_routes[("GET", "/metrics")] = self.metrics.route
-        EndpointAdmin(self.sagemaker).attach(self.local_routes)
-        self._start_tasks: list[asyncio.Task[None]] = []
-        self.faults = security.install(settings, self.interceptors, self.local_routes, self.engines)
 
-    def add_service(
+Hook = Callable[[], Awaitable[None]]
+
+
+class Gateway:
+    """The ASGI callable: dispatch only. It is handed what it serves (services matched in
+    order, interceptors run in order, local routes by exact path or by prefix) and the
+    lifespan hooks; it builds nothing and knows no engine."""
+
+    def __init__(
         self,
-        service_name: str,
-        operations: Mapping[str, Operation],
-        internal_error: Callable[[str], AwsError] = InternalServerException,
-    ) -> ServiceBinding:
-        """Serve another AWS service (matched after those added before it)."""
-        spec = ServiceSpec.load(service_name)
-        binding = ServiceBinding(
-            spec,
-            dict(operations),
-            internal_error,
-            {op: stream_exception_names(spec, op) for op in spec.model.operation_names},
-        )
-        self.services.append(binding)
-        return binding
+        services: Sequence[ServiceBinding],
+        interceptors: Sequence[Interceptor],
+        local_routes: Mapping[tuple[str, str], LocalHandler],
+        local_prefixes: Mapping[tuple[str, str], LocalHandler] | None = None,
+        *,
+        on_startup: Hook | None = None,
+        on_shutdown: Hook | None = None,
+    ) -> None:
+        self.services = list(services)
+        self.interceptors = list(interceptors)
+        self.local_routes = dict(local_routes)
+        self.local_prefixes = dict(local_prefixes or {})
+        """(method, path prefix) → handler, for paths with a name in them."""
+        self._on_startup = on_startup
+        self._on_shutdown = on_shutdown
 
-    # -- lifecycle ---------------------------------------------------------------------------
-
-    def start_engines(self) -> None:
-        """Start loading every engine in the background; health reports progress."""
-        for engine in self.engines.values():
-            self._start_tasks.append(asyncio.create_task(self._start(engine)))
-
-    async def _start(self, engine: Engine) -> None:
-        try:
-            await engine.start()
-        except Exception:
-            log.exception("engine %s failed to start", engine.name)
-
-    async def wait_ready(self) -> None:
-        if self._start_tasks:
-            await asyncio.gather(*self._start_tasks)
-
-    async def close(self) -> None:
-        for task in self._start_tasks:
-            task.cancel()
-        await self.sagemaker.close()
-        self.bedrock.bidirectional.close()
-        for engine in self.engines.values():
-            await engine.close()
-        if self.invocation_log is not None:
-            self.invocation_log.close()
-        await self.embedder.close()
+    def local_route(self, method: str, path: str) -> LocalHandler | None:
+        found = self.local_routes.get((method, path))
+        if found is not None:
+            return found
+        for (route_method, prefix), handler in self.local_prefixes.items():
+            if route_method == method and path.startswith(prefix):
+                return handler
+        return None
 
     # -- ASGI --------------------------------------------------------------------------------
 
@@ -248,10 +174,12 @@ class OutcropApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                self.start_engines()
+                if self._on_startup is not None:
+                    await self._on_startup()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                await self.close()
+                if self._on_shutdown is not None:
+                    await self._on_shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -267,7 +195,7 @@ class OutcropApp:
         raw = scope.get("raw_path")
         raw_path = raw.decode("latin-1") if raw else scope["path"]
         path = raw_path.split("?", 1)[0]
-        local = self.local_routes.get((method, path))
+        local = self.local_route(method, path)
         if local is not None:
             body = await read_body(receive, _FRONT_DOOR_LIMIT)
             query = scope.get("query_string", b"").decode("latin-1")
@@ -420,38 +348,3 @@ class OutcropApp:
     async def _send_error(self, send: Send, err: AwsError, base: list[tuple[str, str]]) -> None:
         status, headers, body = err.to_http()
         await send_response(send, status, [*base, *headers], body)
-
-    # -- local routes ------------------------------------------------------------------------
-
-    async def _health_route(self, request: LocalRequest) -> Response:
-        status, body = self.health()
-        return Response(json.dumps(body).encode(), [("Content-Type", "application/json")], status)
-
-    def health(self) -> tuple[int, dict[str, Any]]:
-        """200 once every engine is ready, else 503; per-engine and per-model readiness."""
-        engines = {name: engine.health() for name, engine in self.engines.items()}
-        ready = all(h.ready for h in engines.values())
-        served = self.resolver.served_models()
-        body: dict[str, Any] = {
-            "status": "ready" if ready else "loading",
-            "engines": {
-                name: {"ready": h.ready, "state": h.state, "detail": h.detail, **h.extra}
-                for name, h in engines.items()
-            },
-            "models": {
-                model_id: {"engine": engine, "ready": engines[engine].ready}
-                for model_id, engine in served.items()
-                if engine in engines
-            },
-        }
-        if any(h.state == "failed" for h in engines.values()):
-            body["status"] = "failed"
-        # Reported, not gating: text models serve without the embedding model.
-        embedder = self.embedder.health()
-        body["speech"] = self.bedrock.bidirectional.health()
-        body["embeddings"] = {
-            "ready": embedder.ready,
-            "state": embedder.state,
-            "detail": embedder.detail,
-        }
-        return (200 if ready else 503), body

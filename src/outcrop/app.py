@@ -1,0 +1,280 @@
+"""The composition root: `build_app(settings)` builds everything a server runs, once.
+
+Engines (wrapped in the generation time limit), the model resolver, the embedding engine,
+guardrails, the services and their operations, the interceptors (in AWS's order), the local
+routes (health, metrics, admin APIs) and the gateway that dispatches to them. Nothing else
+builds components or wires them together; nothing is added to them at run time.
+
+Interceptor order mirrors AWS: refuse oversized headers, authenticate, authorize, then inject
+faults (so a fault rule can name the principal, and a denied call is denied before anything is
+injected), then quotas (a call refused by a fault consumes no quota), then scripted responses
+(only a call every other interceptor let through can consume one; the invocation picks it once
+the call is admitted). Metrics and the invocation log come first, so that they see every call.
+
+`load_settings` is the configuration file's settings with the checks that need the layers
+above `outcrop.config` (policy documents, configured guardrails), errors naming the line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from outcrop import config
+from outcrop.catalog.resolver import ModelRoute, Resolver
+from outcrop.config import Settings
+from outcrop.config.security import principal_arn
+from outcrop.engines.base import Engine
+from outcrop.engines.deadline import DeadlineEngine
+from outcrop.engines.embeddings import BertEmbedder
+from outcrop.engines.factory import build_engine
+from outcrop.gateway.auth import Authenticator
+from outcrop.gateway.dispatch import Gateway, LocalHandler, LocalRequest, service_binding
+from outcrop.gateway.fault_admin import FaultAdmin
+from outcrop.gateway.faults import FaultInjector, FaultRegistry
+from outcrop.gateway.interceptors import Interceptor
+from outcrop.gateway.invocation_log import InvocationLog
+from outcrop.gateway.limits import HeaderLimit
+from outcrop.gateway.metrics import Metrics
+from outcrop.gateway.policies import Policy, PolicyEnforcer, PolicyError, parse_policy
+from outcrop.gateway.quotas import QuotaEnforcer
+from outcrop.gateway.scripted_responses import ResponseAdmin, ResponseRegistry, ScriptedResponses
+from outcrop.guardrails.runtime import check_definitions, open_guardrails
+from outcrop.services.apply_guardrail import ApplyGuardrail
+from outcrop.services.base import Response
+from outcrop.services.bedrock import BedrockControlPlane
+from outcrop.services.bedrock_runtime import BedrockRuntime
+from outcrop.services.converse import ConverseOperations
+from outcrop.services.guardrail_checks import GuardrailChecks
+from outcrop.services.guardrails_admin import GuardrailAdmin
+from outcrop.services.sagemaker_admin import EndpointAdmin
+from outcrop.services.sagemaker_runtime import SageMakerRuntime
+from outcrop.wire.errors import InternalStreamFailure
+
+log = logging.getLogger("outcrop")
+
+
+# -- settings ----------------------------------------------------------------------------------
+
+
+def load_settings(path: Path | None) -> Settings:
+    """`config.load_settings` plus `check_settings`, errors naming the file's line."""
+    settings = config.load_settings(path)
+    if path is not None:
+        try:
+            check_settings(settings)
+        except ValueError as exc:
+            raise config.located_error(path, str(exc)) from None
+    return settings
+
+
+def check_settings(settings: Settings) -> None:
+    """Policy documents parse, configured guardrails are valid CreateGuardrail bodies
+    (ValueError whose message starts with the offending key)."""
+    for name, document in settings.policies.items():
+        try:
+            parse_policy(name, dict(document))
+        except PolicyError as exc:
+            raise ValueError(str(exc)) from None
+    check_definitions(settings.guardrails)
+
+
+def attached_policies(settings: Settings) -> dict[str, list[Policy]]:
+    """Principal ARN → its parsed policies."""
+    parsed = {name: parse_policy(name, dict(doc)) for name, doc in settings.policies.items()}
+    account = settings.auth.account_id
+    return {
+        principal_arn(principal, account): [parsed[name] for name in attached.policies]
+        for principal, attached in settings.principals.items()
+    }
+
+
+# -- the application ---------------------------------------------------------------------------
+
+
+def build_engines(settings: Settings) -> dict[str, Engine]:
+    """Every configured engine, by name."""
+    return {name: build_engine(name, s) for name, s in settings.engines.items()}
+
+
+def build_app(settings: Settings, engines: Mapping[str, Engine] | None = None) -> OutcropApp:
+    """The application for `settings` (`engines`: use these instead of building them)."""
+    return OutcropApp(settings, engines)
+
+
+class OutcropApp:
+    """Everything a server runs, built once from settings; ASGI calls go to its gateway."""
+
+    def __init__(self, settings: Settings, engines: Mapping[str, Engine] | None = None) -> None:
+        self.settings = settings
+        built = dict(engines) if engines is not None else build_engines(settings)
+        timeout = settings.limits.model_timeout_s
+        self.engines: dict[str, Engine] = (
+            built
+            if timeout is None
+            else {name: DeadlineEngine(engine, timeout) for name, engine in built.items()}
+        )
+        """The engines by name, within the generation time limit (`[limits]`)."""
+        routes = [ModelRoute(r.match, r.engine) for r in settings.models] or [
+            ModelRoute("*", "default")
+        ]
+        self.resolver = Resolver(routes=routes, aliases=dict(settings.aliases))
+        self.embedder = BertEmbedder(settings.embeddings.model)
+        region = settings.server.region
+        self.guardrails = open_guardrails(
+            settings.guardrails, region, self.embedder, settings.auth.account_id
+        )
+        self.bedrock = BedrockRuntime(
+            self.resolver, self.engines, self.embedder, settings.speech, self.guardrails
+        )
+        self.control_plane = BedrockControlPlane(self.resolver.known_models, region)
+        self.sagemaker = SageMakerRuntime(
+            settings.sagemaker, self.engines, engine_settings=settings.engines
+        )
+        services = [
+            service_binding(
+                "bedrock-runtime",
+                {
+                    **self.bedrock.operations(),
+                    **ConverseOperations(self.bedrock).operations(),
+                    **ApplyGuardrail(self.guardrails).operations(),
+                    **GuardrailChecks().operations(),
+                },
+            ),
+            service_binding(
+                "bedrock",
+                {
+                    **self.control_plane.operations(),
+                    **GuardrailAdmin(self.guardrails.store, region).operations(),
+                },
+            ),
+            service_binding(
+                "sagemaker-runtime",
+                self.sagemaker.operations(),
+                internal_error=InternalStreamFailure,
+            ),
+        ]
+        self.metrics = Metrics(self.engines, settings.aliases)
+        self.invocation_log = InvocationLog.from_settings(settings.invocation_log)
+        self.faults = FaultRegistry()
+        for rule in settings.faults:
+            self.faults.add(rule)
+        self.responses = ResponseRegistry()
+        endpoints = EndpointAdmin(self.sagemaker)
+        local_routes: dict[tuple[str, str], LocalHandler] = {
+            ("GET", "/_outcrop/health"): self._health_route,
+            ("GET", "/metrics"): self.metrics.route,
+            **endpoints.routes(),
+            **FaultAdmin(self.faults, _admin_api(settings, settings.admin.faults_api)).routes(),
+            **ResponseAdmin(
+                self.responses, _admin_api(settings, settings.admin.responses_api)
+            ).routes(),
+        }
+        self.gateway = Gateway(
+            services,
+            self._interceptors(),
+            local_routes,
+            endpoints.prefix_routes(),
+            on_startup=self._startup,
+            on_shutdown=self.close,
+        )
+        self._start_tasks: list[asyncio.Task[None]] = []
+
+    def _interceptors(self) -> list[Interceptor]:
+        settings = self.settings
+        auth = settings.auth
+        interceptors: list[Interceptor] = [self.metrics]
+        if self.invocation_log is not None:
+            interceptors.append(self.invocation_log)
+        interceptors += [
+            HeaderLimit(settings.limits.max_header_bytes),
+            Authenticator(auth),
+            PolicyEnforcer(
+                attached_policies(settings),
+                default_deny=auth.mode == "verify",
+                account_id=auth.account_id,
+                aliases=settings.aliases,
+            ),
+            FaultInjector(self.faults, settings.aliases),
+            QuotaEnforcer(settings.quotas, aliases=settings.aliases),
+            ScriptedResponses(self.responses, settings.aliases, settings.limits.model_timeout_s),
+        ]
+        return interceptors
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.gateway(scope, receive, send)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def _startup(self) -> None:
+        self.start_engines()
+
+    def start_engines(self) -> None:
+        """Start loading every engine in the background; health reports progress."""
+        for engine in self.engines.values():
+            self._start_tasks.append(asyncio.create_task(self._start(engine)))
+
+    async def _start(self, engine: Engine) -> None:
+        try:
+            await engine.start()
+        except Exception:
+            log.exception("engine %s failed to start", engine.name)
+
+    async def wait_ready(self) -> None:
+        if self._start_tasks:
+            await asyncio.gather(*self._start_tasks)
+
+    async def close(self) -> None:
+        for task in self._start_tasks:
+            task.cancel()
+        await self.sagemaker.close()
+        self.bedrock.bidirectional.close()
+        for engine in self.engines.values():
+            await engine.close()
+        if self.invocation_log is not None:
+            self.invocation_log.close()
+        await self.embedder.close()
+
+    # -- health ------------------------------------------------------------------------------
+
+    async def _health_route(self, request: LocalRequest) -> Response:
+        status, body = self.health()
+        return Response(json.dumps(body).encode(), [("Content-Type", "application/json")], status)
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        """200 once every engine is ready, else 503; per-engine and per-model readiness."""
+        engines = {name: engine.health() for name, engine in self.engines.items()}
+        ready = all(h.ready for h in engines.values())
+        served = self.resolver.served_models()
+        body: dict[str, Any] = {
+            "status": "ready" if ready else "loading",
+            "engines": {
+                name: {"ready": h.ready, "state": h.state, "detail": h.detail, **h.extra}
+                for name, h in engines.items()
+            },
+            "models": {
+                model_id: {"engine": engine, "ready": engines[engine].ready}
+                for model_id, engine in served.items()
+                if engine in engines
+            },
+        }
+        if any(h.state == "failed" for h in engines.values()):
+            body["status"] = "failed"
+        # Reported, not gating: text models serve without the embedding model.
+        embedder = self.embedder.health()
+        body["speech"] = self.bedrock.bidirectional.health()
+        body["embeddings"] = {
+            "ready": embedder.ready,
+            "state": embedder.state,
+            "detail": embedder.detail,
+        }
+        return (200 if ready else 503), body
+
+
+def _admin_api(settings: Settings, configured: bool | None) -> bool:
+    """An admin API is on when configured so, else in auth mode open only."""
+    return configured if configured is not None else settings.auth.mode == "open"
