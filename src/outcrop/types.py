@@ -138,7 +138,7 @@ class GenerationRequest:
     reasoning: ReasoningConfig | None = None
     """Reasoning requested; None: not requested (a model that always reasons may still)."""
     priority: int = 0
-    """Scheduling priority in an engine's queue: lower runs first (see services.request_options)."""
+    """Scheduling priority in an engine's queue: lower runs first (invocation.request_options)."""
 
     @property
     def system(self) -> str | None:

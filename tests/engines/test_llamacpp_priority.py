@@ -10,7 +10,7 @@ import pytest
 
 from outcrop.engines.default_model import default_model_path
 from outcrop.engines.llamacpp import LlamaCppEngine
-from outcrop.services.request_options import tier_priority
+from outcrop.invocation.request_options import tier_priority
 from outcrop.types import ChatMessage, Finish, GenerationRequest, SamplingParams
 
 

@@ -14,7 +14,7 @@ from outcrop.engines.embeddings import BertEmbedder
 from outcrop.guardrails.runtime import Guardrails
 from outcrop.guardrails.store import GuardrailStore
 from outcrop.guardrails.topics import TopicClassifier
-from outcrop.services.guarded_converse import ConverseGuard, converse_segments
+from outcrop.invocation.guarded_converse import ConverseGuard, converse_segments
 from outcrop.types import Finish, GenerationEvent, StopReason, TokenEvent
 from outcrop.wire.errors import ValidationException
 

@@ -20,7 +20,7 @@ from outcrop.guardrails.runtime import Guardrails
 from outcrop.guardrails.store import GuardrailStore
 from outcrop.guardrails.streaming import ChunkBuffer, redistribute
 from outcrop.guardrails.topics import TopicClassifier
-from outcrop.services.guarded_invoke import InvokeGuard
+from outcrop.invocation.guarded_invoke import InvokeGuard
 from outcrop.types import (
     ChatMessage,
     Finish,

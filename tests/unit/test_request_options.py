@@ -7,13 +7,12 @@ import asyncio
 import pytest
 
 from outcrop.engines.scheduling import PriorityTurn
-from outcrop.services.base import RequestContext
-from outcrop.services.request_options import (
-    METADATA_STATE_KEY,
+from outcrop.invocation.request_options import (
     parse_metadata_header,
     tier_priority,
     with_request_options,
 )
+from outcrop.services.base import RequestContext
 from outcrop.types import ChatMessage, GenerationRequest, SamplingParams
 from outcrop.wire.errors import ValidationException
 
@@ -38,7 +37,7 @@ def test_request_options_set_priority_and_metadata() -> None:
     request = GenerationRequest((ChatMessage("user", "hi"),), SamplingParams(5))
     out = with_request_options(ctx, request)
     assert out.priority == 1
-    assert ctx.state[METADATA_STATE_KEY] == {"team": "search", "env": "prod"}
+    assert ctx.call.request_metadata == {"team": "search", "env": "prod"}
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ import pytest
 from outcrop.config import ScriptedSettings
 from outcrop.engines.base import Engine
 from outcrop.engines.factory import build_engine
-from outcrop.sagemaker.backends import BackendBroken, EngineBackend, Invocation
+from outcrop.sagemaker.backends import BackendBroken, EndpointRequest, EngineBackend
 from outcrop.sagemaker.multi_model import MultiModelBackend
 
 
@@ -29,9 +29,9 @@ def backend(tmp_path: Path, max_loaded: int = 1, **template: object) -> MultiMod
     )
 
 
-def invocation(target: str, stream: bool = False) -> Invocation:
+def invocation(target: str, stream: bool = False) -> EndpointRequest:
     body = json.dumps({"inputs": "hi", "stream": stream}).encode()
-    return Invocation("r", body, "application/json", target_model=target)
+    return EndpointRequest("r", body, "application/json", target_model=target)
 
 
 async def test_concurrent_first_requests_share_one_load(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """The interface every InvokeModel body dialect implements, and what all dialects share.
 
-A dialect's `parse` validates one request body and returns an `Invocation`: the neutral
+A dialect's `parse` validates one request body and returns a `ParsedInvocation`: the neutral
 `GenerationRequest` plus whatever the family needs from the body to answer it (the legacy or
 chat form, the prompt to echo, ...). The invocation builds the non-streaming response body from
 a `Completion` (all engine output of one generation, gathered by `CompletionBuilder`) or a
@@ -95,7 +95,7 @@ class InvokeCall:
     """True for InvokeModelWithResponseStream."""
 
 
-class Invocation(Protocol):
+class ParsedInvocation(Protocol):
     """One parsed request of a family: the neutral request and how to answer it."""
 
     @property
@@ -117,7 +117,7 @@ class Invocation(Protocol):
 class InvokeDialect(Protocol):
     """Body format of one model family for InvokeModel / InvokeModelWithResponseStream."""
 
-    def parse(self, body: Obj, call: InvokeCall) -> Invocation:
+    def parse(self, body: Obj, call: InvokeCall) -> ParsedInvocation:
         """Validate and translate; raise ValidationException as Bedrock would."""
         ...
 

@@ -1,7 +1,7 @@
 """Authentication: who is calling, from the request's SigV4 signature or Bedrock API key.
 
 An interceptor that runs first. It reads the signature (Authorization header or presigned
-query) or the bearer token and leaves an `Identity` in `ctx.state["identity"]` for the
+query) or the bearer token and leaves an `Identity` in `ctx.call.identity` for the
 policy, quota and fault interceptors.
 
 * mode `open` (default, for local development, as AWS emulators do): any well-formed SigV4
@@ -30,11 +30,10 @@ import hashlib
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
 
 from outcrop.config.security import AuthSettings, principal_arn
 from outcrop.gateway.interceptors import BaseInterceptor
-from outcrop.services.base import RequestContext
+from outcrop.invocation.context import Identity, RequestContext
 from outcrop.wire import sigv4
 from outcrop.wire.errors import (
     AwsError,
@@ -59,25 +58,6 @@ _DUMMY_SECRET = "outcrop-unknown-access-key-dummy-secret"
 
 
 @dataclass(frozen=True, slots=True)
-class Identity:
-    """The caller, as the other interceptors see it."""
-
-    principal: str
-    """An IAM ARN: arn:aws:iam::ACCOUNT:user/NAME, role/..., or sts assumed-role/...."""
-    kind: Literal["sigv4", "bearer", "anonymous"]
-    region: str
-    """The region the request was signed for (else the configured default)."""
-    access_key_id: str | None = None
-    verified: sigv4.Verified | None = None
-    """Verify mode, SigV4: what an input event-stream chain is seeded with."""
-
-    @property
-    def account_id(self) -> str:
-        parts = self.principal.split(":")
-        return parts[4] if len(parts) > 4 and parts[4].isdigit() else ""
-
-
-@dataclass(frozen=True, slots=True)
 class _Secret:
     secret_access_key: str
     session_token: str | None
@@ -85,7 +65,7 @@ class _Secret:
 
 
 class Authenticator(BaseInterceptor):
-    """Sets `ctx.state["identity"]` or refuses the call with AWS's authentication errors."""
+    """Sets `ctx.call.identity` or refuses the call with AWS's authentication errors."""
 
     def __init__(
         self,
@@ -116,7 +96,7 @@ class Authenticator(BaseInterceptor):
         return self.settings.mode == "verify"
 
     async def before(self, ctx: RequestContext) -> None:
-        ctx.state["identity"] = self.identify(ctx)
+        ctx.call.identity = self.identify(ctx)
 
     def identify(self, ctx: RequestContext) -> Identity:
         request = sigv4.HttpRequest(ctx.method, ctx.raw_path, ctx.query, ctx.headers, ctx.body)

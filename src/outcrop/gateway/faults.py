@@ -26,13 +26,14 @@ import asyncio
 import contextlib
 import inspect
 from collections.abc import AsyncGenerator, Mapping
+from weakref import WeakKeyDictionary
 
 from outcrop.config.security import FaultRuleSettings
 from outcrop.gateway.asgi import AbortConnection
 from outcrop.gateway.interceptors import BaseInterceptor
 from outcrop.gateway.rules import Rule, RuleRegistry
 from outcrop.gateway.subjects import is_streaming, model_key, principal_of
-from outcrop.services.base import RequestContext
+from outcrop.invocation.context import RequestContext
 from outcrop.wire import errors
 from outcrop.wire.errors import AwsError
 
@@ -95,6 +96,8 @@ class FaultInjector(BaseInterceptor):
     """Applies the first firing rule to a call: before it, or inside its stream."""
 
     def __init__(self, registry: FaultRegistry, aliases: Mapping[str, str] | None = None) -> None:
+        self._streams: WeakKeyDictionary[RequestContext, FaultRule] = WeakKeyDictionary()
+        """The rule a streaming call's frames are given to (`wrap_stream`)."""
         self.registry = registry
         self.aliases = dict(aliases or {})
 
@@ -112,7 +115,7 @@ class FaultInjector(BaseInterceptor):
             assert s.error is not None
             raise make_error(s.error, s.message, ctx.service)
         if streaming:
-            ctx.state["fault"] = rule
+            self._streams[ctx] = rule
             return
         # Non-streaming calls: the stream actions reduce to what can happen before a body.
         if s.action == "latency":
@@ -127,7 +130,7 @@ class FaultInjector(BaseInterceptor):
     def wrap_stream(
         self, ctx: RequestContext, frames: AsyncGenerator[bytes, None]
     ) -> AsyncGenerator[bytes, None]:
-        rule: FaultRule | None = ctx.state.get("fault")
+        rule = self._streams.pop(ctx, None)
         if rule is None:
             return frames
         return faulty_stream(rule.settings, frames, ctx.service)

@@ -12,7 +12,7 @@ the client decodes them (the model's chunk objects for InvokeModelWithResponseSt
 `{eventType: payload}` for other streams; unverified against a real ConverseStream log).
 
 `identity.arn`, `accountId` and `region` come from the `Identity` the authentication
-interceptor leaves in `ctx.state["identity"]` (gateway/auth.py); a call refused before that
+interceptor leaves in `ctx.call.identity` (gateway/auth.py); a call refused before that
 names the access key it was signed with, and the region of its SigV4 credential scope.
 Invocations of the runtime services are logged (for SageMaker Runtime, `modelId` is the
 endpoint name); Bedrock control-plane calls are not.
@@ -30,17 +30,17 @@ from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
+from weakref import WeakKeyDictionary
 
 from botocore.eventstream import EventStreamBuffer
 
 from outcrop.config import InvocationLogSettings
 from outcrop.gateway.interceptors import BaseInterceptor
 from outcrop.gateway.metrics import RUNTIME_SERVICES
-from outcrop.services.base import RequestContext
+from outcrop.invocation.context import Identity, RequestContext
 
 SCHEMA_TYPE = "ModelInvocationLog"
 SCHEMA_VERSION = "1.0"
-_FRAMES = "invocation_log.frames"
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/,\s]+)/")
 
 
@@ -65,21 +65,21 @@ def invocation_entry(
         "schemaVersion": SCHEMA_VERSION,
         "timestamp": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
-    identity = ctx.state.get("identity")
-    account = getattr(identity, "account_id", "")
-    if account:
-        entry["accountId"] = str(account)
+    identity = ctx.call.identity
+    if identity is not None and identity.account_id:
+        entry["accountId"] = identity.account_id
     entry["identity"] = _identity(identity, access_key)
-    region = getattr(identity, "region", None) or region
+    if identity is not None and identity.region:
+        region = identity.region
     if region is not None:
         entry["region"] = region
     entry["requestId"] = ctx.request_id
     entry["operation"] = ctx.operation
     entry["modelId"] = str(ctx.params.get("modelId", record.model_id or ""))
-    metadata = ctx.state.get("request_metadata")
+    metadata = ctx.call.request_metadata
     if metadata:
         # X-Amzn-Bedrock-Request-Metadata / Converse requestMetadata, as checked and parsed by
-        # services.request_options: the key-value pairs Bedrock's logs carry for filtering.
+        # invocation.request_options: the key-value pairs Bedrock's logs carry for filtering.
         entry["requestMetadata"] = dict(metadata)
     entry["input"] = _input(ctx, include_bodies)
     if record.error_code is None or stream_frames is not None:
@@ -120,6 +120,7 @@ class InvocationLog(BaseInterceptor):
     """Writes one JSON line per finished invocation to `sink`."""
 
     def __init__(self, sink: TextIO, *, include_bodies: bool = False, owns_sink: bool = False):
+        self._frames: WeakKeyDictionary[RequestContext, list[bytes]] = WeakKeyDictionary()
         self.sink = sink
         self.include_bodies = include_bodies
         self.owns_sink = owns_sink
@@ -141,7 +142,7 @@ class InvocationLog(BaseInterceptor):
         if ctx.service not in RUNTIME_SERVICES:
             return frames
         captured: list[bytes] = []
-        ctx.state[_FRAMES] = captured
+        self._frames[ctx] = captured
         if not self.include_bodies:
             return frames
         return _capture(frames, captured)
@@ -153,7 +154,7 @@ class InvocationLog(BaseInterceptor):
             ctx,
             now=time.time(),
             include_bodies=self.include_bodies,
-            stream_frames=ctx.state.get(_FRAMES),
+            stream_frames=self._frames.pop(ctx, None),
         )
         self.sink.write(json.dumps(entry, ensure_ascii=False) + "\n")
         self.sink.flush()
@@ -174,10 +175,9 @@ async def _capture(
         await frames.aclose()
 
 
-def _identity(identity: object, access_key: str | None) -> dict[str, str]:
-    arn = getattr(identity, "principal", None)
-    if arn:
-        return {"arn": str(arn)}
+def _identity(identity: Identity | None, access_key: str | None) -> dict[str, str]:
+    if identity is not None and identity.principal:
+        return {"arn": identity.principal}
     return {"accessKeyId": access_key} if access_key is not None else {}
 
 

@@ -30,6 +30,8 @@ at scrape time, `outcrop_engine_queue_depth` and `outcrop_engine_ready` labelled
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Iterator, Mapping
+from typing import Protocol
+from weakref import WeakKeyDictionary
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -39,9 +41,9 @@ from prometheus_client.registry import Collector
 
 from outcrop.catalog.foundation import foundation_models
 from outcrop.catalog.identifiers import parse_identifier
-from outcrop.engines.base import Engine
 from outcrop.gateway.interceptors import BaseInterceptor
-from outcrop.services.base import RequestContext, Response
+from outcrop.invocation.context import RequestContext
+from outcrop.services.base import Response
 
 UNKNOWN_MODEL = "unknown"
 CLIENT_DISCONNECTED = "ClientDisconnected"
@@ -62,7 +64,6 @@ LATENCY_BUCKETS = (
     60.0,
     120.0,
 )
-_STREAMING = "metrics.streaming"
 RUNTIME_SERVICES = frozenset({"bedrock-runtime", "sagemaker-runtime"})
 """Services whose operations are model invocations (the control plane's are not counted)."""
 _LABELS = ("model", "operation")
@@ -81,10 +82,24 @@ def outcome(error_code: str | None, error_fault: str | None, status: int) -> str
     return "client_error" if 400 <= status < 500 else "server_error"
 
 
+class _Readiness(Protocol):
+    @property
+    def ready(self) -> bool: ...
+
+
+class Gauged(Protocol):
+    """What the engine gauges read from an engine (`engines.base.Engine` is one)."""
+
+    @property
+    def queue_depth(self) -> int: ...
+
+    def health(self) -> _Readiness: ...
+
+
 class _EngineCollector(Collector):
     """Engine gauges read when scraped, so they are never stale."""
 
-    def __init__(self, engines: Mapping[str, Engine]) -> None:
+    def __init__(self, engines: Mapping[str, Gauged]) -> None:
         self.engines = engines
 
     def collect(self) -> Iterator[Metric]:
@@ -105,9 +120,10 @@ class Metrics(BaseInterceptor):
     """The metrics interceptor and the `/metrics` route; one registry per application."""
 
     def __init__(
-        self, engines: Mapping[str, Engine], aliases: Mapping[str, str] | None = None
+        self, engines: Mapping[str, Gauged], aliases: Mapping[str, str] | None = None
     ) -> None:
         self.aliases = dict(aliases or {})
+        self._streaming: WeakKeyDictionary[RequestContext, Gauge] = WeakKeyDictionary()
         self.registry = CollectorRegistry()
         r = self.registry
         self.invocations = Counter(
@@ -182,14 +198,14 @@ class Metrics(BaseInterceptor):
             return frames
         gauge = self.active_streams.labels(model_label(ctx, self.aliases), ctx.operation)
         gauge.inc()
-        ctx.state[_STREAMING] = gauge
+        self._streaming[ctx] = gauge
         return frames
 
     def after(self, ctx: RequestContext) -> None:
         if ctx.service not in RUNTIME_SERVICES:
             return
         record = ctx.record
-        streaming = ctx.state.get(_STREAMING)
+        streaming = self._streaming.pop(ctx, None)
         if streaming is not None:
             streaming.dec()
         labels = (model_label(ctx, self.aliases), ctx.operation)

@@ -33,7 +33,6 @@ from typing import Any, Literal
 import orjson
 
 from outcrop.catalog.identifiers import parse_identifier
-from outcrop.gateway.auth import Identity
 from outcrop.gateway.conditions import (
     Condition,
     ConditionError,
@@ -306,7 +305,7 @@ class PolicyEnforcer(BaseInterceptor):
         self.aliases = dict(aliases or {})
 
     async def before(self, ctx: RequestContext) -> None:
-        identity: Identity | None = ctx.state.get("identity")
+        identity = ctx.call.identity
         if identity is None:
             return
         policies = self.attached.get(identity.principal)

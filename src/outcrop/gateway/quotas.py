@@ -8,7 +8,7 @@ hold a minute's worth and refill continuously, as AWS's per-minute quotas behave
 
 * requests per minute: one per call, taken before the operation runs.
 * tokens per minute: the operation reports the request's input tokens and max output tokens
-  (`services.base.admit`) before generating; that much is reserved, and once the call is over
+  (`invocation.pipeline.admit`) before generating; that much is reserved, and once the call is over
   the reservation is settled with the usage the operation recorded (`ctx.record`). A bucket
   already in deficit refuses calls at once.
 * concurrent streams: streaming calls in flight; released when the stream ends.
@@ -26,11 +26,12 @@ import fnmatch
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from weakref import WeakKeyDictionary
 
 from outcrop.config.security import QuotaSettings
 from outcrop.gateway.interceptors import BaseInterceptor
 from outcrop.gateway.subjects import is_streaming, model_key, principal_of
-from outcrop.services.base import AdmissionCheck, RequestContext
+from outcrop.invocation.context import RequestContext
 from outcrop.wire.errors import ServiceQuotaExceededException, ThrottlingException
 
 TOO_MANY_REQUESTS = "Too many requests, please wait before trying again."
@@ -130,6 +131,7 @@ class QuotaEnforcer(BaseInterceptor):
         self.rules = [QuotaRule(q) for q in quotas]
         self.clock = clock
         self.aliases = dict(aliases or {})
+        self._leases: WeakKeyDictionary[RequestContext, Lease] = WeakKeyDictionary()
 
     async def before(self, ctx: RequestContext) -> None:
         model = model_key(ctx, self.aliases)
@@ -143,7 +145,7 @@ class QuotaEnforcer(BaseInterceptor):
         if not matched:
             return
         lease = Lease()
-        ctx.state["quota_lease"] = lease
+        self._leases[ctx] = lease
         streaming = is_streaming(ctx)
         for rule, counters in matched:
             if counters.tokens is not None:
@@ -162,13 +164,11 @@ class QuotaEnforcer(BaseInterceptor):
             for _, counters in matched:
                 counters.streams += 1
                 lease.streams.append(counters)
-        checks: list[AdmissionCheck] = ctx.state.setdefault("admission", [])
-        checks.append(self._reserve_tokens)
+        ctx.call.admission.append(
+            lambda counted, max_output: self._reserve(lease, counted, max_output)
+        )
 
-    def _reserve_tokens(self, ctx: RequestContext, input_tokens: int, max_output: int) -> None:
-        lease: Lease | None = ctx.state.get("quota_lease")
-        if lease is None:
-            return
+    def _reserve(self, lease: Lease, input_tokens: int, max_output: int) -> None:
         wanted = input_tokens + max_output
         now = self.clock()
         for counters in lease.counters:
@@ -182,7 +182,7 @@ class QuotaEnforcer(BaseInterceptor):
             lease.reserved.append((counters, wanted))
 
     def after(self, ctx: RequestContext) -> None:
-        lease: Lease | None = ctx.state.pop("quota_lease", None)
+        lease = self._leases.pop(ctx, None)
         if lease is None:
             return
         now = self.clock()

@@ -22,21 +22,14 @@ the order they were added.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-from outcrop.config.security import RuleMatchSettings
-from outcrop.engines.base import Engine
-from outcrop.engines.deadline import DeadlineEngine
-from outcrop.engines.scripted import ScriptedConfig, ScriptedEngine, ScriptedToolCall
+from outcrop.config.scripted import ScriptedResponseSettings
 from outcrop.gateway.interceptors import BaseInterceptor
 from outcrop.gateway.rule_admin import RuleAdmin, RuleApi
 from outcrop.gateway.rules import RuleRegistry
 from outcrop.gateway.subjects import model_key, principal_of
-from outcrop.services.base import RequestContext
+from outcrop.invocation.context import RequestContext, ScriptedAnswer
 
 GENERATING = frozenset(
     {
@@ -50,52 +43,6 @@ GENERATING = frozenset(
     }
 )
 """The operations a scripted response can answer."""
-
-
-class ToolCallSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str = Field(min_length=1, max_length=64)
-    input: dict[str, Any] = Field(default_factory=dict)
-    """The call's arguments (what Converse reports as `toolUse.input`)."""
-
-
-class ScriptedResponseSettings(RuleMatchSettings):
-    """One queued answer: which calls it answers, how often, and what it says."""
-
-    times: int | None = Field(1, ge=1)
-    """How many matching calls it answers (default the next one; null: every one)."""
-    text: str | None = None
-    reasoning: str | None = None
-    """Reasoning text, emitted when the request asks for reasoning."""
-    tool_calls: tuple[ToolCallSettings, ...] | None = None
-    token_count: int | None = Field(None, ge=1)
-    """Repeat `text` as this many tokens (for long answers)."""
-    delay_ms: float = Field(0.0, ge=0)
-    first_token_delay_ms: float = Field(0.0, ge=0)
-
-    @model_validator(mode="after")
-    def _says_something(self) -> ScriptedResponseSettings:
-        if self.text is None and not self.tool_calls:
-            raise ValueError("a scripted response needs text or tool_calls")
-        return self
-
-    def engine(self) -> ScriptedEngine:
-        # No tool_calls: none, even when the request offers tools (the scripted engine would
-        # otherwise derive one from the tool's schema).
-        calls = tuple(
-            ScriptedToolCall(c.name, json.dumps(c.input, separators=(",", ":")))
-            for c in self.tool_calls or ()
-        )
-        config = ScriptedConfig(
-            text=self.text,
-            token_count=self.token_count,
-            delay_ms=self.delay_ms,
-            first_token_delay_ms=self.first_token_delay_ms,
-            reasoning=self.reasoning,
-            tool_calls=calls,
-        )
-        return ScriptedEngine(config, name="scripted-response")
 
 
 class ResponseRegistry(RuleRegistry[ScriptedResponseSettings]):
@@ -135,11 +82,8 @@ class ScriptedResponses(BaseInterceptor):
         model = model_key(ctx, self.aliases)
         principal = principal_of(ctx)
 
-        def pick() -> Engine | None:
+        def pick() -> ScriptedAnswer | None:
             rule = self.registry.pick(ctx.operation, model, principal, ctx.body)
-            if rule is None:
-                return None
-            engine = rule.settings.engine()
-            return engine if self.timeout_s is None else DeadlineEngine(engine, self.timeout_s)
+            return None if rule is None else ScriptedAnswer(rule.settings, self.timeout_s)
 
-        ctx.state["engine_override"] = pick
+        ctx.call.scripted = pick

@@ -26,9 +26,8 @@ def model_key(ctx: RequestContext, aliases: Mapping[str, str] | None = None) -> 
 
 
 def principal_of(ctx: RequestContext) -> str:
-    identity = ctx.state.get("identity")
-    principal = getattr(identity, "principal", "")
-    return principal if isinstance(principal, str) else ""
+    identity = ctx.call.identity
+    return identity.principal if identity is not None else ""
 
 
 def is_streaming(ctx: RequestContext) -> bool:

@@ -30,6 +30,7 @@ from outcrop.dialects.containers.base import (
 )
 from outcrop.dialects.containers.choice import DialectName, dialect_name_for_body, dialect_named
 from outcrop.engines.base import Engine, EngineError, EngineNotReady, EngineRequestError
+from outcrop.invocation.engines import generate
 from outcrop.sagemaker.sessions import NEW_SESSION, format_new_session
 from outcrop.types import Finish, GenerationEvent, TokenEvent
 
@@ -56,7 +57,7 @@ class StreamBroken(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class Invocation:
+class EndpointRequest:
     """One request to a container, as SageMaker forwards it."""
 
     request_id: str
@@ -83,7 +84,7 @@ class BackendResponse:
 
 
 class Backend(Protocol):
-    async def invoke(self, invocation: Invocation) -> BackendResponse: ...
+    async def invoke(self, invocation: EndpointRequest) -> BackendResponse: ...
 
     def ready(self) -> bool | None:
         """Ready as last seen (None: not checked yet)."""
@@ -143,7 +144,7 @@ class EngineBackend:
         name = self.dialect or dialect_name_for_body(body, self.inputs_dialect)
         return dialect_named(name, self.engine.name)
 
-    async def invoke(self, invocation: Invocation) -> BackendResponse:
+    async def invoke(self, invocation: EndpointRequest) -> BackendResponse:
         health = self.engine.health()
         if not health.ready:
             raise BackendNotReady(health.detail or f"engine {self.engine.name} is {health.state}")
@@ -165,7 +166,7 @@ class EngineBackend:
             request = dialect.parse(invocation.content_type, invocation.body, invocation.request_id)
         except ContainerRejected as rejected:
             return reply_response(rejected.reply, headers)
-        events = self.engine.generate(request.generation)
+        events = generate(self.engine, request.generation)
         try:
             first = await anext(events)
             input_tokens = self.engine.count_tokens(request.generation)
@@ -317,7 +318,7 @@ class HttpContainerBackend:
             raise BackendNotReady(f"GET /ping: {state}")
         self._fresh_until[url] = now + PING_FRESH_S
 
-    async def invoke(self, invocation: Invocation) -> BackendResponse:
+    async def invoke(self, invocation: EndpointRequest) -> BackendResponse:
         url = self.url_for(invocation.instance)
         await self.ping(url)
         headers = _forwarded_headers(invocation)
@@ -355,7 +356,7 @@ async def _body_chunks(response: aiohttp.ClientResponse) -> AsyncGenerator[bytes
             response.close()
 
 
-def _forwarded_headers(invocation: Invocation) -> dict[str, str]:
+def _forwarded_headers(invocation: EndpointRequest) -> dict[str, str]:
     # SageMaker strips headers that are not in the API. Which of these it forwards to the
     # container is unverified; these are the ones a container can act on.
     headers = {"Accept-Encoding": "identity"}

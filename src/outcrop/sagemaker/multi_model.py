@@ -22,7 +22,12 @@ from typing import Any
 
 from outcrop.config import EngineSettings, LlamaCppSettings
 from outcrop.engines.base import Engine
-from outcrop.sagemaker.backends import BackendBroken, BackendResponse, EngineBackend, Invocation
+from outcrop.sagemaker.backends import (
+    BackendBroken,
+    BackendResponse,
+    EndpointRequest,
+    EngineBackend,
+)
 from outcrop.wire.errors import SageMakerValidationError
 
 EngineBuilder = Callable[[str, EngineSettings], Engine]
@@ -89,7 +94,7 @@ class MultiModelBackend:
             )
         return path
 
-    async def invoke(self, invocation: Invocation) -> BackendResponse:
+    async def invoke(self, invocation: EndpointRequest) -> BackendResponse:
         target = invocation.target_model
         if target is None:  # the router requires TargetModel on multi-model endpoints
             raise SageMakerValidationError("TargetModel is required for a multi-model endpoint.")

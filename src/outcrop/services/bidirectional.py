@@ -11,7 +11,7 @@ client goes away (the gateway closes the frames, which cancels everything the se
 After the last frame the response waits briefly for the client's end of input, so the client
 sees its stream end cleanly rather than reset.
 
-Event signatures: with verified credentials (`ctx.state["identity"].verified`, set by the
+Event signatures: with verified credentials (`ctx.call.identity.verified`, set by the
 authentication interceptor in `verify` mode) or a configured `event_signing_secret`, the chain
 seeded by the request's signature is verified; otherwise each frame's `:date` and
 `:chunk-signature` are only format-checked (`open` mode).
@@ -24,14 +24,15 @@ import base64
 import contextlib
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 
 from outcrop.catalog.resolver import ResolvedModel
 from outcrop.config import SpeechSettings
 from outcrop.engines.base import Engine, EngineError
-from outcrop.services.base import DuplexOperation, RequestContext, StreamResponse, picked_engine
+from outcrop.invocation.engines import picked_engine
+from outcrop.services.base import DuplexOperation, RequestContext, StreamResponse
 from outcrop.speech.models import SpeechModels, SpeechModelsUnavailable
 from outcrop.speech.protocol import ProtocolError
 from outcrop.speech.session import SessionOptions, SpeechSession
@@ -60,12 +61,6 @@ INPUT_TIMEOUT = "Timed out waiting for input events"
 # Unverified: Bedrock's message for a model without speech input on this operation.
 NOT_BIDIRECTIONAL = "The provided model does not support bidirectional streaming."
 END_OF_INPUT_GRACE_S = 2.0
-
-
-class _Verified(Protocol):
-    """What the authentication interceptor's verify mode leaves (`wire.sigv4.Verified`)."""
-
-    signing_key: bytes
 
 
 class _End:
@@ -114,8 +109,8 @@ class BidirectionalStreaming:
 
     def _chain(self, ctx: RequestContext) -> EventChain | None:
         """The signature chain to verify, or None to format-check frames only (open mode)."""
-        identity = ctx.state.get("identity")
-        verified: _Verified | None = getattr(identity, "verified", None)
+        identity = ctx.call.identity
+        verified = identity.verified if identity is not None else None
         secret = self.settings.event_signing_secret
         if verified is None and secret is None:
             return None

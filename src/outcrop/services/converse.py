@@ -8,10 +8,10 @@ ConverseStream's exception members (the gateway turns any other error into
 `internalServerException`, the stream's catch-all).
 
 A guardrail in the body (`guardrailConfig`, guardContent blocks) is applied through
-`services.guarded_converse.ConverseGuard`: the prompt before generation, the answer on the
+`invocation.guarded_converse.ConverseGuard`: the prompt before generation, the answer on the
 engine's events, `stopReason: guardrail_intervened` and `trace` in the answer. The service tier
 schedules the generation and the request metadata goes to the invocation log
-(`services.request_options`).
+(`invocation.request_options`).
 
 CountTokens counts a Converse input or an InvokeModel body with the served model's tokenizer
 (`Engine.count_tokens`), the same count an invocation of that input reports as input tokens.
@@ -40,29 +40,15 @@ from outcrop.dialects.converse import (
     response_fields,
 )
 from outcrop.dialects.registry import dialect_for
-from outcrop.engines.base import Engine, EngineError, EngineNotReady
+from outcrop.engines.base import EngineError, EngineNotReady
 from outcrop.guardrails.invoke import UNKNOWN_GUARDRAIL
-from outcrop.services.base import (
-    Operation,
-    RequestContext,
-    Response,
-    StreamResponse,
-    admit,
-    answering_engine,
-)
-from outcrop.services.bedrock_runtime import (
-    STREAMING_UNSUPPORTED,
-    BedrockRuntime,
-    _first_event,
-    _provider_model_name,
-    _record_usage,
-    count_input_tokens,
-    guarded_events,
-    translate_engine_error,
-)
-from outcrop.services.guarded_converse import ConverseGuard
-from outcrop.services.request_options import METADATA_STATE_KEY, tier_priority
-from outcrop.types import Finish, GenerationEvent, GenerationRequest, TokenEvent, ToolCallEvent
+from outcrop.invocation.errors import translate_engine_error
+from outcrop.invocation.guarded_converse import ConverseGuard
+from outcrop.invocation.pipeline import Generation, provider_model_name
+from outcrop.invocation.request_options import tier_priority
+from outcrop.services.base import Operation, RequestContext, Response, StreamResponse
+from outcrop.services.bedrock_runtime import STREAMING_UNSUPPORTED, BedrockRuntime
+from outcrop.types import Finish, TokenEvent, ToolCallEvent
 from outcrop.wire import eventstream
 from outcrop.wire.errors import (
     ModelErrorException,
@@ -91,23 +77,17 @@ class _Generation:
     encoder: ConverseEncoder
     output: CompletionBuilder | None = None
     """The native completion, gathered only for additionalModelResponseFieldPaths."""
-    first_byte_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class _Prepared:
-    resolved: ResolvedModel
-    engine: Engine
     parsed: ConverseInput
+    run: Generation
     guard: ConverseGuard | None = None
 
     @property
-    def request(self) -> GenerationRequest:
-        return self.parsed.request
-
-    def events(self) -> AsyncGenerator[GenerationEvent, None]:
-        """The engine's events, through the guardrail when there is one."""
-        return guarded_events(self.engine, self.request, self.resolved, self.guard)
+    def resolved(self) -> ResolvedModel:
+        return self.run.resolved
 
 
 class ConverseOperations:
@@ -133,12 +113,12 @@ class ConverseOperations:
         finish: Finish | None = None
         resource = prepared.resolved.model.model_id
         try:
-            async with aclosing(prepared.events()) as run:
+            async with aclosing(prepared.run.events()) as run:
                 async for event in run:
                     if isinstance(event, Finish):
                         finish = event
                     else:
-                        events += self._encode(ctx, generation, event)
+                        events += self._encode(prepared.run, generation, event)
         except ModelStreamErrorException as exc:
             # Converse has no stream: a model that fails part-way is a ModelErrorException.
             raise ModelErrorException(
@@ -159,32 +139,22 @@ class ConverseOperations:
         prepared = await self._prepare(ctx, streaming=True)
         if not prepared.resolved.model.streaming:
             raise ValidationException(STREAMING_UNSUPPORTED)
-        run = prepared.events()
         # The first event is awaited before the 200 goes out, so that failures before the first
         # byte (model not ready, context window, engine down) are HTTP errors, as on Bedrock.
-        first = await _first_event(run)
+        run = await prepared.run.prefetch()
         generation = self._generation(prepared)
 
         async def frames() -> AsyncGenerator[bytes, None]:
             async with aclosing(run):
                 for kind, payload in generation.encoder.start():
                     yield event_frame(kind, payload)
-                event: GenerationEvent = first
-                rest = aiter(run)
-                while True:
+                async for event in run.until_finish():
                     if isinstance(event, Finish):
                         for kind, payload in self._finish(ctx, prepared, generation, event):
                             yield event_frame(kind, payload)
-                        return
-                    for kind, payload in self._encode(ctx, generation, event):
-                        yield event_frame(kind, payload)
-                    try:
-                        event = await anext(rest)
-                    except StopAsyncIteration:
-                        raise ModelStreamErrorException(
-                            "The engine ended the stream without finishing.",
-                            original_status_code=500,
-                        ) from None
+                    else:
+                        for kind, payload in self._encode(prepared.run, generation, event):
+                            yield event_frame(kind, payload)
 
         return StreamResponse([("Content-Type", "application/vnd.amazon.eventstream")], frames())
 
@@ -207,7 +177,7 @@ class ConverseOperations:
             native = decode_json_body(base64.b64decode(counted["invokeModel"]["body"]))
             call = InvokeCall(ctx.request_id, resolved.model.model_id, streaming=False)
             request = dialect.parse(native, call).request
-        engine = self.runtime.engines[resolved.engine]
+        engine = self.runtime.invoker.engine(resolved)
         try:
             tokens = engine.count_tokens(request)
         except EngineNotReady as exc:
@@ -242,22 +212,14 @@ class ConverseOperations:
             # guardrail lets through (masked text included).
             parsed = parse_request(await guard.check_input(body), ctx.request_id)
         if parsed.request_metadata:
-            ctx.state[METADATA_STATE_KEY] = dict(parsed.request_metadata)
+            ctx.call.request_metadata = dict(parsed.request_metadata)
         priority = tier_priority((parsed.service_tier or {}).get("type"))
         if priority:
             parsed = dataclasses.replace(
                 parsed, request=dataclasses.replace(parsed.request, priority=priority)
             )
-        engine = self.runtime.engines[resolved.engine]
-        model_id = resolved.model.model_id
-        request = parsed.request
-        admit(
-            ctx,
-            model_id,
-            lambda: count_input_tokens(engine, request, model_id),
-            request.sampling.max_tokens,
-        )
-        return _Prepared(resolved, answering_engine(ctx, engine), parsed, guard)
+        run = self.runtime.invoker.start(ctx, resolved, parsed.request, guard)
+        return _Prepared(parsed, run, guard)
 
     @staticmethod
     def _generation(prepared: _Prepared) -> _Generation:
@@ -267,10 +229,9 @@ class ConverseOperations:
 
     @staticmethod
     def _encode(
-        ctx: RequestContext, generation: _Generation, event: TokenEvent | ToolCallEvent
+        run: Generation, generation: _Generation, event: TokenEvent | ToolCallEvent
     ) -> list[ConverseEvent]:
-        if generation.first_byte_ms is None:
-            generation.first_byte_ms = ctx.elapsed_ms()
+        run.output_started()
         if generation.output is not None:
             generation.output.add(event)
         if isinstance(event, ToolCallEvent):
@@ -280,7 +241,7 @@ class ConverseOperations:
     def _finish(
         self, ctx: RequestContext, prepared: _Prepared, generation: _Generation, finish: Finish
     ) -> list[ConverseEvent]:
-        _record_usage(ctx, finish.input_tokens, finish.output_tokens, generation.first_byte_ms)
+        prepared.run.finished(finish)
         parsed = prepared.parsed
         fields: dict[str, Any] | None = None
         if generation.output is not None:
@@ -341,11 +302,11 @@ class ConverseOperations:
             return {}
         body = {
             "anthropic_version": ANTHROPIC_VERSION,
-            "max_tokens": prepared.request.sampling.max_tokens,
+            "max_tokens": prepared.parsed.request.sampling.max_tokens,
             "messages": [{"role": "user", "content": "."}],
         }
         invocation = dialect.parse(body, InvokeCall(ctx.request_id, model.model_id))
-        return invocation.response(output, _provider_model_name(prepared.resolved))
+        return invocation.response(output, provider_model_name(prepared.resolved))
 
 
 def event_frame(kind: str, payload: Mapping[str, Any]) -> bytes:

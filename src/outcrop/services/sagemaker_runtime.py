@@ -29,6 +29,7 @@ from typing import Any
 from outcrop.config import EngineSettings, SageMakerSettings
 from outcrop.engines.base import Engine
 from outcrop.engines.factory import build_engine
+from outcrop.invocation.engines import picked_engine
 from outcrop.sagemaker.async_inference import AsyncStorage
 from outcrop.sagemaker.backends import (
     CLOSED_SESSION_HEADER,
@@ -38,23 +39,17 @@ from outcrop.sagemaker.backends import (
     BackendBroken,
     BackendNotReady,
     BackendResponse,
+    EndpointRequest,
     EngineBackend,
     HttpClient,
     HttpContainerBackend,
-    Invocation,
     StreamBroken,
 )
 from outcrop.sagemaker.capacity import InstancePool, Slot
 from outcrop.sagemaker.endpoints import EndpointRegistry, Route, RouteRequest
 from outcrop.sagemaker.multi_model import MultiModelBackend
 from outcrop.sagemaker.sessions import NEW_SESSION, Session, SessionTable, parse_new_session
-from outcrop.services.base import (
-    Operation,
-    RequestContext,
-    Response,
-    StreamResponse,
-    picked_engine,
-)
+from outcrop.services.base import Operation, RequestContext, Response, StreamResponse
 from outcrop.wire import eventstream
 from outcrop.wire.errors import (
     AwsError,
@@ -320,7 +315,7 @@ class SageMakerRuntime:
         self, ctx: RequestContext, target: Target, slot: Slot, deadline: float
     ) -> BackendResponse:
         route = target.route
-        invocation = Invocation(
+        invocation = EndpointRequest(
             request_id=ctx.request_id,
             body=ctx.body,
             content_type=_param(ctx, "ContentType"),

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from outcrop.engines.base import Engine, EngineError
+from outcrop.invocation.engines import generate
 from outcrop.speech import protocol as p
 from outcrop.speech.audio import StreamResampler, chunked, duration_s
 from outcrop.speech.models import SpeechModels, SpeechModelsUnavailable
@@ -335,7 +336,7 @@ class SpeechSession:
             picked = self.turn_engine() if self.turn_engine is not None else None
             engine = picked if picked is not None else self.engine
             try:
-                async with aclosing(engine.generate(self._request())) as events:
+                async with aclosing(generate(engine, self._request())) as events:
                     async for event in events:
                         if isinstance(event, TokenEvent):
                             spoken, call = scanner.feed(event.text)

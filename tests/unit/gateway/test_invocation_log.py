@@ -13,8 +13,8 @@ from botocore.credentials import Credentials
 
 from outcrop.app import OutcropApp
 from outcrop.config import InvocationLogSettings, ScriptedSettings, Settings
-from outcrop.gateway.auth import Identity
 from outcrop.gateway.invocation_log import invocation_entry
+from outcrop.invocation.context import Identity
 from outcrop.services.base import RequestContext
 from tests.asgi_driver import call
 
@@ -126,7 +126,7 @@ async def test_bodies_when_configured(tmp_path: Path) -> None:
 
 def test_principal_from_the_authentication_interceptor() -> None:
     ctx = RequestContext("r-1", "InvokeModel", {"modelId": HAIKU}, BODY)
-    ctx.state["identity"] = Identity(
+    ctx.call.identity = Identity(
         "arn:aws:iam::123456789012:user/alice", "sigv4", "eu-west-1", "AKIDALICE"
     )
     ctx.record.error_code = "AccessDeniedException"

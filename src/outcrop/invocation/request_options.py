@@ -13,7 +13,7 @@ setting and request metadata.
   8,500 characters; Converse's `requestMetadata` member) is checked against the service model's
   `RequestMetadata` map (1-16 entries, keys of 1-256 and values of 0-256 characters from
   `[a-zA-Z0-9\\s:_@$#=/+,-.]`) and handed to the invocation log as
-  `ctx.state["request_metadata"]` (a `dict[str, str]`).
+  `ctx.call.request_metadata` (a `dict[str, str]`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any
 
 from botocore.model import Shape
 
-from outcrop.services.base import RequestContext
+from outcrop.invocation.context import RequestContext
 from outcrop.types import GenerationRequest
 from outcrop.wire.errors import ValidationException
 from outcrop.wire.jsonbody import coral_message, value_violations
@@ -33,9 +33,6 @@ from outcrop.wire.restjson import ServiceSpec
 
 TIER_PRIORITY = {"priority": -1, "default": 0, "reserved": 0, "flex": 1}
 """Scheduling priority of each service tier (lower runs first)."""
-
-METADATA_STATE_KEY = "request_metadata"
-"""Where the parsed request metadata is kept in `RequestContext.state`."""
 
 # Wording unverified: what Bedrock says when the header is not a JSON object of strings.
 METADATA_NOT_JSON = "The request metadata must be a JSON object whose keys and values are strings."
@@ -76,7 +73,7 @@ def with_request_options(ctx: RequestContext, request: GenerationRequest) -> Gen
     """Record InvokeModel's request metadata and schedule `request` by its service tier."""
     raw = ctx.params.get("requestMetadata")
     if raw is not None:
-        ctx.state[METADATA_STATE_KEY] = parse_metadata_header(str(raw))
+        ctx.call.request_metadata = parse_metadata_header(str(raw))
     priority = tier_priority(ctx.params.get("serviceTier"))
     if priority != request.priority:
         request = dataclasses.replace(request, priority=priority)

@@ -7,7 +7,7 @@ passes things through it:
    generation. Blocked: the model is never called and the answer is the guardrail's
    `blockedInputMessaging`, rendered by the model family's dialect like any answer. Masked: the
    model sees the masked prompt.
-2. `events` (from `services.guard.Guard`) wraps the engine's events and checks the answer,
+2. `events` (from `invocation.guard.Guard`) wraps the engine's events and checks the answer,
    whole or in chunks, synchronously or asynchronously (`amazon-bedrock-guardrailConfig`
    `streamProcessingMode`).
 3. `stream_encoder` marks each streamed text object with `amazon-bedrock-guardrailAction`
@@ -31,7 +31,7 @@ from outcrop.guardrails.assess import Segment, apply_masks
 from outcrop.guardrails.invoke import UNKNOWN_GUARDRAIL, InvokeGuardrailRequest, untag
 from outcrop.guardrails.runtime import Guardrails, ResolvedGuardrail
 from outcrop.guardrails.shapes import invoke_trace
-from outcrop.services.guard import Guard, Render
+from outcrop.invocation.guard import Guard, Render
 from outcrop.types import (
     ChatMessage,
     Finish,

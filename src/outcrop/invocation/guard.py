@@ -10,7 +10,7 @@ complete. When a chunk is blocked, generation stops and the rest of the answer i
 `blockedOutputsMessaging`, followed by a normal finish, so the family's encoder ends the stream
 as it ends every stream. Reasoning and tool calls pass through unchecked, in order.
 
-`InvokeGuard` (services.guarded_invoke) and `ConverseGuard` (services.guarded_converse) add how
+`InvokeGuard` (invocation.guarded_invoke) and `ConverseGuard` (invocation.guarded_converse) add how
 each API selects the text to check and where the guardrail's results go in the response.
 """
 

@@ -13,7 +13,7 @@ Converse names its guardrail in the body: `guardrailConfig` with `guardrailIdent
 
 A blocked prompt is never sent to the model; a masked one is sent masked (`check_input`
 returns the body the Converse dialect should parse). The answer is checked by
-`services.guard.Guard.events`. When the guardrail intervened, Converse reports
+`invocation.guard.Guard.events`. When the guardrail intervened, Converse reports
 `stopReason: guardrail_intervened` (recorded for masked answers too) and, when tracing, `trace`
 (`guardrails.shapes.converse_trace`: `inputAssessment`, `outputAssessments`, `modelOutput`
 when the answer was changed, `actionReason`).
@@ -32,7 +32,7 @@ from outcrop.guardrails.assess import Segment, apply_masks, guarded_by
 from outcrop.guardrails.invoke import INCORRECT_FORMAT, UNKNOWN_GUARDRAIL
 from outcrop.guardrails.runtime import Guardrails, ResolvedGuardrail
 from outcrop.guardrails.shapes import converse_trace
-from outcrop.services.guard import Guard, Render
+from outcrop.invocation.guard import Guard, Render
 from outcrop.wire.errors import ValidationException
 
 GUARDRAIL_INTERVENED = "guardrail_intervened"
