@@ -45,7 +45,6 @@ from outcrop.wire.errors import (
 )
 
 ALGORITHM = "AWS4-HMAC-SHA256"
-EVENT_ALGORITHM = "AWS4-HMAC-SHA256-PAYLOAD"
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 STREAMING_EVENTS_PAYLOAD = "STREAMING-AWS4-HMAC-SHA256-EVENTS"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
@@ -533,46 +532,3 @@ def verify_signature(
     if match is None:
         raise InvalidSignatureException(SIGNATURE_MISMATCH)
     return match
-
-
-# -- signed event streams (InvokeModelWithBidirectionalStream input) ----------------------------
-
-
-def encode_date_header(date_ms: int) -> bytes:
-    """The `:date` header of an outer frame as encoded on the wire (type 8, int64 ms)."""
-    return b"\x05:date\x08" + date_ms.to_bytes(8, "big", signed=True)
-
-
-@dataclass(slots=True)
-class EventSignatureChain:
-    """Verifies the `:chunk-signature` of each signed outer frame, in arrival order.
-
-    Seeded with the request's signature; each frame's string to sign names the previous
-    signature, the hash of its encoded `:date` header and the hash of its payload (the
-    complete inner message as received; never re-encode it). The chain advances only on
-    success. An empty payload is the client's final frame.
-    """
-
-    previous: str
-    key: bytes
-    credential: CredentialScope
-
-    def verify(self, date_ms: int, chunk_signature: bytes, payload: bytes) -> bool:
-        stamp = dt.datetime.fromtimestamp(date_ms / 1000, tz=dt.UTC).strftime(AMZ_DATE_FORMAT)
-        # Signing keys are per day: a frame dated on another day than the request's scope
-        # is signed with that day's key (unverified edge; SDK sessions rarely span midnight).
-        text = "\n".join(
-            [
-                EVENT_ALGORITHM,
-                stamp,
-                f"{stamp[:8]}/{self.credential.region}/{self.credential.service}/aws4_request",
-                self.previous,
-                hashlib.sha256(encode_date_header(date_ms)).hexdigest(),
-                hashlib.sha256(payload).hexdigest(),
-            ]
-        )
-        expected = sign(self.key, text)
-        ok = hmac.compare_digest(expected, chunk_signature.hex())
-        if ok:
-            self.previous = expected
-        return ok
