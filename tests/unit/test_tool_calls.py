@@ -10,8 +10,8 @@ from outcrop.engines.tool_calls import (
     CALL_OPEN,
     ToolCallParser,
     answers_tool_results,
-    prompt_request,
     render_call,
+    tools_in_prompt,
     tools_prompt,
 )
 from outcrop.types import (
@@ -127,7 +127,7 @@ def test_prompt_request_renders_tool_turns() -> None:
         tools=(WEATHER,),
     )
     assert answers_tool_results(request)
-    rendered = prompt_request(request).messages
+    rendered = tools_in_prompt(request).messages
     assert rendered[0].text.startswith("Be brief.\n\nYou can call these tools:")
     assert rendered[0].text.endswith("Now answer the user in text, using the tool results.")
     assert rendered[2].text == "Checking.\n" + render_call("get_weather", '{"city": "Oslo"}')
@@ -137,4 +137,4 @@ def test_prompt_request_renders_tool_turns() -> None:
 
 def test_requests_without_tools_are_unchanged() -> None:
     request = GenerationRequest((ChatMessage("user", "Hi"),), SamplingParams(max_tokens=5))
-    assert prompt_request(request) is request
+    assert tools_in_prompt(request) is request

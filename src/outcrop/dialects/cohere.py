@@ -37,7 +37,7 @@ from outcrop.dialects.base import (
     invocation_metrics,
     new_uuid,
 )
-from outcrop.dialects.prompts import prompt_request
+from outcrop.dialects.prompts import completion_request
 from outcrop.dialects.schema import Field, check_object, check_value, malformed
 from outcrop.types import (
     ChatMessage,
@@ -417,7 +417,7 @@ class CommandDialect:
             raise NotImplementedYet(
                 "Outcrop serves num_generations = 1 only; send one request per generation."
             )
-        request = prompt_request(body["prompt"], _sampling(body), call.request_id)
+        request = completion_request(body["prompt"], _sampling(body), call.request_id)
         return CommandInvocation(
             request, body["prompt"], call.request_id, token_stream=bool(body.get("stream"))
         )

@@ -25,7 +25,7 @@ from outcrop.dialects.base import (
     Obj,
     invocation_metrics,
 )
-from outcrop.dialects.prompts import prompt_request
+from outcrop.dialects.prompts import completion_request
 from outcrop.dialects.schema import Field, check_object, check_value, malformed
 from outcrop.types import (
     Finish,
@@ -135,5 +135,5 @@ class DeepSeekDialect:
             stop_sequences=tuple(body.get("stop") or ()),
         )
         reasoning = ReasoningConfig() if self.reasons else None
-        request = prompt_request(body["prompt"], sampling, call.request_id, reasoning=reasoning)
+        request = completion_request(body["prompt"], sampling, call.request_id, reasoning=reasoning)
         return DeepSeekInvocation(request)

@@ -25,7 +25,7 @@ from outcrop.dialects.base import (
     TextOnlyEncoder,
     invocation_metrics,
 )
-from outcrop.dialects.prompts import prompt_request
+from outcrop.dialects.prompts import completion_request
 from outcrop.dialects.schema import Field, check_object, malformed
 from outcrop.types import Finish, GenerationRequest, SamplingParams, StopReason, Usage
 from outcrop.wire.errors import ValidationException
@@ -121,4 +121,4 @@ class LlamaDialect:
             temperature=None if temperature is None else float(temperature),
             top_p=None if top_p is None else float(top_p),
         )
-        return LlamaInvocation(prompt_request(body["prompt"], sampling, call.request_id))
+        return LlamaInvocation(completion_request(body["prompt"], sampling, call.request_id))

@@ -36,7 +36,7 @@ from outcrop.dialects.base import (
     invocation_metrics,
     new_uuid,
 )
-from outcrop.dialects.prompts import prompt_request
+from outcrop.dialects.prompts import completion_request
 from outcrop.dialects.schema import Field, check_object, check_value, malformed
 from outcrop.types import (
     Finish,
@@ -151,7 +151,7 @@ class MistralTextDialect:
         problems = check_object(body, TEXT_FIELDS) or _check_stops(body)
         if problems:
             raise malformed(problems)
-        request = prompt_request(body["prompt"], _sampling(body), call.request_id)
+        request = completion_request(body["prompt"], _sampling(body), call.request_id)
         return MistralTextInvocation(request)
 
 

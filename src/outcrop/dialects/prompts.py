@@ -13,7 +13,7 @@ actually serves, so:
 * a prompt with no chat markup is plain text, which Bedrock's models simply continue; it goes to
   the engine as `GenerationRequest.raw_prompt` (no chat template), as on Bedrock.
 
-`prompt_request` makes that choice; the `split_*` functions are the individual formats.
+`completion_request` makes that choice; the `split_*` functions are the individual formats.
 """
 
 from __future__ import annotations
@@ -158,7 +158,7 @@ def split_chat_prompt(prompt: str) -> Turns | None:
     return None
 
 
-def prompt_request(
+def completion_request(
     prompt: str,
     sampling: SamplingParams,
     request_id: str,

@@ -67,7 +67,7 @@ from outcrop.engines.base import (
 from outcrop.engines.chat_template import ChatTemplate, render_prompt, template_for_model
 from outcrop.engines.default_model import default_model_path
 from outcrop.engines.scheduling import PriorityTurn
-from outcrop.engines.tool_calls import parse_tool_calls, prompt_request
+from outcrop.engines.tool_calls import parse_tool_calls, tools_in_prompt
 from outcrop.engines.tool_grammar import GrammarSampler, TokenSampler, ToolGrammar, grammar_for
 from outcrop.types import (
     EngineHealth,
@@ -528,12 +528,12 @@ class LlamaCppEngine(Engine):
     def count_tokens(self, request: GenerationRequest) -> int:
         """Tokens of the templated prompt (BOS included), exactly what generation evaluates."""
         model, template = self._ready()
-        return len(model.tokenize(render_prompt(prompt_request(request), template)))
+        return len(model.tokenize(render_prompt(tools_in_prompt(request), template)))
 
     def generate(self, request: GenerationRequest) -> AsyncGenerator[GenerationEvent, None]:
         """Validate `request` now (raising before any event), then stream its generation."""
         model, template = self._ready()
-        prompt_tokens = model.tokenize(render_prompt(prompt_request(request), template))
+        prompt_tokens = model.tokenize(render_prompt(tools_in_prompt(request), template))
         if not prompt_tokens:  # only possible for a model without BOS and an empty raw prompt
             raise EngineError("the prompt is empty: there is nothing to continue")
         room = model.n_ctx - len(prompt_tokens)

@@ -2,7 +2,7 @@
 
 This module owns the plain-text protocol between Outcrop and a local model (llama.cpp engine):
 
-- **Prompt.** `prompt_request` adds the offered tools to the system text (name, description and
+- **Prompt.** `tools_in_prompt` adds the offered tools to the system text (name, description and
   JSON schema of each, and how to call one) and renders earlier turns' tool calls and tool
   results as text the model can read, so a conversation with tool use fits any chat template.
 - **Calls.** A call is written as::
@@ -89,7 +89,7 @@ def tools_prompt(tools: Sequence[ToolSpec], choice: ToolChoice) -> str:
     return "\n".join(lines)
 
 
-def prompt_request(request: GenerationRequest) -> GenerationRequest:
+def tools_in_prompt(request: GenerationRequest) -> GenerationRequest:
     """`request` with tools, tool calls and tool results written into its message texts.
 
     Requests without tools and without tool turns are returned unchanged.

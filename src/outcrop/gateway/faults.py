@@ -30,9 +30,9 @@ from weakref import WeakKeyDictionary
 
 from outcrop.config.security import FaultRuleSettings
 from outcrop.gateway.asgi import AbortConnection
+from outcrop.gateway.call_facts import is_streaming, model_key, principal_of
 from outcrop.gateway.interceptors import BaseInterceptor
 from outcrop.gateway.rules import Rule, RuleRegistry
-from outcrop.gateway.subjects import is_streaming, model_key, principal_of
 from outcrop.invocation.context import RequestContext
 from outcrop.wire import errors
 from outcrop.wire.errors import AwsError

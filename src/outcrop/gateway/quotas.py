@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from weakref import WeakKeyDictionary
 
 from outcrop.config.security import QuotaSettings
+from outcrop.gateway.call_facts import is_streaming, model_key, principal_of
 from outcrop.gateway.interceptors import BaseInterceptor
-from outcrop.gateway.subjects import is_streaming, model_key, principal_of
 from outcrop.invocation.context import RequestContext
 from outcrop.wire.errors import ServiceQuotaExceededException, ThrottlingException
 

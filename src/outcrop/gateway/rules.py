@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from outcrop.config.security import RuleMatchSettings
-from outcrop.gateway.subjects import prompt_text
+from outcrop.gateway.call_facts import prompt_text
 
 
 @dataclass(slots=True)

@@ -25,10 +25,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from outcrop.config.scripted import ScriptedResponseSettings
+from outcrop.gateway.call_facts import model_key, principal_of
 from outcrop.gateway.interceptors import BaseInterceptor
 from outcrop.gateway.rule_admin import RuleAdmin, RuleApi
 from outcrop.gateway.rules import RuleRegistry
-from outcrop.gateway.subjects import model_key, principal_of
 from outcrop.invocation.context import RequestContext, ScriptedAnswer
 
 GENERATING = frozenset(

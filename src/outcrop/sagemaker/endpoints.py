@@ -104,7 +104,7 @@ class EndpointSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class Route:
+class Destination:
     """Where one invocation goes."""
 
     endpoint: EndpointSpec
@@ -176,7 +176,7 @@ class EndpointRegistry:
             self.on_created(spec)
         return spec
 
-    def route(self, request: RouteRequest) -> Route:
+    def route(self, request: RouteRequest) -> Destination:
         endpoint = self.get(request.endpoint)
         if request.target_model is not None and not endpoint.multi_model:
             # Real SageMaker's wording for endpoints that are not multi-model endpoints.
@@ -201,11 +201,11 @@ class EndpointRegistry:
                     f"{endpoint.name}."
                 )
             variant = endpoint.variant(component.variant) or endpoint.variants[0]
-            return Route(endpoint, variant, component.container, component)
+            return Destination(endpoint, variant, component.container, component)
         if request.inference_component is not None:
             raise SageMakerValidationError(IC_NOT_ALLOWED)
         variant = self._variant(endpoint, request.target_variant)
-        return Route(endpoint, variant, self._container(endpoint, variant, request))
+        return Destination(endpoint, variant, self._container(endpoint, variant, request))
 
     def _variant(self, endpoint: EndpointSpec, target: str | None) -> VariantSpec:
         if target is not None:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from outcrop.sagemaker.endpoints import Route
+from outcrop.sagemaker.endpoints import Destination
 from outcrop.wire.errors import SageMakerValidationError
 
 NEW_SESSION = "NEW_SESSION"
@@ -24,7 +24,7 @@ EXPIRES_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 @dataclass(frozen=True, slots=True)
 class Session:
     session_id: str
-    route: Route
+    route: Destination
     instance: int
     expires_at: float
     """Wall-clock seconds since the epoch."""
@@ -71,7 +71,9 @@ class SessionTable:
     def now(self) -> float:
         return self._clock()
 
-    def open(self, session_id: str, route: Route, instance: int, expires_at: float) -> Session:
+    def open(
+        self, session_id: str, route: Destination, instance: int, expires_at: float
+    ) -> Session:
         session = Session(session_id, route, instance, expires_at)
         self._sessions[session_id] = session
         return session

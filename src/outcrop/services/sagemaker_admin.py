@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, Protocol
 
-from outcrop.sagemaker.endpoints import ContainerSpec, EndpointSpec, Route, VariantSpec
+from outcrop.sagemaker.endpoints import ContainerSpec, Destination, EndpointSpec, VariantSpec
 from outcrop.services.base import Response
 from outcrop.services.sagemaker_runtime import SageMakerRuntime
 from outcrop.wire.errors import UnknownOperationException
@@ -84,7 +84,7 @@ class EndpointAdmin:
                     "VariantName": c.variant,
                     "Copies": c.copies,
                     "Container": self._container(
-                        Route(
+                        Destination(
                             endpoint,
                             endpoint.variant(c.variant) or endpoint.variants[0],
                             c.container,
@@ -92,7 +92,7 @@ class EndpointAdmin:
                         ),
                     ),
                     "InFlight": self._in_flight(
-                        Route(endpoint, endpoint.variants[0], c.container, c)
+                        Destination(endpoint, endpoint.variants[0], c.container, c)
                     ),
                 }
                 for c in endpoint.components.values()
@@ -111,7 +111,7 @@ class EndpointAdmin:
 
     def _variant(self, endpoint: EndpointSpec, variant: VariantSpec) -> dict[str, Any]:
         first = next(iter(variant.containers.values()))
-        route = Route(endpoint, variant, first)
+        route = Destination(endpoint, variant, first)
         return {
             "VariantName": variant.name,
             "CurrentWeight": variant.weight,
@@ -122,19 +122,19 @@ class EndpointAdmin:
                 "MaxConcurrentInvocationsPerInstance": variant.per_instance,
                 "InvocationMode": "Direct" if variant.direct else "Single",
                 "Containers": [
-                    self._container(Route(endpoint, variant, c))
+                    self._container(Destination(endpoint, variant, c))
                     for c in variant.containers.values()
                 ],
                 "InFlight": self._in_flight(route),
             },
         }
 
-    def _container(self, route: Route) -> dict[str, Any]:
+    def _container(self, route: Destination) -> dict[str, Any]:
         container: ContainerSpec = route.container
         backend = self.runtime.backend(route)
         return {"ContainerHostname": container.hostname, **backend.describe()}
 
-    def _in_flight(self, route: Route) -> list[int]:
+    def _in_flight(self, route: Destination) -> list[int]:
         return list(self.runtime.pool(route).in_flight)
 
 

@@ -46,7 +46,7 @@ from outcrop.sagemaker.backends import (
     StreamBroken,
 )
 from outcrop.sagemaker.capacity import InstancePool, Slot
-from outcrop.sagemaker.endpoints import EndpointRegistry, Route, RouteRequest
+from outcrop.sagemaker.endpoints import Destination, EndpointRegistry, RouteRequest
 from outcrop.sagemaker.multi_model import MultiModelBackend
 from outcrop.sagemaker.sessions import NEW_SESSION, Session, SessionTable, parse_new_session
 from outcrop.services.base import Operation, RequestContext, Response, StreamResponse
@@ -74,7 +74,7 @@ _CREDENTIAL_REGION = re.compile(r"Credential=[^/,\s]+/\d{8}/([a-z0-9-]+)/")
 class Target:
     """A routed invocation: where it goes and which instance (if pinned) serves it."""
 
-    route: Route
+    route: Destination
     instance: int | None = None
     session: Session | None = None
 
@@ -258,14 +258,14 @@ class SageMakerRuntime:
         )
         return Target(route)
 
-    def pool(self, route: Route) -> InstancePool:
+    def pool(self, route: Destination) -> InstancePool:
         pool = self._pools.get(route.pool_key)
         if pool is None:
             instances, per_instance = route.capacity
             pool = self._pools[route.pool_key] = InstancePool(instances, per_instance)
         return pool
 
-    def backend(self, route: Route) -> Backend:
+    def backend(self, route: Destination) -> Backend:
         container = route.container
         key = (*route.pool_key, container.hostname)
         backend = self._backends.get(key)
@@ -355,7 +355,9 @@ class SageMakerRuntime:
                 log_stream_arn=self.log_stream_arn(ctx, route),
             ) from None
 
-    async def _read_body(self, response: BackendResponse, route: Route, deadline: float) -> bytes:
+    async def _read_body(
+        self, response: BackendResponse, route: Destination, deadline: float
+    ) -> bytes:
         parts: list[bytes] = []
         size = 0
         keep = SYNC_PAYLOAD_MAX + 1 if 200 <= response.status < 300 else ERROR_BODY_KEEP
@@ -377,7 +379,7 @@ class SageMakerRuntime:
     async def _frames(
         self,
         ctx: RequestContext,
-        route: Route,
+        route: Destination,
         response: BackendResponse,
         deadline: float,
         lease: _Lease,
@@ -497,13 +499,13 @@ class SageMakerRuntime:
         found = _CREDENTIAL_REGION.search(ctx.header("authorization") or "")
         return found.group(1) if found else self.settings.region
 
-    def log_stream_arn(self, ctx: RequestContext, route: Route) -> str:
+    def log_stream_arn(self, ctx: RequestContext, route: Destination) -> str:
         return (
             f"arn:aws:logs:{self.region(ctx)}:{self.settings.account_id}:log-group:"
             f"/aws/sagemaker/Endpoints/{route.endpoint.name}"
         )
 
-    def _received(self, ctx: RequestContext, route: Route, what: str, message: str) -> str:
+    def _received(self, ctx: RequestContext, route: Destination, what: str, message: str) -> str:
         # Real SageMaker's format: 'Received client error (400) from primary with message
         # "<container body>". See https://<region>.console.aws.amazon.com/cloudwatch/home?...
         # in account <id> for more information.'
@@ -516,7 +518,7 @@ class SageMakerRuntime:
         )
 
     def model_error(
-        self, ctx: RequestContext, route: Route, status: int, body: bytes
+        self, ctx: RequestContext, route: Destination, status: int, body: bytes
     ) -> ModelError:
         text = body.decode("utf-8", "replace")
         side = "client" if status < 500 else "server"
@@ -527,7 +529,7 @@ class SageMakerRuntime:
             log_stream_arn=self.log_stream_arn(ctx, route),
         )
 
-    def timeout_error(self, route: Route) -> ModelError:
+    def timeout_error(self, route: Destination) -> ModelError:
         # Real SageMaker's wording (as quoted from a ModelError by the AWS Java SDK, whose
         # message has no closing quote and no CloudWatch link).
         hostname = route.container.hostname

@@ -25,7 +25,7 @@ from outcrop.wire.errors import SERVICE_ERRORS, ServiceErrors
 
 
 @dataclass(frozen=True, slots=True)
-class Route:
+class OperationRoute:
     """One operation's URI template compiled to a regex over the still-encoded path."""
 
     operation: OperationModel
@@ -165,7 +165,7 @@ class ServiceSpec:
         return operation.get_event_stream_output() is not None
 
     @staticmethod
-    def _compile(operation: OperationModel) -> Route:
+    def _compile(operation: OperationModel) -> OperationRoute:
         uri = operation.http["requestUri"].split("?", 1)[0]
         labels: list[str] = []
         regex = ""
@@ -180,7 +180,9 @@ class ServiceSpec:
             else:
                 literal += len(part)
                 regex += re.escape(part)
-        return Route(operation, operation.http["method"], re.compile(regex), tuple(labels), literal)
+        return OperationRoute(
+            operation, operation.http["method"], re.compile(regex), tuple(labels), literal
+        )
 
 
 def _check_string(name: str, shape: Shape, value: str) -> list[str]:
