@@ -33,7 +33,13 @@ from outcrop.engines.deadline import DeadlineEngine
 from outcrop.engines.embeddings import BertEmbedder
 from outcrop.engines.factory import build_engine
 from outcrop.gateway.auth import Authenticator
-from outcrop.gateway.dispatch import Gateway, LocalHandler, LocalRequest, service_binding
+from outcrop.gateway.dispatch import (
+    Gateway,
+    LocalHandler,
+    LocalRequest,
+    ServiceBinding,
+    service_binding,
+)
 from outcrop.gateway.fault_admin import FaultAdmin
 from outcrop.gateway.faults import FaultInjector, FaultRegistry
 from outcrop.gateway.interceptors import Interceptor
@@ -135,7 +141,27 @@ class OutcropApp:
         self.sagemaker = SageMakerRuntime(
             settings.sagemaker, self.engines, engine_settings=settings.engines
         )
-        services = [
+        self.metrics = Metrics(self.engines, settings.aliases)
+        self.invocation_log = InvocationLog.from_settings(settings.invocation_log)
+        self.faults = FaultRegistry()
+        for rule in settings.faults:
+            self.faults.add(rule)
+        self.responses = ResponseRegistry()
+        self.endpoint_admin = EndpointAdmin(self.sagemaker)
+        self.gateway = Gateway(
+            self._services(),
+            self._interceptors(),
+            self._local_routes(),
+            self.endpoint_admin.prefix_routes(),
+            on_startup=self._startup,
+            on_shutdown=self.close,
+        )
+        self._start_tasks: list[asyncio.Task[None]] = []
+
+    def _services(self) -> list[ServiceBinding]:
+        """The AWS services served, matched in this order."""
+        region = self.settings.server.region
+        return [
             service_binding(
                 "bedrock-runtime",
                 {
@@ -158,31 +184,19 @@ class OutcropApp:
                 internal_error=InternalStreamFailure,
             ),
         ]
-        self.metrics = Metrics(self.engines, settings.aliases)
-        self.invocation_log = InvocationLog.from_settings(settings.invocation_log)
-        self.faults = FaultRegistry()
-        for rule in settings.faults:
-            self.faults.add(rule)
-        self.responses = ResponseRegistry()
-        endpoints = EndpointAdmin(self.sagemaker)
-        local_routes: dict[tuple[str, str], LocalHandler] = {
+
+    def _local_routes(self) -> dict[tuple[str, str], LocalHandler]:
+        """Health, metrics and the admin APIs, by exact path."""
+        settings = self.settings
+        return {
             ("GET", "/_outcrop/health"): self._health_route,
             ("GET", "/metrics"): self.metrics.route,
-            **endpoints.routes(),
+            **self.endpoint_admin.routes(),
             **FaultAdmin(self.faults, _admin_api(settings, settings.admin.faults_api)).routes(),
             **ResponseAdmin(
                 self.responses, _admin_api(settings, settings.admin.responses_api)
             ).routes(),
         }
-        self.gateway = Gateway(
-            services,
-            self._interceptors(),
-            local_routes,
-            endpoints.prefix_routes(),
-            on_startup=self._startup,
-            on_shutdown=self.close,
-        )
-        self._start_tasks: list[asyncio.Task[None]] = []
 
     def _interceptors(self) -> list[Interceptor]:
         settings = self.settings
