@@ -1,5 +1,6 @@
 """Recorded real Converse / ConverseStream traffic (tests/fixtures/converse_recordings/, copied
-from reference/recordings/): reading it, and comparing our events' keys and types with it."""
+from the public recordings docs/recordings.md describes): reading it, and comparing our events'
+keys and types with it."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """Reading the decoded recordings of real Bedrock traffic (tests/fixtures/recordings/, copied
-from reference/recordings/) and comparing our objects' structure with them.
+from the public recordings docs/recordings.md describes) and comparing our objects' structure
+with them.
 
 `stream_objects` / `response_body` pull the model JSON objects out of one recorded interaction;
 `nr_stream` reads one section of New Relic's `nr_streamed.txt`. `shape` reduces a JSON value to

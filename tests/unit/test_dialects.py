@@ -136,7 +136,7 @@ EXPECTED = {
     "minimax.": GptOssDialect,
     "moonshot.": GptOssDialect,
 }
-# Text models whose InvokeModel body the reference does not describe.
+# Text models whose InvokeModel body docs/dialects.md does not describe.
 UNDESCRIBED = ("writer.palmyra-", "twelvelabs.pegasus-")
 
 

@@ -34,7 +34,7 @@ def message(dialect: Any, body: dict[str, Any]) -> str:
     return raised.value.message
 
 
-# -- verbatim messages captured from Bedrock (reference/dialects.md §4) ------------------------
+# -- verbatim messages captured from Bedrock (docs/dialects.md §4) ------------------------
 
 
 def test_titan_style_body_sent_to_cohere() -> None:

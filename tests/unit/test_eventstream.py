@@ -15,7 +15,7 @@ from botocore.parsers import EventStreamJSONParser
 from outcrop.wire import eventstream
 from outcrop.wire.errors import ModelStreamErrorException, ThrottlingException
 
-# reference/wire.md §3.3: a chunk whose bytes are this JSON, without padding.
+# docs/wire.md §3.3: a chunk whose bytes are this JSON, without padding.
 _DELTA = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hi"}}
 
 

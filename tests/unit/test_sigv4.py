@@ -403,7 +403,7 @@ def test_incomplete_presigned_query() -> None:
 
 # Known answer from the official smithy signer (aws_sdk_signers.AsyncEventSigner, as used by
 # aws-sdk-bedrock-runtime): a seed signature and two outer frames, us-east-1, service bedrock,
-# the example secret. Source: the project's reference/examples/sigv4_verify.py fixture.
+# the example secret (docs/wire.md §4 describes the chain).
 DOC_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"  # the SDK docs' example secret
 CHAIN_SEED = "ef4e80b9944ca2934f20d37d0f21961cc00160c8d7b88eeb2f4a4bd1902eb851"
 CHAIN_FRAMES = bytes.fromhex(

@@ -4,7 +4,7 @@ Pure functions: the request body a plain text prompt becomes for a model family,
 streamed chunk carries (InvokeModelWithResponseStream chunks of each family, ConverseStream
 events), and the usage a stream reports at its end (`amazon-bedrock-invocationMetrics` in the
 last chunk of every family; `metadata` in ConverseStream). Shapes follow
-shared/reference/dialects.md §2 and §3.
+docs/dialects.md §2 and §3.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""AI21 Labs Jamba on InvokeModel: an OpenAI-like chat body (reference/dialects.md §2.7).
+"""AI21 Labs Jamba on InvokeModel: an OpenAI-like chat body (docs/dialects.md §2.7).
 
 Request: `messages` (system / user / assistant / tool), `max_tokens` (0-4096), `temperature`
 (0-2), `top_p`, `stop`, `n`, `frequency_penalty`, `presence_penalty`, `tools`,

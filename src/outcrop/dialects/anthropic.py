@@ -4,7 +4,7 @@ Completions body.
 `parse` turns a request body into a `ParsedBody` (raising Bedrock's ValidationException for
 bodies Bedrock rejects); `complete` builds the non-streaming response body; `MessagesStream`
 and `CompletionStream` turn engine events into the exact sequence of stream objects real
-Bedrock sends (reference/dialects.md §2.1), the last one carrying
+Bedrock sends (docs/dialects.md §2.1), the last one carrying
 `amazon-bedrock-invocationMetrics`.
 
 Tools: `tools` become `ToolSpec`s, `tool_choice` a `ToolChoice`; `tool_use` blocks of earlier

@@ -1,5 +1,5 @@
 """Cohere on InvokeModel: Command R / R+ chat and legacy Command generate
-(reference/dialects.md §2.6).
+(docs/dialects.md §2.6).
 
 Command R / R+: `message` + `chat_history` (USER / CHATBOT / SYSTEM / TOOL), `preamble`,
 `documents` (shown to the model as part of the system turn), `tools` with

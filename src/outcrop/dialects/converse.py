@@ -1,4 +1,4 @@
-"""Converse and ConverseStream bodies ⇄ neutral types (reference/dialects.md §3).
+"""Converse and ConverseStream bodies ⇄ neutral types (docs/dialects.md §3).
 
 Pure translation, no I/O:
 
@@ -52,7 +52,7 @@ DEFAULT_MAX_TOKENS = 4096
 """maxTokens when inferenceConfig has none. Bedrock uses each model's own default (unverified
 per model); this leaves room to answer while staying inside small local context windows."""
 
-# Bedrock's own Converse checks. Sources: reference/dialects.md §4 and public issue reports
+# Bedrock's own Converse checks. Sources: docs/dialects.md §4 and public issue reports
 # quoting Bedrock (langchain-aws#130, elastic/kibana#246393, OpenHands#5339, Curie#16,
 # dify#17545, aws-tools-for-powershell#354, sample-multi-agent-orchestration#15).
 MUST_START_WITH_USER = (

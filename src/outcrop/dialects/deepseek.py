@@ -1,4 +1,4 @@
-"""DeepSeek R1 (and V3.1) on InvokeModel: `prompt` completions (reference/dialects.md §2.8).
+"""DeepSeek R1 (and V3.1) on InvokeModel: `prompt` completions (docs/dialects.md §2.8).
 
 Request: `prompt`, `temperature`, `top_p`, `max_tokens` (1-32768), `stop` (at most 10). A prompt
 in DeepSeek's chat markup (`<｜User｜>...<｜Assistant｜>`) is split into turns for the served

@@ -1,6 +1,6 @@
 """Embedding model bodies: Amazon Titan Text Embeddings (G1, V2) and Cohere Embed (v3, v4).
 
-Pure translation (reference/dialects.md §2.10, §2.11): `parse` checks a request body the way
+Pure translation (docs/dialects.md §2.10, §2.11): `parse` checks a request body the way
 Bedrock's schema for that model does (raising its "Malformed input request" ValidationException)
 and turns it into an `EmbeddingPlan` (the neutral `EmbeddingRequest` plus how to shape the
 answer); `response` turns the engine's native vectors into the family's response body. How

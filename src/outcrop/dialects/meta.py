@@ -1,4 +1,4 @@
-"""Meta Llama (2, 3.x, 4) on InvokeModel: `prompt` + `max_gen_len` (reference/dialects.md §2.4).
+"""Meta Llama (2, 3.x, 4) on InvokeModel: `prompt` + `max_gen_len` (docs/dialects.md §2.4).
 
 The prompt is raw text: Bedrock applies no chat template. How it reaches the served model is
 decided in `dialects/prompts.py`: a prompt written in Llama's chat markup (Llama 3

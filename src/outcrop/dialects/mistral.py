@@ -1,5 +1,5 @@
 """Mistral AI on InvokeModel: text completions (Mistral 7B, Mixtral, Large/Small 2402) and chat
-completions (Mistral Large 2407, Pixtral Large) (reference/dialects.md §2.5).
+completions (Mistral Large 2407, Pixtral Large) (docs/dialects.md §2.5).
 
 Text completions: `prompt` (`<s>[INST] ... [/INST]` markup is split into turns for the served
 model, plain text is continued raw; see `dialects/prompts.py`), `max_tokens`, `stop`,

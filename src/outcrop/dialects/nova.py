@@ -1,5 +1,5 @@
 """Amazon Nova understanding models (`messages-v1`) on InvokeModel: request validation and
-translation, the response body and the stream objects (reference/dialects.md §2.2).
+translation, the response body and the stream objects (docs/dialects.md §2.2).
 
 Request: `messages` with Nova content blocks (`text`, `toolUse`, `toolResult`; media are refused
 by the text-only served model), `system`, `inferenceConfig` (`max_new_tokens` from the Nova 1

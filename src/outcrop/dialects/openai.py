@@ -1,4 +1,4 @@
-"""OpenAI gpt-oss on InvokeModel: the Chat Completions body (reference/dialects.md §2.9).
+"""OpenAI gpt-oss on InvokeModel: the Chat Completions body (docs/dialects.md §2.9).
 
 Request: `messages` (system / developer / user / assistant / tool), `max_completion_tokens` or
 `max_tokens`, `temperature`, `top_p`, `stop`, `seed`, `tools`, `tool_choice` (`auto`, `none`,

@@ -39,7 +39,7 @@ BY_MODEL_PREFIX: dict[str, InvokeDialect] = {
     "deepseek.r1": DeepSeekDialect(reasons=True),
     "deepseek.v3": DeepSeekDialect(reasons=False),
     # Newer open-weight models take the OpenAI Chat Completions body on InvokeModel, as gpt-oss
-    # does. The reference documents only gpt-oss's; these are unverified and follow it.
+    # does. docs/dialects.md documents only gpt-oss's; these are unverified and follow it.
     "qwen.": GptOssDialect(reasons=False),
     "google.gemma-": GptOssDialect(reasons=False),
     "nvidia.nemotron-": GptOssDialect(reasons=False),
@@ -51,7 +51,7 @@ BY_MODEL_PREFIX: dict[str, InvokeDialect] = {
 
 # Models whose InvokeModel body no dialect reads: Nova Sonic speaks only the bidirectional
 # stream, so InvokeModel on it is refused like any model without a dialect. Writer Palmyra and
-# TwelveLabs Pegasus (video input) have no dialect: their bodies are not in the reference.
+# TwelveLabs Pegasus (video input) have no dialect: their bodies are not in docs/dialects.md.
 NOT_INVOKABLE: tuple[str, ...] = ("amazon.nova-sonic-", "amazon.nova-2-sonic-")
 
 

@@ -1,5 +1,5 @@
 """Amazon Titan Text (`inputText` + `textGenerationConfig`) on InvokeModel
-(reference/dialects.md §2.3).
+(docs/dialects.md §2.3).
 
 `inputText` is an instruction to Titan (often in its `User: ... / Bot:` convention); it reaches
 the served model as one user turn, or as turns when it uses that convention, so the served

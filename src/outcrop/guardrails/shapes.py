@@ -3,7 +3,8 @@ ApplyGuardrail response.
 
 Member names and nesting follow botocore's `bedrock-runtime` shapes (`GuardrailAssessment`,
 `GuardrailTraceAssessment`, `ApplyGuardrailResponse`) and the recorded real traffic in
-reference/recordings (traceloop__*guardrail*, pydai__test_bedrock_model_guardrail_config):
+tests/fixtures/guardrail_recordings (traceloop__*guardrail*,
+pydai__test_bedrock_model_guardrail_config; docs/recordings.md):
 
 - InvokeModel bodies carry `amazon-bedrock-trace: {"guardrail": {"modelOutput", "input":
   {id: assessment}, "outputs": [{id: assessment}, ...], "actionReason"}}`;

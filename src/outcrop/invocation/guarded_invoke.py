@@ -16,8 +16,8 @@ passes things through it:
 4. `decorate_body` adds the same two members to a non-streaming body.
 
 Bedrock's behaviour for Claude bodies here is inferred from recorded Titan and Nova traffic
-(reference/recordings/traceloop__*guardrail*, traceloop__test_nova_*): the member names, where
-they go and the trace's shape are those; what the blocked answer's stop reason is for Claude is
+(tests/fixtures/guardrail_recordings/traceloop__*guardrail*, traceloop__test_nova_*;
+docs/recordings.md): the member names, where they go and the trace's shape are those; what the blocked answer's stop reason is for Claude is
 unverified (Outcrop answers `end_turn`, as for any complete answer).
 """
 

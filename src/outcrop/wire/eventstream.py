@@ -39,7 +39,7 @@ def event_frame(event_type: str, payload: bytes, content_type: str = JSON) -> by
     Every frame of a stream has the same headers, so their encoding (by the library's header
     encoder) is cached, and the library's frame encoder adds the prelude and CRCs. This is the
     hot path of streaming; `smithy-aws-event-stream` is pinned, since `_EventEncoder` is
-    private, and the unit tests check the bytes against the reference vector.
+    private, and the unit tests check the bytes against the vector of docs/wire.md §3.3.
     """
     return _FRAMES.encode_bytes(headers=_event_headers(event_type, content_type), payload=payload)
 

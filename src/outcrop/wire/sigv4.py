@@ -7,7 +7,7 @@ constant-time comparison, the clock-skew and expiry rules, and the per-frame sig
 signed input event streams (`STREAMING-AWS4-HMAC-SHA256-EVENTS`). Which credentials exist and
 what a verified caller may do are not decided here (see `gateway.auth`).
 
-What the SDKs actually sign (reference wire.md §6):
+What the SDKs actually sign (docs/wire.md §6):
 
 * The canonical URI is the raw, already percent-encoded path, percent-encoded once more (every
   SDK double-encodes for non-S3 services), after removing dot segments and empty segments.
@@ -51,7 +51,7 @@ EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 AMZ_DATE_FORMAT = "%Y%m%dT%H%M%SZ"
 
 DEFAULT_MAX_SKEW = dt.timedelta(minutes=15)
-"""AWS-wide SigV4 rule; a Bedrock-specific window is unverified (reference wire.md §8)."""
+"""AWS-wide SigV4 rule; a Bedrock-specific window is unverified (docs/wire.md §6.2)."""
 
 MAX_PRESIGN_EXPIRES = 7 * 24 * 3600
 """Presigned URLs may live at most a week (the SigV4 limit AWS documents)."""
