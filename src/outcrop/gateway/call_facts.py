@@ -1,20 +1,33 @@
 """What a call is about, as quotas, policies' neighbours and fault rules match it: the model
 (base model ID, or the SageMaker endpoint name), the principal, whether it streams, and the
-text of its prompt. Read from the request context; no model family is known here."""
+text of its prompt. Read from the request context; no model family is known here. The model key
+is derived once per call, whichever interceptor asks first."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from outcrop.catalog.identifiers import parse_identifier
-from outcrop.services.base import RequestContext
+from outcrop.invocation.context import RequestContext
 from outcrop.wire.restjson import ServiceSpec
+
+_MODEL_KEYS: WeakKeyDictionary[RequestContext, str] = WeakKeyDictionary()
 
 
 def model_key(ctx: RequestContext, aliases: Mapping[str, str] | None = None) -> str:
-    """The base model ID a Bedrock call names (or the endpoint name a SageMaker call names)."""
+    """The base model ID a Bedrock call names (or the endpoint name a SageMaker call names).
+
+    Every interceptor of an application passes the same `aliases` (`[aliases]`)."""
+    known = _MODEL_KEYS.get(ctx)
+    if known is None:
+        known = _MODEL_KEYS[ctx] = _model_key(ctx, aliases)
+    return known
+
+
+def _model_key(ctx: RequestContext, aliases: Mapping[str, str] | None) -> str:
     params = ctx.params
     if "modelId" in params:
         identifier = str(params["modelId"])

@@ -17,8 +17,9 @@ passes things through it:
 
 Bedrock's behaviour for Claude bodies here is inferred from recorded Titan and Nova traffic
 (tests/fixtures/guardrail_recordings/traceloop__*guardrail*, traceloop__test_nova_*;
-docs/recordings.md): the member names, where they go and the trace's shape are those; what the blocked answer's stop reason is for Claude is
-unverified (Outcrop answers `end_turn`, as for any complete answer).
+docs/recordings.md): the member names, where they go and the trace's shape are those; what the
+blocked answer's stop reason is for Claude is unverified (Outcrop answers `end_turn`, as for any
+complete answer).
 """
 
 from __future__ import annotations
