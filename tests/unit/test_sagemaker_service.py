@@ -145,3 +145,20 @@ async def test_requests_the_model_refuses_get_the_containers_validation_answer()
         "error_type": "validation",
     }
     await app.close()
+
+
+async def test_endpoints_made_on_first_use_are_described_without_routes_added_at_run_time() -> None:
+    app = OutcropApp(Settings.model_validate({"engines": {"default": {"type": "scripted"}}}))
+    routes = dict(app.gateway.local_routes)
+    missing = await call(app, "GET", "/_outcrop/endpoints/made-later")
+    assert missing.status == 404
+    assert json.loads(missing.body)["message"].startswith("No operation matches GET")
+    invoked = await call(
+        app, "POST", "/endpoints/made-later/invocations", b'{"inputs": "hi"}', JSON
+    )
+    assert invoked.status == 200
+    described = await call(app, "GET", "/_outcrop/endpoints/made-later")
+    assert described.status == 200
+    assert json.loads(described.body)["EndpointName"] == "made-later"
+    assert app.gateway.local_routes == routes
+    await app.close()
