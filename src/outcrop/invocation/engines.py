@@ -13,12 +13,13 @@ from collections.abc import AsyncGenerator
 from contextlib import aclosing
 
 from outcrop.config.scripted import ScriptedResponseSettings
-from outcrop.engines.base import Engine, EngineError
+from outcrop.engines.base import Engine, EngineError, EngineNotReady
 from outcrop.engines.deadline import DeadlineEngine
 from outcrop.engines.scripted import ScriptedConfig, ScriptedEngine, ScriptedToolCall
 from outcrop.invocation.context import RequestContext
 from outcrop.invocation.errors import translate_engine_error
 from outcrop.types import GenerationEvent, GenerationRequest
+from outcrop.wire.errors import ServiceUnavailableException
 
 
 def generate(engine: Engine, request: GenerationRequest) -> AsyncGenerator[GenerationEvent, None]:
@@ -45,6 +46,19 @@ def count_input_tokens(engine: Engine, request: GenerationRequest, resource: str
     """The request's input tokens by the engine's tokenizer (failures translated)."""
     try:
         return engine.count_tokens(request)
+    except EngineError as exc:
+        raise translate_engine_error(exc, started=False, resource=resource) from None
+
+
+def count_tokens_operation(engine: Engine, request: GenerationRequest, resource: str) -> int:
+    """CountTokens' count: as `count_input_tokens`, but a model still loading is a 503 (the
+    operation models no ModelNotReadyException; a 503 is what the SDKs retry)."""
+    try:
+        return engine.count_tokens(request)
+    except EngineNotReady as exc:
+        raise ServiceUnavailableException(
+            f"Bedrock is unable to process your request. {exc}"
+        ) from None
     except EngineError as exc:
         raise translate_engine_error(exc, started=False, resource=resource) from None
 

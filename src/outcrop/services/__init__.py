@@ -1,1 +1,2 @@
-"""One module per AWS service: operations parse input, resolve models, call dialects and engines."""
+"""One module per AWS service: operations parse their input, hand generating calls to the
+invocation layer (`outcrop.invocation`) and encode the answer."""

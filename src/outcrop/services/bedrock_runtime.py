@@ -1,11 +1,12 @@
 """Amazon Bedrock Runtime operations: InvokeModel and InvokeModelWithResponseStream.
 
-Each operation resolves the model identifier, checks the body's content type, lets the family's
-dialect parse the body, runs the engine, and hands back a `Response` or `StreamResponse`.
-Engine failures are translated here into Bedrock's modelled errors: before the first byte as
-HTTP errors, after it as exception frames. A guardrail named in the request's headers is applied
-through `invocation.guarded_invoke.InvokeGuard` (input before generation, output on the engine's
-events, its members on the response objects); the service tier and request metadata through
+Each operation parses its parameters and body (the family's dialect), hands the call to the
+invocation pipeline (`invocation.pipeline`: the model resolved once, the call admitted, the
+engine picked, engine failures translated into Bedrock's errors: before the first byte as HTTP
+errors, after it as exception frames) and encodes the answer as a `Response` or
+`StreamResponse`. A guardrail named in the request's headers is applied through
+`invocation.guarded_invoke.InvokeGuard` (input before generation, output on the engine's events,
+its members on the response objects); the service tier and request metadata through
 `invocation.request_options`.
 """
 

@@ -2,10 +2,10 @@
 
 Each operation resolves the model identifier (Converse is model-agnostic on Bedrock: every
 served text model answers it), checks the body against the service model (`wire.jsonbody`),
-lets `dialects.converse` translate it, and runs the engine. Engine failures are translated by
-the InvokeModel operations' own guard: before the first byte into HTTP errors, after it into
-ConverseStream's exception members (the gateway turns any other error into
-`internalServerException`, the stream's catch-all).
+lets `dialects.converse` translate it, and runs it through the invocation pipeline
+(`invocation.pipeline`), which translates engine failures once: before the first byte into HTTP
+errors, after it into ConverseStream's exception members (the gateway turns any other error
+into `internalServerException`, the stream's catch-all).
 
 A guardrail in the body (`guardrailConfig`, guardContent blocks) is applied through
 `invocation.guarded_converse.ConverseGuard`: the prompt before generation, the answer on the
@@ -40,9 +40,8 @@ from outcrop.dialects.converse import (
     response_fields,
 )
 from outcrop.dialects.registry import dialect_for
-from outcrop.engines.base import EngineError, EngineNotReady
 from outcrop.guardrails.invoke import UNKNOWN_GUARDRAIL
-from outcrop.invocation.errors import translate_engine_error
+from outcrop.invocation.engines import count_tokens_operation
 from outcrop.invocation.guarded_converse import ConverseGuard
 from outcrop.invocation.pipeline import Generation, provider_model_name
 from outcrop.invocation.request_options import tier_priority
@@ -54,7 +53,6 @@ from outcrop.wire.errors import (
     ModelErrorException,
     ModelStreamErrorException,
     NotImplementedYet,
-    ServiceUnavailableException,
     ValidationException,
 )
 from outcrop.wire.jsonbody import decode_json_body, parse_json_body
@@ -178,17 +176,7 @@ class ConverseOperations:
             call = InvokeCall(ctx.request_id, resolved.model.model_id, streaming=False)
             request = dialect.parse(native, call).request
         engine = self.runtime.invoker.engine(resolved)
-        try:
-            tokens = engine.count_tokens(request)
-        except EngineNotReady as exc:
-            # CountTokens models no ModelNotReadyException; a 503 is what the SDKs retry.
-            raise ServiceUnavailableException(
-                f"Bedrock is unable to process your request. {exc}"
-            ) from None
-        except EngineError as exc:
-            raise translate_engine_error(
-                exc, started=False, resource=resolved.model.model_id
-            ) from None
+        tokens = count_tokens_operation(engine, request, resolved.model.model_id)
         ctx.record.input_tokens = tokens
         data = json.dumps({"inputTokens": tokens}, separators=(",", ":"))
         return Response(data.encode(), [("Content-Type", "application/json")])
