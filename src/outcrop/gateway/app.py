@@ -27,6 +27,7 @@ from outcrop.engines.base import Engine
 from outcrop.engines.embeddings import BertEmbedder
 from outcrop.engines.factory import build_engine
 from outcrop.gateway import security
+from outcrop.gateway.access_log import AccessLog
 from outcrop.gateway.asgi import (
     AbortConnection,
     BodyTooLarge,
@@ -166,6 +167,9 @@ class OutcropApp:
         self.invocation_log = InvocationLog.from_settings(settings.invocation_log)
         if self.invocation_log is not None:
             self.interceptors.append(self.invocation_log)
+        access_log = AccessLog.from_settings(settings.server)
+        if access_log is not None:
+            self.interceptors.append(access_log)
         self.local_routes: dict[tuple[str, str], LocalHandler] = {
             ("GET", "/_outcrop/health"): self._health_route,
         }
@@ -201,8 +205,10 @@ class OutcropApp:
     async def _start(self, engine: Engine) -> None:
         try:
             await engine.start()
-        except Exception:
-            log.exception("engine %s failed to start", engine.name)
+        except Exception as exc:
+            # One line; the traceback at DEBUG (`outcrop serve` reports failures in one line).
+            log.error("engine %s failed to start: %s", engine.name, exc)
+            log.debug("engine %s failed to start", engine.name, exc_info=True)
 
     async def wait_ready(self) -> None:
         if self._start_tasks:

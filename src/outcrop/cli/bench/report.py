@@ -53,6 +53,7 @@ def document(info: RunInfo, outcome: RunOutcome, summary: Summary | None = None)
         },
         "plan": {**info.plan, "max_tokens": info.max_tokens, "prompts": info.prompts},
         "interrupted": outcome.interrupted,
+        "cancelled_at_deadline": outcome.cancelled_at_deadline,
         "summary": summary.to_json(),
         "client": {
             "kind": info.client,
@@ -75,6 +76,9 @@ def write_json(path: Path, doc: dict[str, Any]) -> None:
 def render(console: Console, doc: dict[str, Any], summary: Summary) -> None:
     """The summary table and headline numbers."""
     title = "Partial results (interrupted)" if doc["interrupted"] else "Results"
+    if doc.get("cancelled_at_deadline"):
+        cut = doc["cancelled_at_deadline"]
+        title += f" ({cut} requests cancelled at the deadline, not counted)"
     table = Table(title=title, title_justify="left")
     table.add_column("latency (ms)")
     for q in PERCENTILES:
