@@ -76,9 +76,6 @@ def write_json(path: Path, doc: dict[str, Any]) -> None:
 def render(console: Console, doc: dict[str, Any], summary: Summary) -> None:
     """The summary table and headline numbers."""
     title = "Partial results (interrupted)" if doc["interrupted"] else "Results"
-    if doc.get("cancelled_at_deadline"):
-        cut = doc["cancelled_at_deadline"]
-        title += f" ({cut} requests cancelled at the deadline, not counted)"
     table = Table(title=title, title_justify="left")
     table.add_column("latency (ms)")
     for q in PERCENTILES:
@@ -113,6 +110,11 @@ def render(console: Console, doc: dict[str, Any], summary: Summary) -> None:
             else ""
         ),
     ]
+    if doc.get("cancelled_at_deadline"):
+        lines.append(
+            f"cancelled at the deadline: {doc['cancelled_at_deadline']} requests in flight "
+            "(--cancel-at-deadline), not counted"
+        )
     if summary.errors:
         lines.append(
             "errors: " + ", ".join(f"{name} × {count}" for name, count in summary.errors.items())
