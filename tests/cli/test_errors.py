@@ -164,3 +164,11 @@ def test_an_extra_engine_may_stay_failed(tmp_path: Path) -> None:
     engines = health["engines"]
     assert isinstance(engines, dict)
     assert engines["extra"]["state"] == "failed" and engines["default"]["ready"] is True
+
+
+def test_a_bad_log_level() -> None:
+    result = run_outcrop(["serve", "--engine", "scripted"], env={"OUTCROP_LOG_LEVEL": "loud"})
+    assert result.returncode == 2
+    assert one_line_error(result) == (
+        "outcrop: OUTCROP_LOG_LEVEL=LOUD: use one of DEBUG, INFO, WARNING, ERROR, CRITICAL"
+    )

@@ -102,6 +102,9 @@ def build_settings(
     )
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+"""What OUTCROP_LOG_LEVEL may say (any case)."""
+
 SECURITY_SECTIONS = ("auth", "principals", "policies", "quotas", "faults", "limits", "admin")
 """Settings sections the command-line flags never change."""
 
@@ -160,6 +163,11 @@ def serve(
 ) -> None:
     """Serve Bedrock Runtime on 127.0.0.1:4590 (HTTP/1.1 and h2c)."""
     level = os.environ.get("OUTCROP_LOG_LEVEL", "WARNING").upper()
+    if level not in LOG_LEVELS:
+        typer.echo(
+            f"outcrop: OUTCROP_LOG_LEVEL={level}: use one of {', '.join(LOG_LEVELS)}", err=True
+        )
+        raise typer.Exit(2)
     logging.basicConfig(level=level)
     starting = StartupTracebacks()
     if level != "DEBUG":
