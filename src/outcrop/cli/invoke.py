@@ -33,9 +33,9 @@ from outcrop.cli.native import (
 
 DEFAULT_MAX_TOKENS = 256
 """Enough for a complete short answer (about 190 words) from an instruction-tuned model, and a
-bound on how long a model that never ends its turn runs: the embedded Gemma 3 270M is a base
-model that writes until `max_tokens`, which at the 20-30 tokens/s it makes on a CPU is about
-10 s (512 took twice that, and far longer on a busy machine)."""
+bound on how long a model that never ends its turn runs: Gemma 3 270M, a base model, writes
+until `max_tokens`, which at the 20-30 tokens/s a small model makes on a CPU is about 10 s
+(the former 512 took twice that, and minutes on a busy machine)."""
 
 INVALID_MODEL = "The provided model identifier is invalid."
 """Bedrock's message for a model ID it does not know (services/bedrock_runtime.py)."""
