@@ -47,10 +47,10 @@ def build_settings(
     tls_key: Path | None,
     tls_port: int | None,
     delay_ms: float | None,
+    quiet: bool = False,
     invocation_log: str | None = None,
     log_bodies: bool | None = None,
     upstream: str | None = None,
-    quiet: bool = False,
 ) -> Settings:
     """The config file's settings with command-line flags laid over them.
 
@@ -184,10 +184,10 @@ def serve(
             tls_key,
             tls_port,
             delay_ms,
+            quiet=quiet,
             invocation_log=invocation_log,
             log_bodies=log_bodies,
             upstream=upstream,
-            quiet=quiet,
         )
     except (ConfigError, ValueError) as exc:
         typer.echo(f"outcrop: {exc}", err=True)
