@@ -14,9 +14,11 @@ from botocore.exceptions import ClientError
 from tests.cli.conftest import HAIKU, ToolsServer, run_outcrop
 from tests.support.server import ServerProcess, running_server
 
+# The model as this test alone names it (the server is shared): a foundation-model ARN.
+HAIKU_ARN = f"arn:aws:bedrock:us-east-1::foundation-model/{HAIKU}"
 ACCESS_LINE = re.compile(
     r"^\d\d:\d\d:\d\d POST InvokeModelWithResponseStream "
-    + re.escape(HAIKU)
+    + re.escape(HAIKU_ARN)
     + r" 200 \d+ms (\d+)/(\d+) tokens$"
 )
 
@@ -33,13 +35,13 @@ def _wait_for(server: ServerProcess, text: str) -> None:
 
 
 def test_each_call_gets_an_access_line(tools_server: ToolsServer) -> None:
-    result = run_outcrop(["invoke", HAIKU, "count these words", "--endpoint-url", tools_server.url])
+    args = ["invoke", HAIKU_ARN, "count these words", "--endpoint-url", tools_server.url]
+    result = run_outcrop(args)
     assert result.returncode == 0, result.stderr
-    _wait_for(tools_server.server, "POST InvokeModelWithResponseStream " + HAIKU)
-    matched = [m for line in _lines(tools_server.server) if (m := ACCESS_LINE.match(line))]
-    assert matched, tools_server.server.log()
+    _wait_for(tools_server.server, "POST InvokeModelWithResponseStream " + HAIKU_ARN)
+    [matched] = [m for line in _lines(tools_server.server) if (m := ACCESS_LINE.match(line))]
     # "Echo: count these words": 5 tokens out, as the invoke summary reported.
-    assert any(m.group(2) == "5" for m in matched)
+    assert matched.group(2) == "5"
     assert "5 output tokens" in result.stderr
 
 
