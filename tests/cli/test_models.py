@@ -24,6 +24,7 @@ def test_from_a_running_server(tools_server: ToolsServer) -> None:
     table = run_outcrop(["models", "--endpoint-url", tools_server.url])
     assert table.returncode == 0
     assert SONNET in table.stdout and "timed" in table.stdout
+    assert f"(ready at {tools_server.url})" in table.stdout
 
 
 def test_from_configuration(tools_server: ToolsServer) -> None:
@@ -108,6 +109,7 @@ def test_image_and_video_models_are_listed_as_unsupported(tools_server: ToolsSer
     assert "unsupported" not in served[HAIKU]
     table = run_outcrop(["models", "*canvas*", "--engine", "scripted"])
     assert "unsupported: IMAGE output" in table.stdout
+    assert "from configuration; no server asked" in table.stdout
 
 
 @pytest.mark.parametrize(("model_id", "modality"), sorted(IMAGE_AND_VIDEO.items()))

@@ -188,7 +188,12 @@ def models(
         }
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
         return
-    table = Table(title=f"{len(listed)} model IDs ({status})", title_justify="left")
+    where = (
+        f"{status} at {endpoint_url}"
+        if endpoint_url is not None
+        else "from configuration; no server asked (--endpoint-url or AWS_ENDPOINT_URL)"
+    )
+    table = Table(title=f"{len(listed)} model IDs ({where})", title_justify="left")
     table.add_column("MODEL ID")
     table.add_column("ENGINE")
     table.add_column("READY")
