@@ -216,6 +216,8 @@ class SageMakerRuntime:
             raise SageMakerValidationError(
                 "Either Body or InputLocation is required. Provide exactly one of them."
             )
+        if input_location is not None:
+            self.storage.input_path(input_location)  # ValidationError before the 202
         route = self.registry.route(RouteRequest(str(ctx.params["EndpointName"])))
         ctx.record.model_id = route.endpoint.name
         inference_id = _param(ctx, "InferenceId") or str(uuid.uuid4())
