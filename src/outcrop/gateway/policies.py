@@ -21,6 +21,11 @@ an inference profile needs the action on the profile and on the foundation model
 as on AWS. An invocation that applies a guardrail (InvokeModel's `guardrailIdentifier`, Converse's
 `guardrailConfig`) also needs bedrock:ApplyGuardrail on that guardrail, as AWS's guardrail
 permissions page documents.
+
+Resources are canonical (docs/security.md, "Policies are evaluated on the canonical
+resource"): what Outcrop serves, in the served partition and region, whatever partition,
+region or account an ARN identifier spells; the region is the signed one only when
+`[auth] regions` lists it, else `[auth] region`.
 """
 
 from __future__ import annotations
