@@ -16,6 +16,11 @@ when authentication is on. Checked, in this order, for every route under `/_outc
    bearer API key checked against the configured credentials, as for the AWS APIs; with
    `[admin] principals` set, only those principals. Open mode authenticates nothing.
 
+The AWS APIs get check 2 only (`cross_site`): SDKs never send `Origin` or `Sec-Fetch-Site`, and a
+page's cross-origin call with SigV4 headers fails its CORS preflight anyway, so what it refuses
+is a "simple" cross-site request (a form's `text/plain` POST creating a guardrail or running a
+model in open mode). Their `Host` is not checked: SDKs name the server as they reach it.
+
 `/metrics` and `GET /_outcrop/health` stay readable by anyone who can reach the port (probes and
 scrapers carry no credentials; they expose readiness, model and endpoint names and counters,
 never request contents or configuration secrets). A refusal is a 403 with `{"message": ...}`
@@ -126,6 +131,15 @@ class AdminGuard:
             return Response(error_body, list(error_headers), status)
         return None
 
+    def cross_site(self, scope: Mapping[str, Any]) -> AccessDeniedException | None:
+        """For the AWS APIs: AccessDeniedException for a browser's cross-site request."""
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        if "origin" not in headers and "sec-fetch-site" not in headers:
+            return None
+        host = headers.get("host") or headers.get(":authority")
+        problem = self._site_problem(headers, str(scope.get("scheme", "http")), host)
+        return AccessDeniedException(problem) if problem is not None else None
+
     def _host_problem(self, host: str | None) -> str | None:
         if host is None or "*" in self.allowed_hosts:
             return None
@@ -141,13 +155,13 @@ class AdminGuard:
     def _site_problem(headers: Mapping[str, str], scheme: str, host: str | None) -> str | None:
         site = headers.get("sec-fetch-site")
         if site is not None and site.lower() not in ("same-origin", "none"):
-            return f"Cross-site request (Sec-Fetch-Site: {site}) refused by the admin API."
+            return f"Cross-site request (Sec-Fetch-Site: {site}) refused by Outcrop."
         origin = headers.get("origin")
         if origin is None:
             return None
         parsed = urlsplit(origin.strip())
         if host is None or parsed.scheme != scheme or parsed.netloc.lower() != host.strip().lower():
-            return f"Cross-origin request (Origin: {origin}) refused by the admin API."
+            return f"Cross-origin request (Origin: {origin}) refused by Outcrop."
         return None
 
     @staticmethod

@@ -285,6 +285,9 @@ class OutcropApp:
             answer = refusal or await local(LocalRequest(method, path, query, body))
             await send_response(send, answer.status, [*base_headers, *answer.headers], answer.body)
             return
+        refused = self.admin_guard.cross_site(scope)  # a web page's form post, not an SDK
+        if refused is not None:
+            raise refused
         binding, matched = self._match(method, raw_path)
         if binding is None or matched is None:
             raise UnknownOperationException(f"No operation matches {method} {scope['path']}.")

@@ -204,3 +204,25 @@ async def test_outcrop_testing_style_calls_still_work() -> None:
         [("content-type", "application/json")],
     )
     assert b"Queued answer." in answer.body
+
+
+async def test_cross_site_form_posts_to_the_aws_apis_are_refused() -> None:
+    app = gateway()
+    guardrail = json.dumps(
+        {"name": "csrf", "blockedInputMessaging": "x", "blockedOutputsMessaging": "x"}
+    ).encode()
+    for headers in (
+        [("content-type", "text/plain"), ("origin", "https://evil.example")],
+        [("content-type", "text/plain"), ("sec-fetch-site", "cross-site")],
+    ):
+        result = await call(app, "POST", "/guardrails", guardrail, [*LOCAL, *headers])
+        assert result.status == 403, result.body
+        assert result.headers["x-amzn-errortype"].startswith("AccessDeniedException")
+    assert app.guardrails.store.records() == []
+    converse = json.dumps({"messages": [{"role": "user", "content": [{"text": "hi"}]}]}).encode()
+    path = f"/model/{HAIKU}/converse"
+    evil = [*JSON, ("origin", "http://evil.example")]
+    assert (await call(app, "POST", path, converse, evil)).status == 403
+    same = [*JSON, ("origin", "http://127.0.0.1:4590"), ("sec-fetch-site", "same-origin")]
+    assert (await call(app, "POST", path, converse, same)).status == 200
+    assert (await call(app, "POST", path, converse, JSON)).status == 200  # an SDK's request
