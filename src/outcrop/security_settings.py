@@ -56,7 +56,7 @@ does not parse stops the server at start with a message naming the key.
     [limits]
     model_timeout_s = 60           # ModelTimeoutException when generation takes longer
     max_header_bytes = 16384       # larger header blocks get 431
-    max_metric_label_values = 1000 # distinct model labels in /metrics (LRU, then "other")
+    max_metric_label_values = 200  # distinct model labels in /metrics (LRU, then "other")
     max_quota_counters = 10000     # counters per quota rule, per model/principal (LRU)
 
     [admin]                        # the /_outcrop/ admin API (docs/security.md)
@@ -245,7 +245,7 @@ class FaultRuleSettings(RuleMatchSettings):
 class LimitsSettings(_Strict):
     model_timeout_s: float | None = Field(None, gt=0)
     max_header_bytes: int = Field(16 * 1024, ge=1024)
-    max_metric_label_values: int = Field(1000, ge=1)
+    max_metric_label_values: int = Field(200, ge=1)
     """Distinct `model` label values in /metrics (LRU; gateway/metrics.py)."""
     max_quota_counters: int = Field(10_000, ge=1)
     """Counter sets per quota rule, one per model/principal (LRU; gateway/quotas.py)."""

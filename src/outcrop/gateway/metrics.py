@@ -26,7 +26,8 @@ stream the client abandoned counts in `outcrop_invocation_client_disconnects_tot
 Beyond CloudWatch: `outcrop_active_streams` (streams being sent now) and, read from the engines
 at scrape time, `outcrop_engine_queue_depth` and `outcrop_engine_ready` labelled by `engine`.
 
-The `model` label takes at most `[limits] max_metric_label_values` values (1000 by default):
+The `model` label takes at most `[limits] max_metric_label_values` values (200 by default:
+about 0.4 MB of exposition text, every metric and histogram bucket included):
 SageMaker endpoint names are the client's choice, and one series per name would grow memory
 and `/metrics` without bound. The values are kept least recently used first; a new value past
 the cap evicts the least recently used one with no stream in flight (its series leave
@@ -36,6 +37,7 @@ call counts under the model label `other`.
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
 
@@ -53,7 +55,7 @@ from outcrop.services.base import RequestContext, Response
 
 UNKNOWN_MODEL = "unknown"
 OTHER_MODEL = "other"
-DEFAULT_MAX_LABEL_VALUES = 1000
+DEFAULT_MAX_LABEL_VALUES = 200
 CLIENT_DISCONNECTED = "ClientDisconnected"
 THROTTLING_CODES = frozenset({"ThrottlingException", "throttlingException"})
 LATENCY_BUCKETS = (
@@ -297,7 +299,10 @@ class Metrics(BaseInterceptor):
         return generate_latest(self.registry)
 
     async def route(self, request: object) -> Response:
-        return Response(self.exposition(), [("Content-Type", CONTENT_TYPE_LATEST)])
+        # Rendered in a thread: a large exposition must not hold the event loop (and every
+        # stream on it) for the whole scrape.
+        text = await asyncio.to_thread(self.exposition)
+        return Response(text, [("Content-Type", CONTENT_TYPE_LATEST)])
 
 
 def model_label(ctx: RequestContext, aliases: Mapping[str, str]) -> str:
