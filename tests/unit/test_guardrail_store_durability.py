@@ -110,3 +110,18 @@ def test_stale_temporary_files_are_removed_at_start(tmp_path: Path) -> None:
     reopened = GuardrailStore(tmp_path, "123456789012")
     assert [r.name for r in reopened.records()] == ["one"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [STATE_FILE, "other.json"]
+
+
+def test_parsed_definitions_follow_updates_and_do_not_pile_up() -> None:
+    store = GuardrailStore(None, "123456789012")
+    record = store.create(spec("one"), "us-east-1")
+    parsed = []
+    for word in ("first", "second", "third"):
+        body = {**spec("one"), "wordPolicyConfig": {"wordsConfig": [{"text": word}]}}
+        record = store.update(record.guardrail_id, body)
+        definition = store.definition(record, record.draft)
+        assert word in json.dumps(record.draft.spec)
+        assert store.definition(record, record.draft) is definition
+        parsed.append(definition)
+    assert len({id(d) for d in parsed}) == 3  # each update parsed anew, even within one ms
+    assert len(store._definitions) == 1

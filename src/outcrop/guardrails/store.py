@@ -191,7 +191,7 @@ class GuardrailStore:
         self.state_dir = state_dir
         self.account_id = account_id
         self._records: dict[str, GuardrailRecord] = {}
-        self._definitions: dict[tuple[str, str, str], Definition] = {}
+        self._definitions: dict[tuple[str, str], tuple[VersionRecord, Definition]] = {}
         if state_dir is not None:
             _remove_stale_temporaries(state_dir)
             self._load(state_dir / STATE_FILE)
@@ -393,12 +393,15 @@ class GuardrailStore:
     # -- runtime -----------------------------------------------------------------------------
 
     def definition(self, record: GuardrailRecord, version: VersionRecord) -> Definition:
-        """The parsed definition of one version (parsed once per change)."""
-        key = (record.guardrail_id, version.version, version.updated_at)
-        found = self._definitions.get(key)
-        if found is None:
-            found = Definition.parse(version.spec)
-            self._definitions[key] = found
+        """The parsed definition of one version (parsed once per change: one entry per
+        guardrail version, replaced when the version record is, so repeated updates neither
+        grow the cache nor, within one millisecond, serve a stale parse)."""
+        key = (record.guardrail_id, version.version)
+        cached = self._definitions.get(key)
+        if cached is not None and cached[0] is version:
+            return cached[1]
+        found = Definition.parse(version.spec)
+        self._definitions[key] = (version, found)
         return found
 
 
