@@ -75,12 +75,26 @@ class AdminGuard:
     """Decides whether a request to a local route may proceed (see the module docstring)."""
 
     def __init__(self, auth: AuthSettings, admin: AdminSettings) -> None:
+        self.max_body_bytes = admin.max_body_bytes
         self.allowed_hosts = frozenset(h if h == "*" else host_name(h) for h in admin.allowed_hosts)
         self.authenticator = Authenticator(auth) if auth.mode == "verify" else None
         self.principals = (
             frozenset(principal_arn(p, auth.account_id) for p in admin.principals)
             if admin.principals is not None
             else None
+        )
+
+    def too_large(self) -> Response:
+        """A local route's request body beyond `[admin] max_body_bytes` (not read further)."""
+        return Response(
+            orjson.dumps(
+                {
+                    "message": f"The request body exceeds {self.max_body_bytes} bytes "
+                    "([admin] max_body_bytes)."
+                }
+            ),
+            [("Content-Type", "application/json")],
+            413,
         )
 
     def guarded(self, method: str, path: str) -> bool:

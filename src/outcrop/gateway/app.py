@@ -279,10 +279,14 @@ class OutcropApp:
         path = raw_path.split("?", 1)[0]
         local = self.local_routes.get((method, path))
         if local is not None:
-            body = await read_body(receive, _FRONT_DOOR_LIMIT)
             query = scope.get("query_string", b"").decode("latin-1")
-            refusal = self.admin_guard.refusal(scope, method, path, query, body)
-            answer = refusal or await local(LocalRequest(method, path, query, body))
+            try:
+                body = await read_body(receive, self.settings.admin.max_body_bytes)
+            except BodyTooLarge:
+                answer = self.admin_guard.too_large()
+            else:
+                refusal = self.admin_guard.refusal(scope, method, path, query, body)
+                answer = refusal or await local(LocalRequest(method, path, query, body))
             await send_response(send, answer.status, [*base_headers, *answer.headers], answer.body)
             return
         refused = self.admin_guard.cross_site(scope)  # a web page's form post, not an SDK

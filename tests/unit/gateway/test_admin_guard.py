@@ -165,7 +165,7 @@ async def test_admin_sizes_and_counts_are_limited() -> None:
     assert (await call(app, "POST", RESPONSES, many_calls, JSON)).status == 400
     big = json.dumps({"text": "x" * 2_000_000}).encode()
     too_big = await call(app, "POST", RESPONSES, big, JSON)
-    assert too_big.status == 400 and b"max_body_bytes" in too_big.body
+    assert too_big.status == 413 and b"max_body_bytes" in too_big.body
     for _ in range(3):
         assert (await call(app, "POST", RESPONSES, b'{"text": "x"}', JSON)).status == 201
     full = await call(app, "POST", RESPONSES, b'{"text": "x"}', JSON)
