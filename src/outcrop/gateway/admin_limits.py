@@ -12,6 +12,9 @@ from __future__ import annotations
 
 from outcrop.security_settings import AdminSettings, RuleMatchSettings
 
+MAX_GLOB_CHARS = 1024
+"""`operation`, `model` and `principal` globs: characters each (they are matched per call)."""
+
 
 def body_problem(size: int, limits: AdminSettings) -> str | None:
     if size > limits.max_body_bytes:
@@ -57,6 +60,10 @@ def rule_problem(settings: RuleMatchSettings, limits: AdminSettings) -> str | No
                 f"{name}: {len(value)} characters, more than {limits.max_text_chars} "
                 "([admin] max_text_chars)."
             )
+    for name in ("operation", "model", "principal"):
+        value = fields.get(name)
+        if isinstance(value, str) and len(value) > MAX_GLOB_CHARS:
+            return f"{name}: a glob of at most {MAX_GLOB_CHARS} characters."
     calls = fields.get("tool_calls") or ()
     if len(calls) > limits.max_tool_calls:
         return (

@@ -161,6 +161,9 @@ async def test_admin_sizes_and_counts_are_limited() -> None:
     assert huge.status == 400 and b"max_token_count" in huge.body
     stall = await call(app, "POST", FAULTS, b'{"action": "stall", "stall_seconds": 86400}', JSON)
     assert stall.status == 400 and b"max_delay_s" in stall.body
+    long_glob = json.dumps({"text": "x", "model": "*a" * 1000}).encode()
+    glob = await call(app, "POST", RESPONSES, long_glob, JSON)
+    assert glob.status == 400 and b"glob" in glob.body
     many_calls = json.dumps({"tool_calls": [{"name": f"t{i}"} for i in range(100)]}).encode()
     assert (await call(app, "POST", RESPONSES, many_calls, JSON)).status == 400
     big = json.dumps({"text": "x" * 2_000_000}).encode()
