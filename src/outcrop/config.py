@@ -49,6 +49,7 @@ a message naming the offending key.
     [sagemaker]                 # SageMaker Runtime; without endpoints, any endpoint name is
     inputs_dialect = "tgi"      # served by engine "default" (dialect chosen from the body)
     async_local_root = "/tmp/outcrop-s3"   # where s3://bucket/key lives for async inference
+    max_unconfigured_endpoints = 1000       # endpoints made on first use, kept at once (LRU)
 
     [sagemaker.endpoints.chat]
     invocation_timeout_s = 60
@@ -303,6 +304,8 @@ class SageMakerSettings(_Strict):
     session_ttl_s: float = Field(1200.0, gt=0)
     async_local_root: Path | None = None
     """Local directory standing in for S3 (`s3://bucket/key` is `<root>/bucket/key`)."""
+    max_unconfigured_endpoints: int = Field(1000, ge=1)
+    """Without configured endpoints: endpoints made on first use kept at once (LRU)."""
     endpoints: dict[str, EndpointSettings] = Field(default_factory=dict)
 
     def containers(self) -> list[ContainerSettings]:
