@@ -32,6 +32,8 @@ from outcrop.engines.base import Engine
 from outcrop.engines.deadline import DeadlineEngine
 from outcrop.engines.embeddings import BertEmbedder
 from outcrop.engines.factory import build_engine
+from outcrop.gateway.access_log import AccessLog
+from outcrop.gateway.admin_guard import AdminGuard
 from outcrop.gateway.auth import Authenticator
 from outcrop.gateway.dispatch import (
     Gateway,
@@ -141,7 +143,9 @@ class OutcropApp:
         self.sagemaker = SageMakerRuntime(
             settings.sagemaker, self.engines, engine_settings=settings.engines
         )
-        self.metrics = Metrics(self.engines, settings.aliases)
+        self.metrics = Metrics(
+            self.engines, settings.aliases, settings.limits.max_metric_label_values
+        )
         self.invocation_log = InvocationLog.from_settings(settings.invocation_log)
         self.faults = FaultRegistry()
         for rule in settings.faults:
@@ -153,6 +157,8 @@ class OutcropApp:
             self._interceptors(),
             self._local_routes(),
             self.endpoint_admin.prefix_routes(),
+            admin_guard=AdminGuard(settings.auth, settings.admin),
+            local_body_limit=settings.admin.max_body_bytes,
             on_startup=self._startup,
             on_shutdown=self.close,
         )
@@ -192,9 +198,11 @@ class OutcropApp:
             ("GET", "/_outcrop/health"): self._health_route,
             ("GET", "/metrics"): self.metrics.route,
             **self.endpoint_admin.routes(),
-            **FaultAdmin(self.faults, _admin_api(settings, settings.admin.faults_api)).routes(),
+            **FaultAdmin(
+                self.faults, _admin_api(settings, settings.admin.faults_api), settings.admin
+            ).routes(),
             **ResponseAdmin(
-                self.responses, _admin_api(settings, settings.admin.responses_api)
+                self.responses, _admin_api(settings, settings.admin.responses_api), settings.admin
             ).routes(),
         }
 
@@ -204,6 +212,9 @@ class OutcropApp:
         interceptors: list[Interceptor] = [self.metrics]
         if self.invocation_log is not None:
             interceptors.append(self.invocation_log)
+        access_log = AccessLog.from_settings(settings.server)
+        if access_log is not None:
+            interceptors.append(access_log)
         interceptors += [
             HeaderLimit(settings.limits.max_header_bytes),
             Authenticator(auth),
@@ -212,15 +223,32 @@ class OutcropApp:
                 default_deny=auth.mode == "verify",
                 account_id=auth.account_id,
                 aliases=settings.aliases,
+                region=auth.region,
+                regions=auth.regions,
+                guardrail_arns=self.guardrails.store.arn_of,
             ),
             FaultInjector(self.faults, settings.aliases),
-            QuotaEnforcer(settings.quotas, aliases=settings.aliases),
+            QuotaEnforcer(
+                settings.quotas,
+                aliases=settings.aliases,
+                max_counters=settings.limits.max_quota_counters,
+            ),
             ScriptedResponses(self.responses, settings.aliases, settings.limits.model_timeout_s),
         ]
         return interceptors
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         await self.gateway(scope, receive, send)
+
+    @property
+    def interceptors(self) -> list[Interceptor]:
+        """The gateway's interceptors, in the order they run."""
+        return self.gateway.interceptors
+
+    @property
+    def local_routes(self) -> dict[tuple[str, str], LocalHandler]:
+        """The gateway's local routes by exact path (per-endpoint views are prefix routes)."""
+        return self.gateway.local_routes
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -235,8 +263,10 @@ class OutcropApp:
     async def _start(self, engine: Engine) -> None:
         try:
             await engine.start()
-        except Exception:
-            log.exception("engine %s failed to start", engine.name)
+        except Exception as exc:
+            # One line; the traceback at DEBUG (`outcrop serve` reports failures in one line).
+            log.error("engine %s failed to start: %s", engine.name, exc)
+            log.debug("engine %s failed to start", engine.name, exc_info=True)
 
     async def wait_ready(self) -> None:
         if self._start_tasks:

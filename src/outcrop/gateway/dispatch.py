@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
+from outcrop.gateway.admin_guard import AdminGuard
 from outcrop.gateway.asgi import (
     AbortConnection,
     BodyTooLarge,
@@ -125,10 +126,16 @@ class Gateway:
         local_routes: Mapping[tuple[str, str], LocalHandler],
         local_prefixes: Mapping[tuple[str, str], LocalHandler] | None = None,
         *,
+        admin_guard: AdminGuard,
+        local_body_limit: int,
         on_startup: Hook | None = None,
         on_shutdown: Hook | None = None,
     ) -> None:
         self.services = list(services)
+        self.admin_guard = admin_guard
+        """Host, Origin and authentication rules of the local routes, and cross-site refusals."""
+        self.local_body_limit = local_body_limit
+        """The most of a body a local route reads (`[admin] max_body_bytes`)."""
         self.interceptors = list(interceptors)
         self.local_routes = dict(local_routes)
         self.local_prefixes = dict(local_prefixes or {})
@@ -197,11 +204,19 @@ class Gateway:
         path = raw_path.split("?", 1)[0]
         local = self.local_route(method, path)
         if local is not None:
-            body = await read_body(receive, _FRONT_DOOR_LIMIT)
             query = scope.get("query_string", b"").decode("latin-1")
-            answer = await local(LocalRequest(method, path, query, body))
+            try:
+                body = await read_body(receive, self.local_body_limit)
+            except BodyTooLarge:
+                answer = self.admin_guard.too_large()
+            else:
+                refusal = self.admin_guard.refusal(scope, method, path, query, body)
+                answer = refusal or await local(LocalRequest(method, path, query, body))
             await send_response(send, answer.status, [*base_headers, *answer.headers], answer.body)
             return
+        refused = self.admin_guard.cross_site(scope)  # a web page's form post, not an SDK
+        if refused is not None:
+            raise refused
         binding, matched = self._match(method, raw_path)
         if binding is None or matched is None:
             raise UnknownOperationException(f"No operation matches {method} {scope['path']}.")
@@ -239,6 +254,16 @@ class Gateway:
         except AwsError as err:
             ctx.record.failed(err)
             ctx.record.status = err.status
+            self._after(ctx)
+            raise
+        except BaseException as exc:
+            # A 500 (or a client gone) before the answer: the interceptors still release what
+            # the call holds (a quota's stream slot above all).
+            if isinstance(exc, Exception):
+                ctx.record.failed(binding.internal_error("Internal server error."))
+                ctx.record.status = 500
+            else:
+                ctx.record.error_code = "ClientDisconnected"
             self._after(ctx)
             raise
         if isinstance(result, Response):

@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from outcrop.config.scripted import ScriptedResponseSettings
+from outcrop.config.security import AdminSettings
 from outcrop.gateway.call_facts import model_key, principal_of
 from outcrop.gateway.interceptors import BaseInterceptor
 from outcrop.gateway.rule_admin import RuleAdmin, RuleApi
@@ -58,8 +59,10 @@ RESPONSES_API = RuleApi(
 
 
 class ResponseAdmin(RuleAdmin[ScriptedResponseSettings]):
-    def __init__(self, registry: ResponseRegistry, enabled: bool) -> None:
-        super().__init__(registry, ScriptedResponseSettings, RESPONSES_API, enabled)
+    def __init__(
+        self, registry: ResponseRegistry, enabled: bool, limits: AdminSettings | None = None
+    ) -> None:
+        super().__init__(registry, ScriptedResponseSettings, RESPONSES_API, enabled, limits)
 
 
 class ScriptedResponses(BaseInterceptor):

@@ -16,6 +16,7 @@ import json
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 
+from outcrop.catalog.modalities import unserved_message, unserved_output
 from outcrop.catalog.resolver import ResolvedModel, Resolver
 from outcrop.config import SpeechSettings
 from outcrop.dialects.base import (
@@ -173,6 +174,9 @@ class BedrockRuntime:
     ) -> tuple[ParsedInvocation, Generation]:
         """Parse the body, admit the call and check its input against its guardrail."""
         ctx.record.model_id = resolved.model.model_id
+        unserved = unserved_output(resolved.model)
+        if unserved is not None:
+            raise ValidationException(unserved_message(resolved.model, unserved))
         # A guardrail's errors come first: with a non-JSON body it has its own.
         headers = guardrail_headers(ctx.params)
         guardrail = None
