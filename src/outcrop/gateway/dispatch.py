@@ -204,14 +204,7 @@ class Gateway:
         path = raw_path.split("?", 1)[0]
         local = self.local_route(method, path)
         if local is not None:
-            query = scope.get("query_string", b"").decode("latin-1")
-            try:
-                body = await read_body(receive, self.local_body_limit)
-            except BodyTooLarge:
-                answer = self.admin_guard.too_large()
-            else:
-                refusal = self.admin_guard.refusal(scope, method, path, query, body)
-                answer = refusal or await local(LocalRequest(method, path, query, body))
+            answer = await self._local(scope, receive, local, method, path)
             await send_response(send, answer.status, [*base_headers, *answer.headers], answer.body)
             return
         refused = self.admin_guard.cross_site(scope)  # a web page's form post, not an SDK
@@ -281,6 +274,19 @@ class Gateway:
             )
         finally:
             self._after(ctx)
+
+    async def _local(
+        self, scope: Scope, receive: Receive, handler: LocalHandler, method: str, path: str
+    ) -> Response:
+        """A local route's answer: its body read within the limit, the admin guard's rules
+        (Host, Origin, authentication) applied first."""
+        query = scope.get("query_string", b"").decode("latin-1")
+        try:
+            body = await read_body(receive, self.local_body_limit)
+        except BodyTooLarge:
+            return self.admin_guard.too_large()
+        refusal = self.admin_guard.refusal(scope, method, path, query, body)
+        return refusal or await handler(LocalRequest(method, path, query, body))
 
     async def _read(self, receive: Receive, binding: ServiceBinding, operation: Any) -> bytes:
         limit = binding.spec.payload_max(operation)
