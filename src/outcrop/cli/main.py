@@ -157,6 +157,7 @@ def serve(
 async def _serve(settings: Settings) -> None:
     from outcrop.cli.startup import announce
     from outcrop.gateway.app import OutcropApp
+    from outcrop.gateway.request_limits import RequestLimits, request_limits, transport_limits
     from outcrop.server import TLSListener, serve
 
     app_ = OutcropApp(settings)
@@ -178,7 +179,14 @@ async def _serve(settings: Settings) -> None:
         announcing.append(asyncio.run_coroutine_threadsafe(announce(app_.engines, urls), loop))
 
     try:
-        await serve(app_, host=s.host, port=s.port, tls=tls, on_ready=ready)
+        await serve(
+            RequestLimits(app_, request_limits(settings.limits)),
+            host=s.host,
+            port=s.port,
+            tls=tls,
+            on_ready=ready,
+            limits=transport_limits(settings.limits),
+        )
     finally:
         await app_.close()
 
