@@ -42,6 +42,7 @@ from outcrop.gateway.asgi import (
     send_response,
     wait_disconnect,
 )
+from outcrop.gateway.disconnect import until_gone
 from outcrop.gateway.interceptors import Interceptor
 from outcrop.gateway.invocation_log import InvocationLog
 from outcrop.gateway.metrics import Metrics
@@ -307,7 +308,12 @@ class OutcropApp:
                 assert isinstance(handler, DuplexOperation)
                 result = await handler.handler(ctx, streamed.chunks())
             else:
-                result = await handler(ctx)
+                # A client that leaves before the answer is ready stops its generation.
+                result = await until_gone(receive, handler(ctx))
+        except ClientGone:
+            ctx.record.error_code = "ClientDisconnected"
+            self._after(ctx)
+            raise
         except AwsError as err:
             ctx.record.failed(err)
             ctx.record.status = err.status
