@@ -14,11 +14,13 @@ docs/limits.md):
   client leave (`http.disconnect`). The deadline ends once the app starts its response: a
   duplex operation reads its body while it answers, for as long as the session lasts.
 * **Send stall.** A response body message the client does not take within
-  `send_stall_timeout_s` (its receive window or socket buffer full: it stopped reading) ends
-  the response as a dropped connection (`AbortConnection`): the stream is reset and the
-  generation behind it stops. Until then the app's `send` waits, so a client that reads slowly
-  slows its generation down rather than growing buffers (Granian holds at most
-  `stream_send_buffer_bytes` per stream).
+  `send_stall_timeout_s` (its receive window or socket buffer full: it stopped reading) counts
+  as the client leaving: the app's `receive()` answers `http.disconnect`, so a stream is
+  cancelled as for a client that left (generation stops, the call is recorded as a client
+  disconnect); if the app does not cancel the send within `_STALL_GRACE_S`, the response is
+  dropped (`AbortConnection`). Either way the stream is reset. Until then the app's `send`
+  waits, so a client that reads slowly slows its generation down rather than growing buffers
+  (Granian holds at most `stream_send_buffer_bytes` per stream).
 """
 
 from __future__ import annotations
@@ -49,6 +51,10 @@ from outcrop.wire.errors import (
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 HEALTH_PATH = "/_outcrop/health"
+_DISCONNECT: Message = {"type": "http.disconnect"}
+_STALL_GRACE_S = 1.0
+"""After a send stall, how long the app has to cancel its stream before the response is
+dropped."""
 _SAGEMAKER_PREFIX = "/endpoints/"
 
 
@@ -124,12 +130,13 @@ class _LimitedRequest:
         self.body_done = False
         self.response_started = False
         self.timed_out = False
+        self.stalled = asyncio.Event()
 
     async def receive(self) -> Message:
-        if self.timed_out:
-            return {"type": "http.disconnect"}
+        if self.timed_out or self.stalled.is_set():
+            return _DISCONNECT
         if self.body_done or self.response_started:
-            return await self._receive()
+            return await self._unless_stalled()
         remaining = self._deadline - asyncio.get_running_loop().time()
         try:
             async with asyncio.timeout(max(0.0, remaining)):
@@ -140,6 +147,22 @@ class _LimitedRequest:
         if message["type"] != "http.request" or not message.get("more_body", False):
             self.body_done = True
         return message
+
+    async def _unless_stalled(self) -> Message:
+        """The next message, or `http.disconnect` as soon as a send stalls."""
+        inner = asyncio.ensure_future(self._receive())
+        stalled = asyncio.ensure_future(self.stalled.wait())
+        try:
+            await asyncio.wait({inner, stalled}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            inner.cancel()
+            raise
+        finally:
+            stalled.cancel()
+        if inner.done():
+            return inner.result()
+        inner.cancel()
+        return _DISCONNECT
 
     async def send(self, message: Message) -> None:
         if self.timed_out and not self.response_started:
@@ -152,6 +175,9 @@ class _LimitedRequest:
             async with asyncio.timeout(self._stall_s):
                 await self._send(message)
         except TimeoutError:
+            self.stalled.set()
+            # The app's disconnect watcher cancels this send, and its stream, meanwhile.
+            await asyncio.sleep(_STALL_GRACE_S)
             raise AbortConnection(response_started=True) from None
 
 
