@@ -12,6 +12,7 @@ import json
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -259,6 +260,16 @@ async def answer_of(reader: asyncio.StreamReader, within_s: float) -> bytes | No
         return None
     except ConnectionError:
         return b""
+
+
+async def until(condition: Callable[[], bool], within_s: float) -> bool:
+    """Whether `condition()` became true within `within_s` seconds (checked every 0.1 s)."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        await asyncio.sleep(0.1)
+    return condition()
 
 
 # -- the server's state ------------------------------------------------------------------------

@@ -17,12 +17,13 @@ body_read_timeout_s = 1
 header_read_timeout_s = 1
 send_stall_timeout_s = 2
 stream_send_buffer_bytes = 16384
-max_requests_in_flight = 400
+max_requests_in_flight = {cap}
 """
 
 
-def serve_with(path: Path, extra: str = "") -> str:
-    path.write_text(SERVER_CONFIG + LIMITS + extra)
+def serve_with(path: Path, cap: int = 400) -> str:
+    """Write the suite's server configuration to `path`, at most `cap` requests in flight."""
+    path.write_text(SERVER_CONFIG + LIMITS.format(cap=cap))
     return str(path)
 
 

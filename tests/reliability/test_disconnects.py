@@ -5,8 +5,6 @@ client disconnect)."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 
 import pytest
 
@@ -16,6 +14,7 @@ from tests.reliability.clients import (
     claude_body,
     metric_sum,
     stream_path,
+    until,
 )
 from tests.support.server import ServerProcess
 
@@ -47,15 +46,6 @@ async def _h1_leave(port: int, path: str, first_bytes: int) -> None:
     writer.close()
 
 
-async def _wait_for(condition: Callable[[], bool], within_s: float) -> bool:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        await asyncio.sleep(0.2)
-    return False
-
-
 async def test_clients_leaving_mid_stream_stop_generation(limited_server: ServerProcess) -> None:
     url, port = limited_server.url, limited_server.port
     before = metric_sum(url, DISCONNECTS)
@@ -67,12 +57,12 @@ async def test_clients_leaving_mid_stream_stop_generation(limited_server: Server
         *(_h1_leave(port, streaming, 2000) for _ in range(H1_STREAMS)),
         *(_h1_leave(port, f"/model/{SLOW_MODEL}/invoke", 0) for _ in range(NON_STREAMING)),
     )
-    assert await _wait_for(lambda: all(len(h2.responses[i].data) > 0 for i in ids), 60)
+    assert await until(lambda: all(len(h2.responses[i].data) > 0 for i in ids), 60)
     active_while_open = metric_sum(url, ACTIVE)
     await h2.close()  # every h2 stream leaves at once with its connection
     expected = H1_STREAMS + H2_STREAMS + NON_STREAMING
-    counted = await _wait_for(lambda: metric_sum(url, DISCONNECTS) - before >= expected, 60)
-    drained = await _wait_for(lambda: metric_sum(url, ACTIVE) == 0, 60)
+    counted = await until(lambda: metric_sum(url, DISCONNECTS) - before >= expected, 60)
+    drained = await until(lambda: metric_sum(url, ACTIVE) == 0, 60)
     print(
         f"\ndisconnects: {H1_STREAMS} HTTP/1.1 + {H2_STREAMS} h2c streams left mid-stream and "
         f"{NON_STREAMING} non-streaming calls left while generating; active streams "
