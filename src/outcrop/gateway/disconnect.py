@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Coroutine
-from typing import Any
+from collections.abc import Awaitable
 
 from outcrop.gateway.asgi import ClientGone, Receive, wait_disconnect
 
 
-async def until_gone[T](receive: Receive, work: Coroutine[Any, Any, T]) -> T:
+async def until_gone[T](receive: Receive, work: Awaitable[T]) -> T:
     """The result of `work`, or ClientGone once `work` was cancelled because the client left."""
     task = asyncio.ensure_future(work)
     watcher = asyncio.ensure_future(wait_disconnect(receive))
