@@ -13,7 +13,7 @@ from tests.support.server import ServerProcess, running_server
 
 LIMITS = """
 [limits]
-body_read_timeout_s = 1
+body_read_timeout_s = 2
 header_read_timeout_s = 1
 send_stall_timeout_s = 2
 stream_send_buffer_bytes = 16384

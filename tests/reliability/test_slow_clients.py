@@ -1,5 +1,6 @@
 """Clients that stall their request body or their headers: health keeps answering and the
-stalled connections are closed by the timeouts (1 s each in this suite's server)."""
+stalled connections are closed by the timeouts (2 s for bodies and 1 s for headers in this
+suite's server)."""
 
 from __future__ import annotations
 

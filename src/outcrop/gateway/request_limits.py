@@ -9,9 +9,9 @@ docs/limits.md):
   `ServiceUnavailable` under `/endpoints/`), which the SDKs retry with back-off, instead of
   queueing without end. `GET /_outcrop/health` is never refused, so health answers under load.
 * **Request body deadline.** A request's body must have arrived whole within
-  `body_read_timeout_s` of the request's start. A client that stalls its body is answered 408
-  `RequestTimeoutException` (retried by the SDKs) and its connection closed; the app sees the
-  client leave (`http.disconnect`). The deadline ends once the app starts its response: a
+  `body_read_timeout_s` of the app's first read of it. A client that stalls its body is
+  answered 408 `RequestTimeoutException` (retried by the SDKs) and its connection closed; the
+  app sees the client leave (`http.disconnect`). The deadline ends once the app starts its response: a
   duplex operation reads its body while it answers, for as long as the session lasts.
 * **Send stall.** A response body message the client does not take within
   `send_stall_timeout_s` (its receive window or socket buffer full: it stopped reading) counts
@@ -52,6 +52,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 HEALTH_PATH = "/_outcrop/health"
 _DISCONNECT: Message = {"type": "http.disconnect"}
+_MIN_RECEIVE_WAIT_S = 0.25
+"""How long a body read waits at least, past the deadline included (event-loop lag)."""
 _STALL_GRACE_S = 1.0
 """After a send stall, how long the app has to cancel its stream before the response is
 dropped."""
@@ -126,7 +128,8 @@ class _LimitedRequest:
         self._receive = receive
         self._send = send
         self._stall_s = settings.send_stall_timeout_s
-        self._deadline = asyncio.get_running_loop().time() + settings.body_read_timeout_s
+        self._body_timeout_s = settings.body_read_timeout_s
+        self._deadline: float | None = None
         self.body_done = False
         self.response_started = False
         self.timed_out = False
@@ -137,9 +140,13 @@ class _LimitedRequest:
             return _DISCONNECT
         if self.body_done or self.response_started:
             return await self._unless_stalled()
-        remaining = self._deadline - asyncio.get_running_loop().time()
+        now = asyncio.get_running_loop().time()
+        if self._deadline is None:
+            self._deadline = now + self._body_timeout_s
+        # A busy event loop may come back late: what has arrived meanwhile is still taken.
+        remaining = max(self._deadline - now, _MIN_RECEIVE_WAIT_S)
         try:
-            async with asyncio.timeout(max(0.0, remaining)):
+            async with asyncio.timeout(remaining):
                 message = await self._receive()
         except TimeoutError:
             self.timed_out = True
