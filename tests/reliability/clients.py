@@ -35,7 +35,7 @@ type = "scripted"
 
 [engines.slow]
 type = "scripted"
-token_count = 3000
+token_count = 1500
 delay_ms = 10
 
 [[models]]
@@ -46,7 +46,7 @@ engine = "slow"
 match = "*"
 engine = "default"
 """
-"""A scripted server: `FAST_MODEL` echoes, `SLOW_MODEL` streams 100 tokens a second for 30 s
+"""A scripted server: `FAST_MODEL` echoes, `SLOW_MODEL` streams 100 tokens a second for 15 s
 (the scripted engine plans its whole answer up front: a few hundred bytes a token)."""
 
 
