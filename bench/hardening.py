@@ -319,7 +319,7 @@ def _markdown(results: dict[str, Any]) -> str:
         f"limits: {results['limits']}.",
         "",
         "| scenario | outcome | duration | server RSS start → peak | health within 1 s | "
-        "slowest health |",
+        "slowest answer |",
         "|---|---|---:|---:|---:|---:|",
     ]
     for name, r in results["scenarios"].items():

@@ -158,3 +158,41 @@ async def test_a_stalled_send_nobody_cancels_drops_the_response() -> None:
     with pytest.raises(AbortConnection):
         await limits(scope(), client.receive, client.send)
     assert limits.in_flight == 0
+
+
+def test_limits_settings_reach_granian_and_the_wrapper() -> None:
+    from granian.http import HTTP1Settings, HTTP2Settings
+
+    from outcrop.config import Settings
+    from outcrop.gateway.request_limits import request_limits, transport_limits
+
+    limits = Settings.model_validate(
+        {
+            "limits": {
+                "max_connections": 100,
+                "header_read_timeout_s": 2.5,
+                "stream_send_buffer_bytes": 32768,
+                "h2_max_concurrent_streams": 16,
+                "max_requests_in_flight": 7,
+                "body_read_timeout_s": 3,
+            }
+        }
+    ).limits
+    options = transport_limits(limits).granian_options()
+    assert options["backpressure"] == 100
+    http1: HTTP1Settings = options["http1_settings"]
+    http2: HTTP2Settings = options["http2_settings"]
+    assert (http1.header_read_timeout, http1.max_buffer_size) == (2500, 32768)
+    assert (http2.max_concurrent_streams, http2.max_send_buffer_size) == (16, 32768)
+    assert request_limits(limits) == RequestLimitSettings(
+        max_requests_in_flight=7, body_read_timeout_s=3, send_stall_timeout_s=60
+    )
+
+
+def test_a_header_timeout_granian_cannot_take_is_refused_at_start() -> None:
+    from pydantic import ValidationError
+
+    from outcrop.config import Settings
+
+    with pytest.raises(ValidationError, match="header_read_timeout_s"):
+        Settings.model_validate({"limits": {"header_read_timeout_s": 120}})
