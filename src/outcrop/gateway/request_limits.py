@@ -11,8 +11,9 @@ docs/limits.md):
 * **Request body deadline.** A request's body must have arrived whole within
   `body_read_timeout_s` of the app's first read of it. A client that stalls its body is
   answered 408 `RequestTimeoutException` (retried by the SDKs) and its connection closed; the
-  app sees the client leave (`http.disconnect`). The deadline ends once the app starts its response: a
-  duplex operation reads its body while it answers, for as long as the session lasts.
+  app sees the client leave (`http.disconnect`). The deadline ends once the app starts its
+  response: a duplex operation reads its body while it answers, for as long as the session
+  lasts.
 * **Send stall.** A response body message the client does not take within
   `send_stall_timeout_s` (its receive window or socket buffer full: it stopped reading) counts
   as the client leaving: the app's `receive()` answers `http.disconnect`, so a stream is
