@@ -18,8 +18,11 @@ docs/limits.md):
   `send_stall_timeout_s` (its receive window or socket buffer full: it stopped reading) counts
   as the client leaving: the app's `receive()` answers `http.disconnect`, so a stream is
   cancelled as for a client that left (generation stops, the call is recorded as a client
-  disconnect); if the app does not cancel the send within `_STALL_GRACE_S`, the response is
-  dropped (`AbortConnection`). Either way the stream is reset. Until then the app's `send`
+  disconnect); if the app does not cancel the send within `_STALL_GRACE_S`, the task sending
+  is cancelled and the response dropped. Either way the stream is reset. Sends are not timed
+  one by one (a timer per event-stream frame costs more than the frame): one watchdog task
+  looks at the sends in progress every `min(1 s, send_stall_timeout_s / 4)`. Until then the
+  app's `send`
   waits, so a client that reads slowly slows its generation down rather than growing buffers
   (Granian holds at most `stream_send_buffer_bytes` per stream).
 """
@@ -30,9 +33,9 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from outcrop.gateway.asgi import (
-    AbortConnection,
     Message,
     Receive,
     Scope,
@@ -96,6 +99,8 @@ class RequestLimits:
         self.app = app
         self.settings = settings
         self.in_flight = 0
+        self._requests: set[_LimitedRequest] = set()
+        self._watchdog: asyncio.Task[None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -107,10 +112,14 @@ class RequestLimits:
             return
         self.in_flight += 1
         request = _LimitedRequest(receive, send, self.settings)
+        self._requests.add(request)
+        if self._watchdog is None or self._watchdog.done():
+            self._watchdog = asyncio.create_task(self._watch(), name="outcrop send watchdog")
         try:
             await self.app(scope, request.receive, request.send)
         finally:
             self.in_flight -= 1
+            self._requests.discard(request)
         if request.timed_out and not request.response_started:
             await _refuse(
                 scope,
@@ -120,6 +129,16 @@ class RequestLimits:
                     f"{self.settings.body_read_timeout_s:g} seconds."
                 ),
             )
+
+    async def _watch(self) -> None:
+        """Look for stalled sends while requests are in flight."""
+        period = min(1.0, self.settings.send_stall_timeout_s / 4)
+        loop = asyncio.get_running_loop()
+        while self._requests:
+            await asyncio.sleep(period)
+            now = loop.time()
+            for request in list(self._requests):
+                request.check_stall(now)
 
 
 class _LimitedRequest:
@@ -135,6 +154,11 @@ class _LimitedRequest:
         self.response_started = False
         self.timed_out = False
         self.stalled = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        self._sending_since: float | None = None
+        self._sending_task: asyncio.Task[Any] | None = None
+        self._stalled_at = 0.0
+        self._dropped = False
 
     async def receive(self) -> Message:
         if self.timed_out or self.stalled.is_set():
@@ -179,14 +203,25 @@ class _LimitedRequest:
             self.response_started = True
             await self._send(message)
             return
+        self._sending_task = asyncio.current_task()
+        self._sending_since = self._loop.time()
         try:
-            async with asyncio.timeout(self._stall_s):
-                await self._send(message)
-        except TimeoutError:
-            self.stalled.set()
-            # The app's disconnect watcher cancels this send, and its stream, meanwhile.
-            await asyncio.sleep(_STALL_GRACE_S)
-            raise AbortConnection(response_started=True) from None
+            await self._send(message)
+        finally:
+            self._sending_since = None
+
+    def check_stall(self, now: float) -> None:
+        """Called by the watchdog: a send waiting too long means the client stopped reading."""
+        since = self._sending_since
+        if since is None or self._dropped:
+            return
+        if not self.stalled.is_set():
+            if now - since >= self._stall_s:
+                self._stalled_at = now
+                self.stalled.set()  # the app's disconnect watcher cancels its stream
+        elif now - self._stalled_at >= _STALL_GRACE_S and self._sending_task is not None:
+            self._dropped = True
+            self._sending_task.cancel()
 
 
 def _busy(scope: Scope) -> AwsError:
