@@ -36,6 +36,7 @@ from outcrop.gateway.asgi import (
     send_response,
     wait_disconnect,
 )
+from outcrop.gateway.disconnect import until_gone
 from outcrop.gateway.interceptors import Interceptor
 from outcrop.services.base import (
     DuplexOperation,
@@ -243,7 +244,12 @@ class Gateway:
                 assert isinstance(handler, DuplexOperation)
                 result = await handler.handler(ctx, streamed.chunks())
             else:
-                result = await handler(ctx)
+                # A client that leaves before the answer is ready stops its generation.
+                result = await until_gone(receive, handler(ctx))
+        except ClientGone:
+            ctx.record.error_code = "ClientDisconnected"
+            self._after(ctx)
+            raise
         except AwsError as err:
             ctx.record.failed(err)
             ctx.record.status = err.status

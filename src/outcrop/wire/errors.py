@@ -231,6 +231,18 @@ class RequestEntityTooLarge(AwsError):
     namespace = CORAL_SERVICE_NAMESPACE
 
 
+class RequestTimeout(AwsError):
+    """The request body did not arrive whole in time (Outcrop's front-door limit,
+    `[limits] body_read_timeout_s`). The code is one the SDKs' standard retry mode treats as
+    transient (botocore: `RequestTimeoutException`); the exact front-door answer of AWS to a
+    stalled body is unverified."""
+
+    code = "RequestTimeoutException"
+    status = 408
+    fault = "client"
+    namespace = CORAL_SERVICE_NAMESPACE
+
+
 BEDROCK_RUNTIME_ERRORS: tuple[type[AwsError], ...] = (
     ValidationException,
     AccessDeniedException,
