@@ -50,8 +50,10 @@ from outcrop.gateway.limits import HeaderLimit
 from outcrop.gateway.metrics import Metrics
 from outcrop.gateway.policies import Policy, PolicyEnforcer, PolicyError, parse_policy
 from outcrop.gateway.quotas import QuotaEnforcer
+from outcrop.gateway.request_limits import RequestLimits, request_limits, transport_limits
 from outcrop.gateway.scripted_responses import ResponseAdmin, ResponseRegistry, ScriptedResponses
 from outcrop.guardrails.runtime import check_definitions, open_guardrails
+from outcrop.server import TransportLimits
 from outcrop.services.apply_guardrail import ApplyGuardrail
 from outcrop.services.base import Response
 from outcrop.services.bedrock import BedrockControlPlane
@@ -239,6 +241,12 @@ class OutcropApp:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         await self.gateway(scope, receive, send)
+
+    def served(self) -> tuple[RequestLimits, TransportLimits]:
+        """What a listener runs: this app within the per-request limits (`[limits]`: body and
+        send timeouts), and the transport's own limits for the server."""
+        limits = self.settings.limits
+        return RequestLimits(self, request_limits(limits)), transport_limits(limits)
 
     @property
     def interceptors(self) -> list[Interceptor]:

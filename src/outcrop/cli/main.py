@@ -219,10 +219,10 @@ def _stopping(sig: signal.Signals, in_flight: int, forced: bool) -> None:
 
 async def _serve(settings: Settings, starting: StartupTracebacks) -> None:
     from outcrop.app import build_app
-    from outcrop.gateway.request_limits import RequestLimits, request_limits, transport_limits
     from outcrop.server import TLSListener, serve
 
     app_ = build_app(settings)
+    served, transport = app_.served()
     app_.start_engines()
     s = settings.server
     tls = None
@@ -251,14 +251,14 @@ async def _serve(settings: Settings, starting: StartupTracebacks) -> None:
 
     try:
         await serve(
-            RequestLimits(app_, request_limits(settings.limits)),
+            served,
             host=s.host,
             port=s.port,
             tls=tls,
             on_ready=ready,
             stop=stop,
             on_signal=_stopping,
-            limits=transport_limits(settings.limits),
+            limits=transport,
         )
     finally:
         await app_.close()
