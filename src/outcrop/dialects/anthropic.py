@@ -39,7 +39,13 @@ from outcrop.dialects.base import (
     reasoning_signature,
 )
 from outcrop.dialects.prompts import split_human_assistant
-from outcrop.dialects.schema import Field, check_object, check_value, malformed
+from outcrop.dialects.schema import (
+    Field,
+    check_object,
+    check_value,
+    malformed,
+    tool_schema_problems,
+)
 from outcrop.types import (
     ChatMessage,
     Finish,
@@ -345,6 +351,8 @@ def _check_tools(body: dict[str, Any]) -> list[str]:
         problems += check_object(tool, fields, pointer)
         if "input_schema" not in tool:
             problems.append(f"{pointer}: required key [input_schema] not found")
+        elif isinstance(tool["input_schema"], dict):
+            problems += tool_schema_problems(tool["input_schema"], f"{pointer}/input_schema")
     if "tool_choice" in body:
         choice = body["tool_choice"]
         problems += check_object(choice, _TOOL_CHOICE_FIELDS, "#/tool_choice")

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from outcrop.dialects.base import reasoning_signature
+from outcrop.dialects.schema import tool_schema_problems
 from outcrop.types import (
     ChatMessage,
     Finish,
@@ -215,7 +216,7 @@ def _parse_tool_config(config: Mapping[str, Any] | None) -> tuple[tuple[ToolSpec
             )
         spec = tool["toolSpec"]
         schema = spec["inputSchema"].get("json")
-        if not isinstance(schema, dict):
+        if not isinstance(schema, dict) or tool_schema_problems(schema, "#"):
             raise ValidationException(bad_schema_message(index))
         if any(t.name == spec["name"] for t in tools):
             # Wording unverified; every provider refuses duplicate tool names.
