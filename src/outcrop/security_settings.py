@@ -213,6 +213,8 @@ class FaultRuleSettings(RuleMatchSettings):
 class LimitsSettings(_Strict):
     model_timeout_s: float | None = Field(None, gt=0)
     max_header_bytes: int = Field(16 * 1024, ge=1024)
+    max_json_depth: int = Field(100, ge=2, le=1000)
+    """Objects and arrays one inside another in a client's JSON (wire.jsonbody.load_json)."""
 
 
 class AdminSettings(_Strict):

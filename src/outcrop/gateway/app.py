@@ -71,6 +71,7 @@ from outcrop.wire.errors import (
     RequestEntityTooLarge,
     UnknownOperationException,
 )
+from outcrop.wire.jsonbody import set_max_json_depth
 from outcrop.wire.restjson import ServiceSpec
 
 log = logging.getLogger("outcrop")
@@ -120,6 +121,7 @@ class OutcropApp:
 
     def __init__(self, settings: Settings, engines: Mapping[str, Engine] | None = None) -> None:
         self.settings = settings
+        set_max_json_depth(settings.limits.max_json_depth)
         self.engines: dict[str, Engine] = dict(
             engines
             if engines is not None
