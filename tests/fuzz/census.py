@@ -15,11 +15,10 @@ import collections
 import logging
 import random
 import tempfile
-import traceback
 from pathlib import Path
 
 from tests.fuzz.corpus import seeds
-from tests.fuzz.harness import exchange, fuzz_app
+from tests.fuzz.harness import exchange, fuzz_app, where
 from tests.fuzz.mutate import mutant
 
 
@@ -34,15 +33,6 @@ class _LastError(logging.Handler):
         if record.exc_info and record.exc_info[1] is not None:
             exc = record.exc_info[1]
             self.last = f"{type(exc).__name__}: {str(exc)[:100]} at {where(exc)}"
-
-
-def where(exc: BaseException) -> str:
-    """The innermost Outcrop source line of an exception's traceback."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "/outcrop/" in f.filename]
-    if not frames:
-        return "?"
-    frame = frames[-1]
-    return f"{frame.filename.rsplit('/outcrop/', 1)[1]}:{frame.lineno}"
 
 
 async def census(examples: int, seed: int) -> int:

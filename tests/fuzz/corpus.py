@@ -21,7 +21,9 @@ from tests.conformance.dialect_cases import FAMILIES
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 GUARDRAIL_ID = "fuzzguard001"
-"""The guardrail the fuzz app defines (`app_settings`), named by the guardrail seeds."""
+"""The guardrail the fuzz app defines (`harness.fuzz_app`), named by the guardrail seeds."""
+LMI_ENDPOINT = "fuzz-lmi"
+"""A SageMaker endpoint configured with the LMI container dialect (others choose by body)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +69,24 @@ def _recorded_seeds() -> list[Seed]:
                     body = json.loads(line.removeprefix("REQ BODY: "))
                 except json.JSONDecodeError:
                     continue
-                seeds.append(Seed(f"{file.stem}:{request[1]}", request[0], request[1], body))
+                path = _served_path(request[1])
+                seeds.append(Seed(f"{file.stem}:{path}", request[0], path, _our_guardrail(body)))
                 request = None
     return seeds
+
+
+def _served_path(path: str) -> str:
+    """A recorded path with a model that Bedrock serves only through an inference profile
+    (Claude 4 and later) given its `us.` profile, as the recording's date required."""
+    return re.sub(r"^/model/(anthropic\.claude-(?:sonnet|opus)-4)", r"/model/us.\1", path)
+
+
+def _our_guardrail(body: Any) -> Any:
+    """A recorded body's guardrail replaced by the one the fuzz app serves."""
+    if isinstance(body, dict) and isinstance(body.get("guardrailConfig"), dict):
+        config = {**body["guardrailConfig"], "guardrailIdentifier": GUARDRAIL_ID}
+        return {**body, "guardrailConfig": {**config, "guardrailVersion": "DRAFT"}}
+    return body
 
 
 def _embedding_seeds() -> list[Seed]:
@@ -170,7 +187,6 @@ def _guardrail_seeds() -> list[Seed]:
     return [
         Seed("apply-guardrail", "POST", f"/guardrail/{GUARDRAIL_ID}/version/DRAFT/apply", apply),
         Seed("create-guardrail", "POST", "/guardrails", create),
-        Seed("update-guardrail", "PUT", f"/guardrails/{GUARDRAIL_ID}", create),
         Seed("guarded-converse", "POST", _model_path(model, "converse"), guarded_converse),
         Seed(
             "guarded-converse-stream",
@@ -202,9 +218,10 @@ def _sagemaker_seeds() -> list[Seed]:
     }
     seeds: list[Seed] = []
     for name, body in bodies.items():
+        endpoint = LMI_ENDPOINT if name == "lmi" else "fuzz-endpoint"
         for action in ("invocations", "invocations-response-stream"):
             seeds.append(Seed(f"sagemaker-{name}:{action}", "POST",
-                              f"/endpoints/fuzz-endpoint/{action}", body))  # fmt: skip
+                              f"/endpoints/{endpoint}/{action}", body))  # fmt: skip
     return seeds
 
 

@@ -18,11 +18,17 @@ from pathlib import Path
 
 from botocore.eventstream import EventStreamBuffer
 
-from outcrop.config import ScriptedSettings, Settings
+from outcrop.config import (
+    EndpointSettings,
+    SageMakerSettings,
+    ScriptedSettings,
+    Settings,
+    VariantSettings,
+)
 from outcrop.gateway.app import OutcropApp
 from outcrop.guardrails.settings import GuardrailSettings
 from tests.asgi_driver import Result, call
-from tests.fuzz.corpus import guardrail_definition
+from tests.fuzz.corpus import LMI_ENDPOINT, guardrail_definition
 
 HANG_S = 60.0
 """Far beyond any answer the scripted engine gives; only a hang reaches it."""
@@ -31,10 +37,14 @@ INTERNAL_FRAMES = frozenset({"internalServerException", "InternalStreamFailure"}
 
 
 def fuzz_app(state_dir: Path) -> OutcropApp:
-    """The app under fuzzing: scripted answers of a few tokens, one defined guardrail."""
+    """The app under fuzzing: scripted answers of a few tokens, one defined guardrail, an LMI
+    endpoint (other endpoints pick their container dialect from the body)."""
+    lmi = EndpointSettings(variants=[VariantSettings(engine="default", dialect="lmi")])
+    auto = EndpointSettings(variants=[VariantSettings(engine="default")])
     settings = Settings(
         engines={"default": ScriptedSettings(type="scripted", text="Basalt, granite, chalk.")},
         guardrails=GuardrailSettings(state_dir=state_dir, define=[guardrail_definition()]),
+        sagemaker=SageMakerSettings(endpoints={LMI_ENDPOINT: lmi, "fuzz-endpoint": auto}),
     )
     return OutcropApp(settings)
 
@@ -54,6 +64,14 @@ class Outcome:
         return self.verdict == "ok"
 
 
+def where(exc: BaseException) -> str:
+    """The innermost Outcrop source line of an exception's traceback."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "/outcrop/" in f.filename]
+    if not frames:
+        return "?"
+    return f"{frames[-1].filename.rsplit('/outcrop/', 1)[1]}:{frames[-1].lineno}"
+
+
 def judge(result: Result) -> Outcome:
     """The verdict on a complete answer."""
     headers = {k.lower(): v for k, v in result.headers.items()}
@@ -61,9 +79,9 @@ def judge(result: Result) -> Outcome:
         return Outcome("500", result.status, result.body[:300].decode("utf-8", "replace"))
     if "x-amzn-requestid" not in headers:
         return Outcome("no-request-id", result.status)
-    if result.status >= 400 and "x-amzn-errortype" not in headers:
-        if not (result.status == 413 and headers.get("content-type", "").startswith("text")):
-            return Outcome("no-error-type", result.status)
+    bare_413 = result.status == 413 and headers.get("content-type", "").startswith("text")
+    if result.status >= 400 and "x-amzn-errortype" not in headers and not bare_413:
+        return Outcome("no-error-type", result.status)
     if headers.get("content-type", "").startswith("application/vnd.amazon.eventstream"):
         buffer = EventStreamBuffer()
         buffer.add_data(result.body)
@@ -91,7 +109,5 @@ async def exchange(
     except TimeoutError:
         return Outcome("hang", 0)
     except Exception as exc:  # what would reach Granian and become its plain-text 500
-        frames = [f for f in traceback.extract_tb(exc.__traceback__) if "/outcrop/" in f.filename]
-        at = f"{frames[-1].filename.rsplit('/outcrop/', 1)[1]}:{frames[-1].lineno}" if frames else ""
-        return Outcome("escaped", 0, f"{type(exc).__name__}: {str(exc)[:100]} at {at}")
+        return Outcome("escaped", 0, f"{type(exc).__name__}: {str(exc)[:100]} at {where(exc)}")
     return judge(result)
