@@ -39,3 +39,10 @@ speech-test-deps:
 
 test: $(STAMP) js speech-test-deps
 	$(BIN)/python -m pytest -q
+
+# The fuzz suite at length (CI runs its bounded `ci` profile within `make test`), then a census
+# of how 10,000 mutated request bodies fare against the whole app.
+.PHONY: fuzz
+fuzz: $(STAMP)
+	$(BIN)/python -m pytest -q tests/fuzz --hypothesis-profile=long
+	$(BIN)/python -m tests.fuzz.census --examples 10000
