@@ -181,3 +181,17 @@ def test_errors_echoing_a_lone_surrogate_still_serialize() -> None:
     status, _, body = AwsError("bad value '\ud800'").to_http()
     assert status == 500
     assert json.loads(body)["message"] == "bad value '\ud800'"
+
+
+async def test_deeply_nested_request_metadata_header_is_a_validation_error() -> None:
+    headers = [*JSON, ("x-amzn-bedrock-request-metadata", deep(3000))]
+    result = await call(app(), "POST", f"{CLAUDE}/invoke", json.dumps(claude()).encode(), headers)
+    assert result.status == 400, result.body
+    assert result.headers["x-amzn-errortype"].startswith("ValidationException:")
+
+
+async def test_deeply_nested_sagemaker_body_naming_a_session_request_is_not_a_500() -> None:
+    raw = b'{"requestType": "NEW_SESSION", "x": ' + deep(3000).encode() + b"}"
+    result = await call(app(), "POST", "/endpoints/rocks/invocations", raw, JSON)
+    assert result.status == 424, result.body
+    assert result.headers["x-amzn-errortype"].startswith("ModelError:")
