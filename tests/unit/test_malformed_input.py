@@ -195,3 +195,21 @@ async def test_deeply_nested_sagemaker_body_naming_a_session_request_is_not_a_50
     result = await call(app(), "POST", "/endpoints/rocks/invocations", raw, JSON)
     assert result.status == 424, result.body
     assert result.headers["x-amzn-errortype"].startswith("ModelError:")
+
+
+async def test_null_members_are_absent_members() -> None:
+    body = {
+        "messages": [{"role": "user", "content": [{"text": "hi"}]}],
+        "inferenceConfig": {"maxTokens": None, "temperature": None},
+    }
+    result = await call(app(), "POST", f"{CLAUDE}/converse", json.dumps(body).encode(), JSON)
+    assert result.status == 200, result.body
+
+
+async def test_a_server_tool_without_a_name_is_malformed() -> None:
+    body = claude(tools=[{"type": "bash_20250124"}])
+    result = await call(app(), "POST", f"{CLAUDE}/invoke", json.dumps(body).encode(), JSON)
+    assert validation_message(result).endswith(
+        "#/tools/0/name: expected type: String, found: Null, please reformat your input and "
+        "try again."
+    )

@@ -346,7 +346,9 @@ def _check_tools(body: dict[str, Any]) -> list[str]:
             continue
         # Server tools (computer_*, bash_*, text_editor_*) carry their own extra keys.
         fields = _TOOL_FIELDS if "type" not in tool or tool["type"] == "custom" else None
-        if fields is None:
+        if fields is None:  # a server tool still has a name
+            if not isinstance(tool.get("name"), str):
+                problems += check_value(tool.get("name"), Field("string"), f"{pointer}/name")
             continue
         problems += check_object(tool, fields, pointer)
         if "input_schema" not in tool:

@@ -335,7 +335,8 @@ def _sampling(config: Mapping[str, Any], extra: Mapping[str, Any]) -> SamplingPa
     if isinstance(top_k, bool) or not isinstance(top_k, int | float):
         top_k = None
     return SamplingParams(
-        max_tokens=int(config.get("maxTokens", DEFAULT_MAX_TOKENS)),
+        # null is absent, as the body check treats it
+        max_tokens=int(config.get("maxTokens") or DEFAULT_MAX_TOKENS),
         temperature=_opt_float(config.get("temperature")),
         top_p=_opt_float(config.get("topP")),
         top_k=None if top_k is None else int(top_k),
