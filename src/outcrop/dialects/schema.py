@@ -156,8 +156,8 @@ def _num(value: float) -> str:
 
 # -- tool input schemas --------------------------------------------------------------------------
 
-_SUBSCHEMA = ("not", "additionalProperties", "additionalItems", "contains", "propertyNames")
-_SUBSCHEMA += ("if", "then", "else", "unevaluatedProperties", "unevaluatedItems")
+_SUBSCHEMA: tuple[str, ...] = ("not", "additionalProperties", "additionalItems", "contains")
+_SUBSCHEMA += ("propertyNames", "if", "then", "else", "unevaluatedProperties", "unevaluatedItems")
 _SUBSCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
 _SUBSCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
 _COUNTS = ("minItems", "maxItems", "minLength", "maxLength", "minProperties", "maxProperties")
@@ -217,7 +217,7 @@ def tool_schema_problems(schema: Any, pointer: str) -> list[str]:
             f"{pointer}/enum: expected type: JSONArray, found: {type_name(schema['enum'])}"
         )
     for key in _COUNTS:
-        value = schema.get(key)
+        value: Any = schema.get(key)
         if key in schema and not (_is(value, "integer") and value >= 0):
             problems.append(f"{pointer}/{key}: expected a non-negative Integer")
     for key in _NUMBERS:
