@@ -217,8 +217,7 @@ def tool_schema_problems(schema: Any, pointer: str) -> list[str]:
             f"{pointer}/enum: expected type: JSONArray, found: {type_name(schema['enum'])}"
         )
     for key in _COUNTS:
-        value: Any = schema.get(key)
-        if key in schema and not (_is(value, "integer") and value >= 0):
+        if key in schema and not (_is(schema[key], "integer") and schema[key] >= 0):
             problems.append(f"{pointer}/{key}: expected a non-negative Integer")
     for key in _NUMBERS:
         if key in schema and not _is(schema[key], "number"):
