@@ -14,13 +14,14 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
-_COMMON = {
-    "deadline": None,
-    "suppress_health_check": (HealthCheck.too_slow, HealthCheck.data_too_large),
-    "print_blob": True,
-}
-settings.register_profile("ci", max_examples=60, derandomize=False, **_COMMON)
-settings.register_profile("long", max_examples=5000, **_COMMON)
+settings.register_profile(
+    "ci",
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=(HealthCheck.too_slow, HealthCheck.data_too_large),
+    print_blob=True,
+)
+settings.register_profile("long", settings.get_profile("ci"), max_examples=5000)
 if settings.get_current_profile_name() == "default":  # unless --hypothesis-profile chose one
     settings.load_profile(os.environ.get("OUTCROP_FUZZ_PROFILE", "ci"))
 

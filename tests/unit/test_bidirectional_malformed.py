@@ -15,6 +15,7 @@ import json
 import logging
 import struct
 import time
+from collections.abc import MutableMapping
 from typing import Any
 
 import pytest
@@ -63,14 +64,14 @@ def outer(inner: bytes, date_ms: int) -> bytes:
 
 async def session(served: OutcropApp, body: bytes, headers: list[tuple[bytes, bytes]]) -> list[Any]:
     """Run one session whose client sends `body` and keeps its input open; the frames back."""
-    sent: list[dict[str, Any]] = []
+    sent: list[MutableMapping[str, Any]] = []
     arrived: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     arrived.put_nowait({"type": "http.request", "body": body, "more_body": True})
 
     async def receive() -> dict[str, Any]:
         return await arrived.get()
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message)
         if message["type"] == "http.response.body" and not message.get("more_body", False):
             arrived.put_nowait({"type": "http.disconnect"})
