@@ -113,6 +113,13 @@ async def test_hostile_json_is_malformed_before_any_generation(raw: str) -> None
         ),
         (
             f"{CLAUDE}/invoke",
+            claude(messages=[{"role": "user", "content": None}]),
+            'Malformed input request: #: subject must not be valid against schema {"required":'
+            '["messages"]}#/messages/0/content: expected type: JSONArray, found: Null, please '
+            "reformat your input and try again.",
+        ),
+        (
+            f"{CLAUDE}/invoke",
             claude(tools=[{"name": "f", "input_schema": {"type": "object", "properties": 5}}]),
             'Malformed input request: #: subject must not be valid against schema {"required":'
             '["messages"]}#/tools/0/input_schema/properties: expected type: JSONObject, found: '

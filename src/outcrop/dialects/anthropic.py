@@ -45,6 +45,7 @@ from outcrop.dialects.schema import (
     check_value,
     malformed,
     tool_schema_problems,
+    type_name,
 )
 from outcrop.types import (
     ChatMessage,
@@ -413,9 +414,9 @@ def _check_messages(messages: list[Any]) -> list[str]:
         if isinstance(content, list):
             for j, block in enumerate(content):
                 problems += _check_block(block, f"{pointer}/content/{j}")
-        elif content is not None and not isinstance(content, str):
+        elif "content" in turn and not isinstance(content, str):
             problems.append(
-                f"{pointer}/content: expected type: JSONArray, found: {type(content).__name__}"
+                f"{pointer}/content: expected type: JSONArray, found: {type_name(content)}"
             )
     return problems
 
