@@ -3,12 +3,14 @@
 The seeds are what a real client sends: every InvokeModel family of the conformance tests
 (`tests/conformance/dialect_cases.py`), the request bodies of the recorded real traffic under
 `tests/fixtures/` (tools, reasoning, guardrails, CountTokens), the embedding bodies, ApplyGuardrail
-and CreateGuardrail, and the SageMaker container bodies (TGI, LMI, OpenAI chat). The fuzzers
-mutate these, so that most mutants get past the outer checks and reach the deep parsers.
+and CreateGuardrail, and the SageMaker container bodies (TGI, LMI, OpenAI chat); and one text
+session of InvokeModelWithBidirectionalStream as input events and as a signed request body. The
+fuzzers mutate these, so that most mutants get past the outer checks and reach the deep parsers.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from dataclasses import dataclass
@@ -17,7 +19,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from smithy_aws_event_stream.events import EventMessage
+
+from outcrop.wire.event_signing import sign_frame
 from tests.conformance.dialect_cases import FAMILIES
+from tests.support.speech import NovaInput
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 GUARDRAIL_ID = "fuzzguard001"
@@ -250,3 +256,24 @@ def guardrail_definition() -> dict[str, Any]:
             "piiEntitiesConfig": [{"type": "CREDIT_DEBIT_CARD_NUMBER", "action": "ANONYMIZE"}]
         },
     }
+
+
+def signed_event(raw: bytes, date_ms: int = 1_700_000_000_000) -> bytes:
+    """One outer input frame of a bidirectional stream carrying `raw` as its event JSON."""
+    payload = json.dumps({"bytes": base64.b64encode(raw).decode()}).encode()
+    headers = {":message-type": "event", ":event-type": "chunk",
+               ":content-type": "application/json"}  # fmt: skip
+    inner = bytes(EventMessage(headers=headers, payload=payload).encode())
+    return sign_frame("0" * 64, inner, date_ms, b"k" * 32, "us-east-1")[0]
+
+
+def session_events() -> list[dict[str, Any]]:
+    """The input events of one text turn of a speech session, sessionStart to sessionEnd."""
+    nova = NovaInput(prompt="fuzz-prompt")
+    return [*nova.opening(), *nova.text("USER", "Hello there."), nova.prompt_end(),
+            nova.session_end()]  # fmt: skip
+
+
+def session_stream() -> bytes:
+    """`session_events` as the request body a client sends (signed outer frames)."""
+    return b"".join(signed_event(json.dumps(e).encode()) for e in session_events())

@@ -11,7 +11,6 @@ and headers, and bidirectional sessions whose opening events are mutated.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,16 +19,20 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from smithy_aws_event_stream.events import EventMessage
 
 from outcrop.config import ScriptedSettings, Settings, SpeechSettings
 from outcrop.gateway.app import OutcropApp
-from outcrop.wire.event_signing import sign_frame
-from tests.fuzz.corpus import GUARDRAIL_ID, Seed, guardrail_definition, seeds
+from tests.fuzz.corpus import (
+    GUARDRAIL_ID,
+    Seed,
+    guardrail_definition,
+    seeds,
+    session_events,
+    signed_event,
+)
 from tests.fuzz.harness import Outcome, exchange, fuzz_app
 from tests.fuzz.mutate import mutant
 from tests.fuzz.strategies import mutated, seeds_where
-from tests.support.speech import NovaInput
 
 Served = tuple[asyncio.Runner, OutcropApp]
 
@@ -102,15 +105,7 @@ def test_arbitrary_paths_and_headers_get_modelled_answers(
 # -- bidirectional sessions ----------------------------------------------------------------------
 
 _BIDI = "/model/amazon.nova-sonic-v1%3A0/invoke-with-bidirectional-stream"
-_OPENING = NovaInput().opening()[:2]  # sessionStart, promptStart
-
-
-def _signed(raw: bytes) -> bytes:
-    payload = json.dumps({"bytes": base64.b64encode(raw).decode()}).encode()
-    headers = {":message-type": "event", ":event-type": "chunk",
-               ":content-type": "application/json"}  # fmt: skip
-    inner = bytes(EventMessage(headers=headers, payload=payload).encode())
-    return sign_frame("0" * 64, inner, 1_700_000_000_000, b"k" * 32, "us-east-1")[0]
+_OPENING = session_events()[:2]  # sessionStart, promptStart
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +126,7 @@ def test_bidirectional_sessions_with_mutated_events_end_with_modelled_answers(
 ) -> None:
     events = [mutant(e, rng) if i == index else json.dumps(e).encode()
               for i, e in enumerate(_OPENING)]  # fmt: skip
-    body = b"".join(_signed(raw) for raw in events)
+    body = b"".join(signed_event(raw) for raw in events)
     headers = [("content-type", "application/vnd.amazon.eventstream")]
     outcome = _run(speech_served, "POST", _BIDI, body, headers)
     assert outcome.ok, (events, outcome)
