@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from outcrop.config import ScriptedSettings, Settings
+from outcrop.config import LimitsSettings, ScriptedSettings, Settings
 from outcrop.dialects.converse import bad_schema_message
 from outcrop.engines.scripted import ScriptedEngine
 from outcrop.gateway.app import OutcropApp
 from outcrop.wire.errors import AwsError
-from outcrop.wire.jsonbody import MALFORMED_BODY
+from outcrop.wire.jsonbody import DEFAULT_MAX_JSON_DEPTH, MALFORMED_BODY, set_max_json_depth
 from tests.asgi_driver import Result, call
 
 JSON = [("content-type", "application/json")]
@@ -220,3 +220,21 @@ async def test_a_server_tool_without_a_name_is_malformed() -> None:
         "#/tools/0/name: expected type: String, found: Null, please reformat your input and "
         "try again."
     )
+
+
+async def test_the_nesting_limit_comes_from_the_limits_section() -> None:
+    settings = Settings(
+        engines={"default": ScriptedSettings(type="scripted")},
+        limits=LimitsSettings(max_json_depth=4),
+    )
+    try:
+        served = OutcropApp(settings, engines={"default": ScriptedEngine()})
+        ok = claude(metadata={"user_id": "u"})  # object > messages > message: 3 levels
+        deeper = claude(messages=[{"role": "user", "content": [{"type": "text", "text": "x"}]}])
+        assert (
+            await call(served, "POST", f"{CLAUDE}/invoke", json.dumps(ok).encode(), JSON)
+        ).status == 200
+        result = await call(served, "POST", f"{CLAUDE}/invoke", json.dumps(deeper).encode(), JSON)
+        assert validation_message(result) == MALFORMED_BODY
+    finally:
+        set_max_json_depth(DEFAULT_MAX_JSON_DEPTH)
