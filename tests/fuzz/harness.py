@@ -22,6 +22,7 @@ from outcrop.config import (
     EndpointSettings,
     SageMakerSettings,
     ScriptedSettings,
+    ServerSettings,
     Settings,
     VariantSettings,
 )
@@ -42,6 +43,7 @@ def fuzz_app(state_dir: Path) -> OutcropApp:
     lmi = EndpointSettings(variants=[VariantSettings(engine="default", dialect="lmi")])
     auto = EndpointSettings(variants=[VariantSettings(engine="default")])
     settings = Settings(
+        server=ServerSettings(access_log=False),
         engines={"default": ScriptedSettings(type="scripted", text="Basalt, granite, chalk.")},
         guardrails=GuardrailSettings(state_dir=state_dir, define=[guardrail_definition()]),
         sagemaker=SageMakerSettings(endpoints={LMI_ENDPOINT: lmi, "fuzz-endpoint": auto}),
