@@ -64,6 +64,7 @@ from outcrop.services.guardrails_admin import GuardrailAdmin
 from outcrop.services.sagemaker_admin import EndpointAdmin
 from outcrop.services.sagemaker_runtime import SageMakerRuntime
 from outcrop.wire.errors import InternalStreamFailure
+from outcrop.wire.jsonbody import set_max_json_depth
 
 log = logging.getLogger("outcrop")
 
@@ -121,6 +122,7 @@ class OutcropApp:
 
     def __init__(self, settings: Settings, engines: Mapping[str, Engine] | None = None) -> None:
         self.settings = settings
+        set_max_json_depth(settings.limits.max_json_depth)
         built = dict(engines) if engines is not None else build_engines(settings)
         timeout = settings.limits.model_timeout_s
         self.engines: dict[str, Engine] = (

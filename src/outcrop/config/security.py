@@ -258,6 +258,8 @@ class LimitsSettings(_Strict):
     stream_send_buffer_bytes: int = Field(64 * 1024, ge=16 * 1024)
     h2_max_concurrent_streams: int = Field(128, ge=10)
     h2_receive_window_bytes: int = Field(1024 * 1024, ge=64 * 1024, le=2**31 - 1)
+    max_json_depth: int = Field(100, ge=2, le=1000)
+    """Objects and arrays one inside another in a client's JSON (wire.jsonbody.load_json)."""
     max_metric_label_values: int = Field(200, ge=1)
     """Distinct `model` label values in /metrics (LRU; gateway/metrics.py)."""
     max_quota_counters: int = Field(10_000, ge=1)

@@ -28,6 +28,7 @@ from outcrop.gateway.asgi import (
     Receive,
     Scope,
     Send,
+    SendGuard,
     StreamedBody,
     abort_response,
     encode_headers,
@@ -163,20 +164,28 @@ class Gateway:
             return
         request_id = str(uuid.uuid4())
         base_headers = [("x-amzn-RequestId", request_id), ("Date", http_date())]
+        guard = SendGuard(send)
         try:
-            await self._handle(scope, receive, send, request_id, base_headers)
-        except ClientGone:
-            return
-        except AbortConnection as abort:
-            await abort_response(send, abort.response_started, base_headers)
-            return
-        except AwsError as err:
-            await self._send_error(send, err, base_headers)
+            try:
+                await self._handle(scope, receive, guard, request_id, base_headers)
+            except ClientGone:
+                return
+            except AbortConnection as abort:
+                await abort_response(guard, abort.response_started, base_headers)
+                return
+            except AwsError as err:
+                if guard.started:
+                    raise
+                await self._send_error(guard, err, base_headers)
+            except Exception:
+                if guard.started:
+                    raise
+                log.exception("request %s failed", request_id)
+                await self._send_error(
+                    guard, InternalServerException("Internal server error."), base_headers
+                )
         except Exception:
-            log.exception("request %s failed", request_id)
-            await self._send_error(
-                send, InternalServerException("Internal server error."), base_headers
-            )
+            await guard.last_resort(request_id, base_headers)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

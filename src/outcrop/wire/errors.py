@@ -52,7 +52,10 @@ class AwsError(Exception):
 
     def to_http(self) -> tuple[int, list[tuple[str, str]], bytes]:
         """Status, headers and body of the restJson1 error response (as real AWS sends it)."""
-        payload = json.dumps(self.body(), ensure_ascii=False).encode()
+        try:
+            payload = json.dumps(self.body(), ensure_ascii=False).encode()
+        except UnicodeEncodeError:  # a lone surrogate echoed from the input: escape it
+            payload = json.dumps(self.body()).encode()
         headers = [
             ("Content-Type", "application/json"),
             ("X-Amzn-ErrorType", f"{self.code}:{self.namespace}"),
