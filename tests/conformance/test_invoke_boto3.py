@@ -109,7 +109,7 @@ def test_validation_errors_reach_boto3_as_modelled_class(invoke_server: ServerPr
     rt = client(invoke_server)
     cases = [
         (HAIKU, "{oops", "Malformed input request, please reformat your input and try again."),
-        ("anthropic.claude-unknown-v9:0", claude("x"), "The provided model identifier is invalid."),
+        ("acme.claude-unknown-v9:0", claude("x"), "The provided model identifier is invalid."),
         (HAIKU, claude("x", model="claude"), "extraneous key [model] is not permitted"),
     ]
     for model_id, body, message in cases:

@@ -135,6 +135,7 @@ EXPECTED = {
     "nvidia.nemotron-": GptOssDialect,
     "minimax.": GptOssDialect,
     "moonshot.": GptOssDialect,
+    "zai.": GptOssDialect,
 }
 # Text models whose InvokeModel body the reference does not describe.
 UNDESCRIBED = ("writer.palmyra-", "twelvelabs.pegasus-")

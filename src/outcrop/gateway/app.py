@@ -127,7 +127,12 @@ class OutcropApp:
         routes = [ModelRoute(r.match, r.engine) for r in settings.models] or [
             ModelRoute("*", "default")
         ]
-        self.resolver = Resolver(routes=routes, aliases=dict(settings.aliases))
+        self.resolver = Resolver(
+            routes=routes,
+            aliases=dict(settings.aliases),
+            extra_models=settings.catalog.extra_models(),
+            strict=settings.catalog.strict,
+        )
         self.embedder = BertEmbedder(settings.embeddings.model)
         region = settings.server.region
         self.guardrails = open_guardrails(
@@ -136,7 +141,9 @@ class OutcropApp:
         self.bedrock = BedrockRuntime(
             self.resolver, self.engines, self.embedder, settings.speech, self.guardrails
         )
-        self.control_plane = BedrockControlPlane(self.resolver.known_models, region)
+        self.control_plane = BedrockControlPlane(
+            self.resolver.known_models, region, self.resolver.model_for
+        )
         self.services: list[ServiceBinding] = []
         self.add_service(
             "bedrock-runtime",
