@@ -202,4 +202,6 @@ def test_js_content_types(invoke_server: ServerProcess) -> None:
     error = refused.error
     assert error is not None
     assert error["name"] == "ValidationException"
-    assert error["message"] == "The provided Content Type is invalid or not supported for this model"
+    assert (
+        error["message"] == "The provided Content Type is invalid or not supported for this model"
+    )
