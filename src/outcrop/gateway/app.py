@@ -59,6 +59,7 @@ from outcrop.services.bedrock_runtime import BedrockRuntime
 from outcrop.services.converse import ConverseOperations
 from outcrop.services.guardrail_checks import GuardrailChecks
 from outcrop.services.guardrails_admin import GuardrailAdmin
+from outcrop.services.openai_chat import CHAT_COMPLETIONS, OpenAIChatCompletions
 from outcrop.services.sagemaker_admin import EndpointAdmin
 from outcrop.services.sagemaker_runtime import SageMakerRuntime
 from outcrop.wire import eventstream
@@ -141,6 +142,7 @@ class OutcropApp:
         self.bedrock = BedrockRuntime(
             self.resolver, self.engines, self.embedder, settings.speech, self.guardrails
         )
+        self.openai_chat = OpenAIChatCompletions(self.bedrock)
         self.control_plane = BedrockControlPlane(
             self.resolver.known_models, region, self.resolver.model_for
         )
@@ -281,6 +283,9 @@ class OutcropApp:
             answer = await local(LocalRequest(method, path, query, body))
             await send_response(send, answer.status, [*base_headers, *answer.headers], answer.body)
             return
+        if (method, path) == ("POST", CHAT_COMPLETIONS):
+            await self._openai_chat(scope, receive, send, request_id, base_headers, path)
+            return
         binding, matched = self._match(method, raw_path)
         if binding is None or matched is None:
             raise UnknownOperationException(f"No operation matches {method} {scope['path']}.")
@@ -335,6 +340,39 @@ class OutcropApp:
             )
         finally:
             self._after(ctx)
+
+    async def _openai_chat(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        request_id: str,
+        base_headers: list[tuple[str, str]],
+        path: str,
+    ) -> None:
+        """Bedrock's OpenAI-compatible Chat Completions (services/openai_chat.py)."""
+        try:
+            body = await read_body(receive, _FRONT_DOOR_LIMIT)
+        except BodyTooLarge:
+            raise RequestEntityTooLarge("Request entity too large.") from None
+        ctx = RequestContext(
+            request_id,
+            "InvokeModel",
+            {},
+            body,
+            headers=tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]),
+            method="POST",
+            raw_path=path,
+            query=scope.get("query_string", b"").decode("latin-1"),
+            scheme=str(scope.get("scheme", "http")),
+        )
+        result = await self.openai_chat.handle(ctx, self.interceptors)
+        if isinstance(result, Response):
+            await send_response(send, result.status, [*base_headers, *result.headers], result.body)
+            return
+        await self._stream(
+            receive, send, ctx, self.services[0], result.headers, result.frames, base_headers
+        )
 
     async def _read(self, receive: Receive, binding: ServiceBinding, operation: Any) -> bytes:
         limit = binding.spec.payload_max(operation)
