@@ -23,6 +23,7 @@ from outcrop.dialects.mistral import MistralChatDialect, MistralTextDialect
 from outcrop.dialects.nova import NovaDialect
 from outcrop.dialects.openai import GptOssDialect
 from outcrop.dialects.titan import TitanDialect
+from outcrop.dialects.writer import PalmyraDialect
 
 DIALECTS: dict[str, InvokeDialect] = {
     "anthropic": AnthropicDialect(),
@@ -41,6 +42,7 @@ DIALECTS: dict[str, InvokeDialect] = {
     "moonshot": GptOssDialect(reasons=False),
     "moonshotai": GptOssDialect(reasons=False),
     "zai": GptOssDialect(reasons=False),
+    "writer": PalmyraDialect(),
 }
 """Dialects by provider segment of the model ID, where one format serves the whole provider."""
 
@@ -66,8 +68,8 @@ BY_MODEL_PREFIX: dict[str, InvokeDialect] = {
 """Dialects by model-ID prefix; the longest matching prefix wins over `DIALECTS`."""
 
 # Models whose InvokeModel body no dialect reads: Nova Sonic speaks only the bidirectional
-# stream, so InvokeModel on it is refused like any model without a dialect. Writer Palmyra and
-# TwelveLabs Pegasus (video input) have no dialect: their bodies are not in the reference.
+# stream, so InvokeModel on it is refused like any model without a dialect. TwelveLabs Pegasus
+# (video input) has no dialect: its body is not served.
 NOT_INVOKABLE: tuple[str, ...] = ("amazon.nova-sonic-", "amazon.nova-2-sonic-")
 
 
