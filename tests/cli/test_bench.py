@@ -19,6 +19,7 @@ import pytest
 
 from tests.cli.conftest import (
     HAIKU,
+    INSTANT,
     SONNET,
     TIMED_FIRST_S,
     TIMED_GAP_S,
@@ -271,3 +272,36 @@ def test_ctrl_c_prints_partial_results(tools_server: ToolsServer, tmp_path: Path
     assert doc["interrupted"] is True
     assert doc["summary"]["requests"] >= 1
     assert doc["summary"]["output_tokens"] == doc["summary"]["requests"] * TIMED_TOKENS
+
+
+def test_duration_says_it_drains_the_requests_in_flight(
+    tools_server: ToolsServer, tmp_path: Path
+) -> None:
+    # The `paced` engine takes about 4 s an answer: at the 1 s deadline both are in flight.
+    out = tmp_path / "drain"
+    args = ["--duration", "1s", "--concurrency", "2", "--warmup", "0", "--no-plot"]
+    result, doc = _bench(tools_server, out, INSTANT, *args)
+    assert result.returncode == 0, result.stderr
+    assert (
+        "bench: --duration 1s is up: no more requests sent; waiting for the 2 requests in "
+        "flight to finish (--cancel-at-deadline cancels them instead)"
+    ) in result.stderr
+    assert doc["summary"]["requests"] == 2
+    assert doc["cancelled_at_deadline"] == 0
+    assert doc["plan"]["cancel_at_deadline"] is False
+
+
+def test_cancel_at_deadline(tools_server: ToolsServer, tmp_path: Path) -> None:
+    out = tmp_path / "cut"
+    args = ["--duration", "1s", "--concurrency", "2", "--warmup", "0", "--no-plot"]
+    result, doc = _bench(tools_server, out, INSTANT, *args, "--cancel-at-deadline")
+    assert result.returncode == 0, result.stderr
+    assert (
+        "bench: --duration 1s is up: no more requests sent; cancelling the 2 requests in flight"
+    ) in result.stderr
+    assert doc["cancelled_at_deadline"] == 2
+    assert doc["interrupted"] is False
+    assert doc["summary"]["requests"] == 0
+    assert (
+        "cancelled at the deadline: 2 requests in flight (--cancel-at-deadline), not counted"
+    ) in result.stdout
