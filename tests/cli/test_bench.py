@@ -12,6 +12,7 @@ import json
 import signal
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -235,6 +236,17 @@ def test_prompts_from_a_file(tools_server: ToolsServer, tmp_path: Path) -> None:
     assert doc["plan"]["prompts"] == 2
 
 
+def _output_tokens(url: str) -> float:
+    """The server's total output tokens so far, from its Prometheus metrics."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("outcrop_output_token_count_total")
+    )
+
+
 def test_ctrl_c_prints_partial_results(tools_server: ToolsServer, tmp_path: Path) -> None:
     out = tmp_path / "interrupted"
     proc = subprocess.Popen(
@@ -257,8 +269,13 @@ def test_ctrl_c_prints_partial_results(tools_server: ToolsServer, tmp_path: Path
         cwd=REPO,
     )
     try:
-        # Each request takes about 0.3 s: after a few seconds some have completed.
-        time.sleep(4)
+        # Interrupt only once a recorded request has completed (the warm-up's tokens and one
+        # more request's are counted by the server), however slowly a busy machine runs it.
+        base = _output_tokens(tools_server.url)
+        deadline = time.monotonic() + 60
+        while _output_tokens(tools_server.url) < base + 2 * TIMED_TOKENS:
+            assert time.monotonic() < deadline, "no bench request completed within 60 s"
+            time.sleep(0.2)
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=60)
     finally:
