@@ -43,7 +43,14 @@ from outcrop.dialects.base import (
     reasoning_signature,
 )
 from outcrop.dialects.prompts import split_human_assistant
-from outcrop.dialects.schema import Field, check_object, check_value, malformed
+from outcrop.dialects.schema import (
+    Field,
+    check_object,
+    check_value,
+    malformed,
+    tool_schema_problems,
+    type_name,
+)
 from outcrop.dialects.structured import anthropic_schema, check_supported
 from outcrop.types import (
     ChatMessage,
@@ -348,11 +355,15 @@ def _check_tools(body: dict[str, Any]) -> list[str]:
             continue
         # Server tools (computer_*, bash_*, text_editor_*) carry their own extra keys.
         fields = _TOOL_FIELDS if "type" not in tool or tool["type"] == "custom" else None
-        if fields is None:
+        if fields is None:  # a server tool still has a name
+            if not isinstance(tool.get("name"), str):
+                problems += check_value(tool.get("name"), Field("string"), f"{pointer}/name")
             continue
         problems += check_object(tool, fields, pointer)
         if "input_schema" not in tool:
             problems.append(f"{pointer}: required key [input_schema] not found")
+        elif isinstance(tool["input_schema"], dict):
+            problems += tool_schema_problems(tool["input_schema"], f"{pointer}/input_schema")
     if "tool_choice" in body:
         choice = body["tool_choice"]
         problems += check_object(choice, _TOOL_CHOICE_FIELDS, "#/tool_choice")
@@ -411,9 +422,9 @@ def _check_messages(messages: list[Any]) -> list[str]:
         if isinstance(content, list):
             for j, block in enumerate(content):
                 problems += _check_block(block, f"{pointer}/content/{j}")
-        elif content is not None and not isinstance(content, str):
+        elif "content" in turn and not isinstance(content, str):
             problems.append(
-                f"{pointer}/content: expected type: JSONArray, found: {type(content).__name__}"
+                f"{pointer}/content: expected type: JSONArray, found: {type_name(content)}"
             )
     return problems
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from outcrop.dialects.base import reasoning_signature
+from outcrop.dialects.schema import tool_schema_problems
 from outcrop.dialects.structured import anthropic_schema, converse_schema
 from outcrop.types import (
     ChatMessage,
@@ -223,7 +224,7 @@ def _parse_tool_config(config: Mapping[str, Any] | None) -> tuple[tuple[ToolSpec
             )
         spec = tool["toolSpec"]
         schema = spec["inputSchema"].get("json")
-        if not isinstance(schema, dict):
+        if not isinstance(schema, dict) or tool_schema_problems(schema, "#"):
             raise ValidationException(bad_schema_message(index))
         if any(t.name == spec["name"] for t in tools):
             # Wording unverified; every provider refuses duplicate tool names.
@@ -342,7 +343,8 @@ def _sampling(config: Mapping[str, Any], extra: Mapping[str, Any]) -> SamplingPa
     if isinstance(top_k, bool) or not isinstance(top_k, int | float):
         top_k = None
     return SamplingParams(
-        max_tokens=int(config.get("maxTokens", DEFAULT_MAX_TOKENS)),
+        # null is absent, as the body check treats it
+        max_tokens=int(config.get("maxTokens") or DEFAULT_MAX_TOKENS),
         temperature=_opt_float(config.get("temperature")),
         top_p=_opt_float(config.get("topP")),
         top_k=None if top_k is None else int(top_k),

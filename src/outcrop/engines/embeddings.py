@@ -19,7 +19,12 @@ ones) is cut into consecutive windows; the text's vector is the token-weighted m
 windows' pooled vectors. Texts that fit one window (almost all) get exactly the
 sentence-transformers result.
 
-Model runs happen on one worker thread, in the order requested; the event loop never blocks.
+Model runs happen on one worker thread; the event loop never blocks. The thread is shared
+fairly: a request is tokenized in one job, then each forward pass (a batch of at most
+`_MAX_BATCH_TOKENS` padded tokens) is a job of its own, submitted only once the previous one
+finished. Each request thus has at most one job queued, and the queue serves concurrent
+requests in turn: a small request waits for one batch of a large one, not for all of it. A
+request whose caller has gone (cancelled) submits no further batch.
 """
 
 from __future__ import annotations
@@ -238,6 +243,30 @@ class _Window:
     """Token IDs with [CLS] and [SEP]."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """One request's work: its batches, and the token-weighted sums of their pooled vectors."""
+
+    model: _Bert
+    batches: list[list[_Window]]
+    counts: list[int]
+    """Tokens per text (after truncation)."""
+    sums: npt.NDArray[np.float64]
+    weights: npt.NDArray[np.float64]
+
+    def add(self, batch: Sequence[_Window], pooled: npt.NDArray[np.float64]) -> None:
+        for window, vector in zip(batch, pooled, strict=True):
+            self.sums[window.text_index] += vector * len(window.ids)
+            self.weights[window.text_index] += len(window.ids)
+
+    def result(self) -> list[TextEmbedding]:
+        vectors = self.sums / self.weights[:, None]
+        return [
+            TextEmbedding(tuple(float(x) for x in vector.astype(np.float32)), count)
+            for vector, count in zip(vectors, self.counts, strict=True)
+        ]
+
+
 class BertEmbedder(EmbeddingEngine):
     """Sentence embeddings from a BERT encoder with mean pooling (all-MiniLM-L6-v2 by default).
 
@@ -286,7 +315,11 @@ class BertEmbedder(EmbeddingEngine):
 
     async def embed(self, request: EmbeddingRequest) -> list[TextEmbedding]:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self.embed_sync, request)
+        plan = await loop.run_in_executor(self._executor, self._plan, request)
+        for batch in plan.batches:
+            pooled = await loop.run_in_executor(self._executor, self._pool, plan.model, batch)
+            plan.add(batch, pooled)
+        return plan.result()
 
     async def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -295,6 +328,13 @@ class BertEmbedder(EmbeddingEngine):
 
     def embed_sync(self, request: EmbeddingRequest) -> list[TextEmbedding]:
         """`embed` without the thread hop (for tests and benchmarks)."""
+        plan = self._plan(request)
+        for batch in plan.batches:
+            plan.add(batch, self._pool(plan.model, batch))
+        return plan.result()
+
+    def _plan(self, request: EmbeddingRequest) -> _Plan:
+        """The request tokenized and cut into windows, grouped into forward-pass batches."""
         model = self._load()
         content = self._window - 2
         cls_id, sep_id = self._special_ids()
@@ -311,18 +351,13 @@ class BertEmbedder(EmbeddingEngine):
             chunks = [ids[i : i + content] for i in range(0, len(ids), content)] or [[]]
             windows.extend(_Window(index, (cls_id, *chunk, sep_id)) for chunk in chunks)
         hidden = model.position.shape[1]
-        sums = np.zeros((len(request.texts), hidden), dtype=np.float64)
-        weights = np.zeros(len(request.texts), dtype=np.float64)
-        for batch in _batches(windows):
-            pooled = self._pool(model, batch)
-            for window, vector in zip(batch, pooled, strict=True):
-                sums[window.text_index] += vector * len(window.ids)
-                weights[window.text_index] += len(window.ids)
-        vectors = sums / weights[:, None]
-        return [
-            TextEmbedding(tuple(float(x) for x in vector.astype(np.float32)), count)
-            for vector, count in zip(vectors, counts, strict=True)
-        ]
+        return _Plan(
+            model,
+            _batches(windows),
+            counts,
+            np.zeros((len(request.texts), hidden), dtype=np.float64),
+            np.zeros(len(request.texts), dtype=np.float64),
+        )
 
     def _pool(self, model: _Bert, batch: Sequence[_Window]) -> npt.NDArray[np.float64]:
         longest = max(len(w.ids) for w in batch)

@@ -246,12 +246,19 @@ def _last_user_text(request: GenerationRequest) -> str:
     return " ".join([*results, last.text]) if results else last.text
 
 
+_MAX_EXAMPLE_ITEMS = 16
+"""An example array stops here whatever `minItems` asks (a client's schema must not make the
+engine build a huge value)."""
+
+
 def schema_example(schema: Mapping[str, Any]) -> Any:
     """A deterministic value that validates against a (simple) JSON schema.
 
     Objects get their required properties (all properties when none are required); strings
     their first enum value, `default` or the word `scripted`; numbers their minimum or 1.
     """
+    if not isinstance(schema, Mapping):  # `true` (anything goes) or `false`
+        return "scripted"
     if "const" in schema:
         return schema["const"]
     if "default" in schema:
@@ -270,7 +277,7 @@ def schema_example(schema: Mapping[str, Any]) -> Any:
             names = schema.get("required") or list(properties)
             return {name: schema_example(properties.get(name, {})) for name in names}
         case "array":
-            count = max(1, int(schema.get("minItems", 1)))
+            count = min(max(1, int(schema.get("minItems", 1))), _MAX_EXAMPLE_ITEMS)
             return [schema_example(schema.get("items", {})) for _ in range(count)]
         case "integer":
             return int(schema.get("minimum", 1))

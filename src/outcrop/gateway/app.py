@@ -36,6 +36,7 @@ from outcrop.gateway.asgi import (
     Receive,
     Scope,
     Send,
+    SendGuard,
     StreamedBody,
     abort_response,
     encode_headers,
@@ -44,6 +45,7 @@ from outcrop.gateway.asgi import (
     send_response,
     wait_disconnect,
 )
+from outcrop.gateway.disconnect import until_gone
 from outcrop.gateway.interceptors import Interceptor
 from outcrop.gateway.invocation_log import InvocationLog
 from outcrop.gateway.metrics import Metrics
@@ -73,6 +75,7 @@ from outcrop.wire.errors import (
     RequestEntityTooLarge,
     UnknownOperationException,
 )
+from outcrop.wire.jsonbody import set_max_json_depth
 from outcrop.wire.restjson import ServiceSpec
 
 log = logging.getLogger("outcrop")
@@ -122,6 +125,7 @@ class OutcropApp:
 
     def __init__(self, settings: Settings, engines: Mapping[str, Engine] | None = None) -> None:
         self.settings = settings
+        set_max_json_depth(settings.limits.max_json_depth)
         self.engines: dict[str, Engine] = dict(
             engines
             if engines is not None
@@ -254,20 +258,28 @@ class OutcropApp:
             return
         request_id = str(uuid.uuid4())
         base_headers = [("x-amzn-RequestId", request_id), ("Date", http_date())]
+        guard = SendGuard(send)
         try:
-            await self._handle(scope, receive, send, request_id, base_headers)
-        except ClientGone:
-            return
-        except AbortConnection as abort:
-            await abort_response(send, abort.response_started, base_headers)
-            return
-        except AwsError as err:
-            await self._send_error(send, err, base_headers)
+            try:
+                await self._handle(scope, receive, guard, request_id, base_headers)
+            except ClientGone:
+                return
+            except AbortConnection as abort:
+                await abort_response(guard, abort.response_started, base_headers)
+                return
+            except AwsError as err:
+                if guard.started:
+                    raise
+                await self._send_error(guard, err, base_headers)
+            except Exception:
+                if guard.started:
+                    raise
+                log.exception("request %s failed", request_id)
+                await self._send_error(
+                    guard, InternalServerException("Internal server error."), base_headers
+                )
         except Exception:
-            log.exception("request %s failed", request_id)
-            await self._send_error(
-                send, InternalServerException("Internal server error."), base_headers
-            )
+            await guard.last_resort(request_id, base_headers)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -343,7 +355,12 @@ class OutcropApp:
                 assert isinstance(handler, DuplexOperation)
                 result = await handler.handler(ctx, streamed.chunks())
             else:
-                result = await handler(ctx)
+                # A client that leaves before the answer is ready stops its generation.
+                result = await until_gone(receive, handler(ctx))
+        except ClientGone:
+            ctx.record.error_code = "ClientDisconnected"
+            self._after(ctx)
+            raise
         except AwsError as err:
             ctx.record.failed(err)
             ctx.record.status = err.status
