@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from outcrop import config
+from outcrop.catalog.foundation import configured_models
 from outcrop.catalog.resolver import ModelRoute, Resolver
 from outcrop.config import Settings
 from outcrop.config.security import principal_arn
@@ -61,6 +62,7 @@ from outcrop.services.bedrock_runtime import BedrockRuntime
 from outcrop.services.converse import ConverseOperations
 from outcrop.services.guardrail_checks import GuardrailChecks
 from outcrop.services.guardrails_admin import GuardrailAdmin
+from outcrop.services.openai_chat import CHAT_COMPLETIONS, OpenAIChatCompletions
 from outcrop.services.sagemaker_admin import EndpointAdmin
 from outcrop.services.sagemaker_runtime import SageMakerRuntime
 from outcrop.wire.errors import InternalStreamFailure
@@ -134,7 +136,12 @@ class OutcropApp:
         routes = [ModelRoute(r.match, r.engine) for r in settings.models] or [
             ModelRoute("*", "default")
         ]
-        self.resolver = Resolver(routes=routes, aliases=dict(settings.aliases))
+        self.resolver = Resolver(
+            routes=routes,
+            aliases=dict(settings.aliases),
+            extra_models=configured_models(settings.catalog),
+            strict=settings.catalog.strict,
+        )
         self.embedder = BertEmbedder(settings.embeddings.model)
         region = settings.server.region
         self.guardrails = open_guardrails(
@@ -143,7 +150,10 @@ class OutcropApp:
         self.bedrock = BedrockRuntime(
             self.resolver, self.engines, self.embedder, settings.speech, self.guardrails
         )
-        self.control_plane = BedrockControlPlane(self.resolver.known_models, region)
+        self.openai_chat = OpenAIChatCompletions(self.bedrock)
+        self.control_plane = BedrockControlPlane(
+            self.resolver.known_models, region, self.resolver.model_for
+        )
         self.sagemaker = SageMakerRuntime(
             settings.sagemaker, self.engines, engine_settings=settings.engines
         )
@@ -161,6 +171,7 @@ class OutcropApp:
             self._interceptors(),
             self._local_routes(),
             self.endpoint_admin.prefix_routes(),
+            {("POST", CHAT_COMPLETIONS): self.openai_chat.handle},
             admin_guard=AdminGuard(settings.auth, settings.admin),
             local_body_limit=settings.admin.max_body_bytes,
             on_startup=self._startup,

@@ -77,7 +77,12 @@ def where(exc: BaseException) -> str:
 def judge(result: Result) -> Outcome:
     """The verdict on a complete answer."""
     headers = {k.lower(): v for k, v in result.headers.items()}
-    if result.status >= 500 and result.status != 503:
+    # 503 (ServiceUnavailable) and 501 NotImplementedException (operations Outcrop does not
+    # serve yet, e.g. GET /async-invoke) are deliberate, modelled answers; any other 5xx is not.
+    not_served = result.status == 501 and (
+        headers.get("x-amzn-errortype", "").startswith("NotImplementedException")
+    )
+    if result.status >= 500 and result.status != 503 and not not_served:
         return Outcome("500", result.status, result.body[:300].decode("utf-8", "replace"))
     if "x-amzn-requestid" not in headers:
         return Outcome("no-request-id", result.status)

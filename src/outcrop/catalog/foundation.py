@@ -8,6 +8,8 @@ from functools import cache
 from importlib.resources import files
 from typing import Any
 
+from outcrop.config.catalog import CatalogModelSettings, CatalogSettings
+
 
 @dataclass(frozen=True, slots=True)
 class FoundationModel:
@@ -23,6 +25,8 @@ class FoundationModel:
     lifecycle_status: str
     provider_model_name: str | None
     """The provider's own name for it (Anthropic's `model` field), where it differs."""
+    inferred: bool = False
+    """True for an ID that no catalog entry describes, its metadata inferred (catalog/inference)."""
 
     @property
     def provider(self) -> str:
@@ -59,3 +63,23 @@ def foundation_model_records() -> dict[str, dict[str, Any]]:
 def foundation_models() -> dict[str, FoundationModel]:
     """All known foundation models by model ID."""
     return {k: FoundationModel.from_json(d) for k, d in foundation_model_records().items()}
+
+
+def configured_models(settings: CatalogSettings) -> dict[str, FoundationModel]:
+    """The models `[[catalog.models]]` adds (or redescribes), by model ID."""
+    return {entry.id: configured_model(entry) for entry in settings.models}
+
+
+def configured_model(entry: CatalogModelSettings) -> FoundationModel:
+    streaming = entry.streaming if entry.streaming is not None else "EMBEDDING" not in entry.output
+    return FoundationModel(
+        model_id=entry.id,
+        provider_name=entry.provider,
+        model_name=entry.name,
+        input_modalities=tuple(entry.input),
+        output_modalities=tuple(entry.output),
+        streaming=streaming,
+        inference_types=tuple(entry.inference_types),
+        lifecycle_status=entry.lifecycle,
+        provider_model_name=entry.provider_model_name,
+    )

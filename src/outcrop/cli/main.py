@@ -94,6 +94,7 @@ def build_settings(
         engines=engines,
         models=models,
         aliases=settings.aliases,
+        catalog=settings.catalog,
         invocation_log=InvocationLogSettings.model_validate(logging_),
         sagemaker=settings.sagemaker,
         embeddings=settings.embeddings,

@@ -24,7 +24,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from outcrop.catalog.foundation import foundation_models
+from outcrop.catalog.foundation import configured_models, foundation_models
 from outcrop.catalog.modalities import unserved_output
 from outcrop.catalog.resolver import ModelRoute, Resolver
 from outcrop.cli.aws import ENDPOINT_VARIABLES, CommandError, fail
@@ -90,7 +90,12 @@ def from_config(config: Path | None, engine: EngineKind | None) -> list[ServedMo
         routes = [ModelRoute(r.match, r.engine) for r in settings.models] or [
             ModelRoute("*", "default")
         ]
-    resolver = Resolver(routes=routes, aliases=dict(settings.aliases))
+    resolver = Resolver(
+        routes=routes,
+        aliases=dict(settings.aliases),
+        extra_models=configured_models(settings.catalog),
+        strict=settings.catalog.strict,
+    )
     return [
         ServedModel(model_id, name, types.get(name), None)
         for model_id, name in sorted(resolver.served_models().items())

@@ -42,6 +42,9 @@ a message naming the offending key.
     [guardrails]                # Bedrock Guardrails (outcrop.config.guardrails documents it)
     state_dir = "/var/lib/outcrop"
 
+    [catalog]                   # strict = true: refuse IDs not in the catalog, as AWS does;
+    strict = false              # [[catalog.models]] adds models (outcrop.config.catalog)
+
     [aliases]                   # identifiers whose model can't be read off them
     "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc123" = \
         "anthropic.claude-3-haiku-20240307-v1:0"
@@ -91,6 +94,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import ErrorDetails
 
+from outcrop.config.catalog import CatalogSettings
 from outcrop.config.guardrails import GuardrailSettings
 from outcrop.config.lines import KeyProblem, file_loc, line_of
 from outcrop.config.security import (
@@ -336,6 +340,7 @@ class Settings(_Strict):
     engines: dict[str, EngineSettings] = Field(default_factory=_default_engines)
     models: list[ModelRouteSettings] = Field(default_factory=list)
     aliases: dict[str, str] = Field(default_factory=dict)
+    catalog: CatalogSettings = CatalogSettings()
     invocation_log: InvocationLogSettings = InvocationLogSettings()
     sagemaker: SageMakerSettings = SageMakerSettings()
     embeddings: EmbeddingSettings = EmbeddingSettings()

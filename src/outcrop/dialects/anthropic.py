@@ -13,6 +13,10 @@ assistant turns and `tool_result` blocks of user turns travel as `ChatMessage.to
 stream as `content_block_start` + `input_json_delta` fragments, the first one empty as on
 Bedrock, ending with `stop_reason: tool_use`.
 
+Structured outputs: `output_config.format` (`{"type": "json_schema", "schema": {...}}`) becomes
+`GenerationRequest.response_schema`; models without the feature are refused as Bedrock refuses
+them (dialects/structured.py).
+
 Extended thinking (`thinking: {"type": "enabled", "budget_tokens": N}`): the engine's reasoning
 becomes a `thinking` block with a `signature` (a `thinking_delta` run closed by one
 `signature_delta` when streaming). This follows the Anthropic Messages spec and the
@@ -47,6 +51,7 @@ from outcrop.dialects.schema import (
     tool_schema_problems,
     type_name,
 )
+from outcrop.dialects.structured import anthropic_schema, check_supported
 from outcrop.types import (
     ChatMessage,
     Finish,
@@ -78,6 +83,8 @@ MESSAGES_FIELDS: dict[str, Field] = {
     "tool_choice": Field("object"),
     "thinking": Field("object"),
     "metadata": Field("object"),
+    # Structured outputs (`output_config.format`, dialects/structured.py).
+    "output_config": Field("object"),
     # anthropic SDK >= 2.0 moves the anthropic-user-profile-id header here; Bedrock's handling
     # of it is unverified, so it is tolerated rather than rejected.
     "user_profile_id": Field("string"),
@@ -189,6 +196,7 @@ def parse(body: dict[str, Any], request_id: str = "") -> ParsedBody:
         tools=tools,
         tool_choice=choice,
         reasoning=reasoning,
+        response_schema=anthropic_schema(body.get("output_config")),
     )
     return ParsedBody(request, legacy=False, thinking=reasoning is not None)
 
@@ -678,4 +686,6 @@ class AnthropicDialect:
     """Claude Messages and legacy Text Completions (chosen per body)."""
 
     def parse(self, body: Obj, call: InvokeCall) -> ParsedBody:
-        return parse(body, call.request_id)
+        parsed = parse(body, call.request_id)
+        check_supported(call.model_id, parsed.request.response_schema)
+        return parsed

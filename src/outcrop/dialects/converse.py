@@ -14,6 +14,9 @@ Pure translation, no I/O:
 - `assemble_output` folds that same event sequence into the non-streaming Converse response, so
   that Converse and ConverseStream always agree on content, stop reason and usage.
 
+Structured outputs (`outputConfig.textFormat`, or Claude's `output_config.format` in
+`additionalModelRequestFields`) become `GenerationRequest.response_schema` (dialects/structured.py).
+
 Converse is model-agnostic on Bedrock, and so is this module: the provider only decides whether
 reasoning blocks carry a signature (Anthropic's do) and is otherwise ignored.
 """
@@ -29,6 +32,7 @@ from typing import Any, Literal
 
 from outcrop.dialects.base import reasoning_signature
 from outcrop.dialects.schema import tool_schema_problems
+from outcrop.dialects.structured import anthropic_schema, converse_schema
 from outcrop.types import (
     ChatMessage,
     Finish,
@@ -158,6 +162,10 @@ def parse_request(body: Mapping[str, Any], request_id: str = "") -> ConverseInpu
         tools=tools,
         tool_choice=choice,
         reasoning=_reasoning(extra),
+        response_schema=converse_schema(body.get("outputConfig"))
+        or anthropic_schema(
+            extra.get("output_config"), "additionalModelRequestFields.output_config"
+        ),
     )
     return ConverseInput(
         request=request,

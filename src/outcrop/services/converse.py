@@ -40,6 +40,7 @@ from outcrop.dialects.converse import (
     response_fields,
 )
 from outcrop.dialects.registry import dialect_for
+from outcrop.dialects.structured import check_supported
 from outcrop.guardrails.invoke import UNKNOWN_GUARDRAIL
 from outcrop.invocation.engines import count_tokens_operation
 from outcrop.invocation.guarded_converse import ConverseGuard
@@ -206,6 +207,7 @@ class ConverseOperations:
             parsed = dataclasses.replace(
                 parsed, request=dataclasses.replace(parsed.request, priority=priority)
             )
+        check_supported(resolved.model.model_id, parsed.request.response_schema)
         run = self.runtime.invoker.start(ctx, resolved, parsed.request, guard)
         return _Prepared(parsed, run, guard)
 
