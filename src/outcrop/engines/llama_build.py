@@ -7,7 +7,7 @@ PyPI serves: the ``llama-cpp-python`` sdist vendors the whole of llama.cpp under
 built, statically linked, with the portable CPU flags the Makefile has always used (llama.cpp's
 native build crashes on some CPUs at the first decode), into
 
-    $OUTCROP_CACHE_DIR/llama.cpp/<key>/bin/llama-server     (default ~/.cache/outcrop/...)
+    ~/.cache/outcrop/llama.cpp/<key>/bin/llama-server   ($OUTCROP_LLAMA_CACHE_DIR/<key>/...)
 
 where ``<key>`` names the source version and a digest of the CMake flags, so a second venv, a
 second clone or a second ``make`` reuses the binary; a different version or flag set builds
@@ -71,10 +71,11 @@ class LlamaBuildError(RuntimeError):
 
 
 def cache_root() -> Path:
-    """Where built llama.cpp binaries live: ``$OUTCROP_CACHE_DIR`` or the XDG cache."""
-    explicit = os.environ.get("OUTCROP_CACHE_DIR")
+    """Where built llama.cpp binaries live: ``$OUTCROP_LLAMA_CACHE_DIR``, else the XDG cache
+    (not ``$OUTCROP_CACHE_DIR``, the model cache, which tests point at empty folders)."""
+    explicit = os.environ.get("OUTCROP_LLAMA_CACHE_DIR")
     if explicit:
-        return Path(explicit).expanduser() / "llama.cpp"
+        return Path(explicit).expanduser()
     xdg = os.environ.get("XDG_CACHE_HOME")
     base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
     return base / "outcrop" / "llama.cpp"
