@@ -4,7 +4,8 @@ When a request offers tools, the llama.cpp engine sends llama-server a GBNF gram
 `grammar` field; llama-server samples through it, checking each sampled token against it as
 llama.cpp's common sampler does) that admits only the call format of `tool_calls` with, for
 each tool, arguments that follow its JSON schema (converted by llama-cpp-python's
-`SchemaConverter`, the Python port of llama.cpp's json-schema-to-grammar). How the model chooses between answering and calling:
+`SchemaConverter`, the Python port of llama.cpp's json-schema-to-grammar). How the model
+chooses between answering and calling:
 
 - `toolChoice` `any`: the grammar admits a call to any offered tool and nothing else, so the
   model must call one; `tool`: only a call to the named tool.
