@@ -18,11 +18,16 @@ it was ready is restarted with exponential backoff (`RESTART_BACKOFF_S` up to
 from the GGUF's own template) and tokenized by the child's `/tokenize`, so that the token
 count is exact before generation (`count_tokens` returns the same number); it is sent as
 token ids to the native `/completion` endpoint with `stream`, `cache_prompt` (the slot's KV
-cache keeps the longest common prefix of the previous prompt: `Finish.cache_read_input_tokens`
-reports how many prompt tokens were reused), `return_tokens` (exact token counts per event),
-the sampling knobs, `stop` and, when tools are offered, the tool-call `grammar`
+cache keeps the longest common prefix of the previous prompt), `return_tokens` (exact token
+counts per event), the sampling knobs, `stop` and, when tools are offered, the tool-call `grammar`
 (`tool_grammar`). A prompt that leaves no room in a slot's context raises
 `ContextWindowExceeded`; `max_tokens` is capped to the room left, ending with `MAX_TOKENS`.
+
+**Prompt caching.** The child reuses every prompt's longest cached prefix, cache point or not
+(`stats.cached_prompt_tokens`). A request with a Bedrock cache point
+(`GenerationRequest.cache_point`) also gets the Bedrock accounting in its `Finish`: of the
+prompt tokens up to the cache point, those the child reused (`timings.cache_n`) are
+`cache_read_input_tokens` and the rest, evaluated and now cached, `cache_write_input_tokens`.
 
 **Admission.** llama-server serves its slots first come, first served, so requests pass an
 admission queue (`PriorityTurn`, one permit per slot) ordered by `GenerationRequest.priority`
@@ -46,6 +51,7 @@ import atexit
 import collections
 import contextlib
 import ctypes
+import dataclasses
 import http.client
 import json
 import logging
@@ -647,12 +653,13 @@ class LlamaServerEngine(Engine):
             room = info.n_ctx - len(tokens)
             if room < 1:
                 raise ContextWindowExceeded(len(tokens), request.sampling.max_tokens, info.n_ctx)
+            cache_point = await self._cache_point(info, session, request, tokens)
             body = self._body(request, tokens, min(request.sampling.max_tokens, room))
             if grammar is not None:
                 body["grammar"] = grammar
             self.stats.generations += 1
             self.stats.prompt_tokens += len(tokens)
-            async for event in self._completion(process, session, body, len(tokens)):
+            async for event in self._completion(process, session, body, len(tokens), cache_point):
                 yield event
         finally:
             self._admission.release()
@@ -663,6 +670,7 @@ class LlamaServerEngine(Engine):
         session: aiohttp.ClientSession,
         body: dict[str, Any],
         prompt_tokens: int,
+        cache_point: int | None = None,
     ) -> AsyncGenerator[GenerationEvent, None]:
         started = False
         finished = False
@@ -696,7 +704,7 @@ class LlamaServerEngine(Engine):
                         if content:
                             yield TokenEvent(text=content, token_count=held + count)
                         finished = True
-                        yield self._finish(data, prompt_tokens)
+                        yield self._finish(data, prompt_tokens, cache_point)
                         return
                     if content:
                         started = True
@@ -769,7 +777,35 @@ class LlamaServerEngine(Engine):
             return EngineNotReady(f"llama-server is busy or loading: {message}")
         return EngineError(f"llama-server answered {status}: {message}")
 
-    def _finish(self, data: dict[str, Any], prompt_tokens: int) -> Finish:
+    async def _cache_point(
+        self,
+        info: _ModelInfo,
+        session: aiohttp.ClientSession,
+        request: GenerationRequest,
+        tokens: list[int],
+    ) -> int | None:
+        """Prompt tokens up to the request's cache point: the common prefix of the prompt and
+        of the prompt rendered for the conversation up to the cache point."""
+        if request.cache_point is None or request.raw_prompt is not None:
+            return None
+        system = tuple(m for m in request.messages if m.role == "system")
+        turns = tuple(m for m in request.messages if m.role != "system")
+        prefix = dataclasses.replace(request, messages=system + turns[: request.cache_point])
+        try:
+            text = render_prompt(prompt_request(prefix), info.template)
+        except EngineError:  # a template that refuses the partial conversation
+            return 0
+        prefix_tokens = await self._tokenize(info, session, text)
+        common = 0
+        for ours, theirs in zip(tokens, prefix_tokens, strict=False):
+            if ours != theirs:
+                break
+            common += 1
+        return common
+
+    def _finish(
+        self, data: dict[str, Any], prompt_tokens: int, cache_point: int | None = None
+    ) -> Finish:
         kind = data.get("stop_type")
         word = data.get("stopping_word") or None
         if kind == "word" and word:
@@ -781,13 +817,18 @@ class LlamaServerEngine(Engine):
         # `timings.cache_n`: the prompt tokens taken from the slot's cache for this request,
         # i.e. not evaluated again (`tokens_cached` also counts the generated tokens).
         timings = data.get("timings") or {}
-        reused = int(timings.get("cache_n", 0) or 0)
+        reused = min(int(timings.get("cache_n", 0) or 0), prompt_tokens)
         output = int(data.get("tokens_predicted") or 0)
         self.stats.cached_prompt_tokens += reused
+        read = write = None
+        if cache_point is not None:
+            read = min(reused, cache_point)
+            write = cache_point - read
         return Finish(
             stop_reason=reason,
             input_tokens=prompt_tokens,
             output_tokens=output,
             stop_sequence=stop_sequence,
-            cache_read_input_tokens=min(reused, prompt_tokens),
+            cache_read_input_tokens=read,
+            cache_write_input_tokens=write,
         )
