@@ -13,8 +13,16 @@ a message naming the offending key.
 
     [engines.default]           # the engine named "default" serves every model by default
     type = "llamacpp"           # llamacpp | scripted | openai (upstream = "http://host:8000/v1")
-    model = "/path/model.gguf"  # omitted: the embedded Gemma 3 270M
-    n_ctx = 4096
+    model = "/path/model.gguf"  # or "smollm2-135m" / "gemma3-270m"; omitted: smollm2-135m
+    n_ctx = 4096                # context tokens per slot (prompt + output)
+    parallel = 4                # slots: streams llama-server generates together
+    n_threads = 1               # CPU threads (`serve --threads`); 1 is fastest on a shared box
+    n_threads_batch = 1         # prompt-evaluation threads; omitted: n_threads
+    n_gpu_layers = 99           # layers on a GPU (a CUDA build); omitted: llama-server default
+    batch_size = 2048           # llama-server --batch-size / --ubatch-size; omitted: its default
+    ubatch_size = 512
+    token_timeout_s = 120       # no token for this long: the stream ends (ModelTimeoutException)
+    binary = "/path/llama-server"   # omitted: built once into ~/.cache/outcrop/llama.cpp
 
     [engines.fast]
     type = "scripted"
