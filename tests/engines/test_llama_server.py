@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import os
 import signal
+import socket
 import struct
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -426,3 +427,25 @@ async def test_a_hung_child_times_the_stream_out(binary: Path) -> None:
     finally:
         await engine.close()
     assert engine.child_pid is not None and not child_alive(engine.child_pid)
+
+
+@pytest.mark.llamacpp
+async def test_a_port_taken_before_the_child_binds_it_is_replaced(
+    binary: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from outcrop.engines import llama_server
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        ports = iter([busy])
+        real = llama_server.free_port
+        monkeypatch.setattr(llama_server, "free_port", lambda: next(ports, None) or real())
+        engine = LlamaServerEngine(options=LlamaServerOptions(n_ctx=512, parallel=1, binary=binary))
+        await engine.start()
+        try:
+            assert engine.health().ready, engine.health().detail
+            assert engine.health().extra["port"] != busy
+        finally:
+            await engine.close()

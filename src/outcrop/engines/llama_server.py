@@ -108,6 +108,7 @@ RESTART_BACKOFF_S = 0.5
 MAX_RESTART_BACKOFF_S = 30.0
 MIN_P = 0.05
 LOG_TAIL_LINES = 20
+PORT_ATTEMPTS = 3
 _TOKENIZE_CACHE = 64
 _PR_SET_PDEATHSIG = 1
 
@@ -221,13 +222,23 @@ class LlamaServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self) -> None:
-        """Start the child and wait for readiness; raise EngineUnavailable if it never is."""
-        await self._spawn()
-        try:
-            await self._wait_ready()
-        except BaseException:
-            await self.stop()
-            raise
+        """Start the child and wait for readiness; raise EngineUnavailable if it never is.
+
+        A child that could not bind its port (taken between choosing and binding it) is
+        started again on another port, up to `PORT_ATTEMPTS` times."""
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            await self._spawn()
+            try:
+                await self._wait_ready()
+                break
+            except EngineUnavailable:
+                await self._kill()
+                if attempt == PORT_ATTEMPTS or "bind" not in self.last_lines().lower():
+                    await self.stop()
+                    raise
+            except BaseException:
+                await self.stop()
+                raise
         self._supervisor = asyncio.get_running_loop().create_task(self._supervise())
 
     async def _spawn(self) -> None:
@@ -250,18 +261,32 @@ class LlamaServerProcess:
         self.generation += 1
         _LIVE_GROUPS.add(process.pid)
         loop = asyncio.get_running_loop()
-        self._tasks = {
+        for task in (
             loop.create_task(self._relay(process)),
             loop.create_task(self._watch(process)),
-        }
+        ):
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _relay(self, process: asyncio.subprocess.Process) -> None:
+        """Copy the child's output to the log, line by line, until it closes (read in chunks,
+        so that no line is too long and the pipe never fills up and blocks the child)."""
         assert process.stdout is not None
-        while line := await process.stdout.readline():
-            text = line.decode("utf-8", errors="replace").rstrip()
-            if text:
-                self._tail.append(text)
-                child_logger.info("llama-server[%s] %s", self.name, text)
+        pending = b""
+        while chunk := await process.stdout.read(1 << 16):
+            *lines, pending = (pending + chunk).split(b"\n")
+            for line in lines:
+                self._log_line(line)
+            if len(pending) > 1 << 16:
+                self._log_line(pending)
+                pending = b""
+        self._log_line(pending)
+
+    def _log_line(self, line: bytes) -> None:
+        text = line.decode("utf-8", errors="replace").rstrip()
+        if text:
+            self._tail.append(text)
+            child_logger.info("llama-server[%s] %s", self.name, text)
 
     async def _watch(self, process: asyncio.subprocess.Process) -> None:
         code = await process.wait()
