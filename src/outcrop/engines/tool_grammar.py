@@ -3,8 +3,8 @@
 When a request offers tools, the llama.cpp engine sends llama-server a GBNF grammar (its
 `grammar` field; llama-server samples through it, checking each sampled token against it as
 llama.cpp's common sampler does) that admits only the call format of `tool_calls` with, for
-each tool, arguments that follow its JSON schema (converted by llama-cpp-python's
-`SchemaConverter`, the Python port of llama.cpp's json-schema-to-grammar). How the model
+each tool, arguments that follow its JSON schema (converted by `SchemaConverter`,
+the Python port of llama.cpp's json-schema-to-grammar, in `json_schema_grammar`). How the model
 chooses between answering and calling:
 
 - `toolChoice` `any`: the grammar admits a call to any offered tool and nothing else, so the
@@ -35,8 +35,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from llama_cpp.llama_grammar import SchemaConverter
-
+from outcrop.engines.json_schema_grammar import SchemaConverter
 from outcrop.engines.tool_calls import CALL_CLOSE, CALL_OPEN, answers_tool_results, call_header
 from outcrop.types import GenerationRequest, ToolChoice, ToolSpec
 
@@ -93,8 +92,8 @@ def _literal(text: str) -> str:
 
 
 class _Converter(SchemaConverter):
-    # llama-cpp-python's converter has no type hints: calls into it are marked below.
-    """llama-cpp-python's converter, with the additions the module docstring lists."""
+    # The vendored converter has no type hints: calls into it are marked below.
+    """llama.cpp's converter, with the additions the module docstring lists."""
 
     def __init__(self) -> None:
         super().__init__(  # type: ignore[no-untyped-call]
