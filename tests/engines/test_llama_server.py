@@ -225,7 +225,8 @@ async def test_a_gguf_that_llama_server_cannot_load_fails_with_its_words(
     tmp_path: Path, binary: Path
 ) -> None:
     broken = tmp_path / "broken.gguf"
-    broken.write_bytes(embedded_model_path(SMOLLM2).read_bytes()[: 1 << 20])  # truncated
+    whole = embedded_model_path(SMOLLM2).read_bytes()
+    broken.write_bytes(whole[: len(whole) // 2])  # the header intact, tensor data cut
     engine = LlamaServerEngine(broken, options=LlamaServerOptions(binary=binary))
     await engine.start()
     health = engine.health()
@@ -329,9 +330,10 @@ async def test_aclose_mid_generation_stops_that_slot(engine: LlamaServerEngine) 
             break
         await asyncio.sleep(0.1)
     assert not any(slot["is_processing"] for slot in slots)
-    # what the child generated for the abandoned request: far fewer than the 600 asked for
-    decoded = max(slot["next_token"][0]["n_decoded"] for slot in slots)
-    assert 2 <= decoded < 100
+    # What the child kept for the abandoned request (its prompt plus what it generated before
+    # it noticed the closed connection): far fewer than the 600 tokens asked for.
+    kept = max(slot.get("n_prompt_tokens", 0) for slot in slots)
+    assert engine.stats.prompt_tokens + 2 <= kept < engine.stats.prompt_tokens + 100
     _, finish = await collect(engine.generate(chat("Hi", max_tokens=2)))
     assert finish.output_tokens >= 1
 
@@ -347,7 +349,7 @@ async def test_prompt_that_fills_the_context_is_refused(binary: Path) -> None:
             await collect(engine.generate(too_long))
         assert info.value.context_window == 256
         assert info.value.prompt_tokens == engine.count_tokens(too_long) > 256
-        room_request = chat("rock " * 230, max_tokens=1000, temperature=0)
+        room_request = chat("rock " * 200, max_tokens=1000, temperature=0)
         room = 256 - engine.count_tokens(room_request)
         assert 0 < room < 30
         _, finish = await collect(engine.generate(room_request))
@@ -361,14 +363,25 @@ async def test_prompt_that_fills_the_context_is_refused(binary: Path) -> None:
 @pytest.mark.llamacpp
 async def test_the_prefix_cache_is_reused_and_reported(engine: LlamaServerEngine) -> None:
     long = "Granite is an igneous rock made of quartz and feldspar. " * 20
-    first = chat(long + "What is it?", max_tokens=1, temperature=0)
-    _, cold = await collect(engine.generate(first))
-    _, warm = await collect(engine.generate(first))
-    assert warm.cache_read_input_tokens > cold.cache_read_input_tokens
-    assert warm.cache_read_input_tokens >= warm.input_tokens - 2
-    changed = chat(long + "Where is it found?", max_tokens=1, temperature=0)
-    _, partial = await collect(engine.generate(changed))
-    assert 0 < partial.cache_read_input_tokens < partial.input_tokens
+
+    def marked(question: str) -> GenerationRequest:
+        # a cache point after the one user message: the whole conversation so far
+        return dataclasses.replace(
+            chat(long + question, max_tokens=1, temperature=0), cache_point=1
+        )
+
+    _, cold = await collect(engine.generate(marked("What is it?")))
+    _, warm = await collect(engine.generate(marked("What is it?")))
+    assert cold.cache_read_input_tokens == 0
+    assert cold.cache_write_input_tokens is not None and cold.cache_write_input_tokens > 200
+    assert warm.cache_read_input_tokens == cold.cache_write_input_tokens
+    assert warm.cache_write_input_tokens == 0
+    _, partial = await collect(engine.generate(marked("Where is it found?")))
+    assert partial.cache_read_input_tokens is not None and partial.cache_write_input_tokens
+    assert partial.cache_read_input_tokens > 200
+    _, plain = await collect(engine.generate(chat(long + "Why?", max_tokens=1)))
+    assert plain.cache_read_input_tokens is None  # no cache point: no Bedrock accounting
+    assert engine.stats.cached_prompt_tokens > 400
 
 
 @pytest.mark.llamacpp
@@ -414,7 +427,7 @@ async def test_a_child_killed_mid_stream_ends_it_with_an_error_and_is_restarted(
     assert not isinstance(info.value, EngineUnavailable | EngineTimeout)  # started: stream error
     assert "exited" in str(info.value)
     for _ in range(600):  # restarted with backoff; not a timing assertion, a bounded wait
-        if engine.health().ready:
+        if engine.health().ready and engine.child_pid != pid:
             break
         await asyncio.sleep(0.1)
     assert engine.health().ready, engine.health().detail
@@ -427,7 +440,7 @@ async def test_a_child_killed_mid_stream_ends_it_with_an_error_and_is_restarted(
 @pytest.mark.llamacpp
 async def test_a_hung_child_times_the_stream_out(binary: Path) -> None:
     engine = LlamaServerEngine(
-        options=LlamaServerOptions(n_ctx=512, parallel=1, binary=binary, token_timeout_s=1.0)
+        options=LlamaServerOptions(n_ctx=512, parallel=1, binary=binary, token_timeout_s=10.0)
     )
     await engine.start()
     try:

@@ -109,6 +109,8 @@ MAX_RESTART_BACKOFF_S = 30.0
 MIN_P = 0.05
 LOG_TAIL_LINES = 20
 PORT_ATTEMPTS = 3
+CHILD_EXIT_GRACE_S = 2.0
+"""How long a dropped stream waits for the child's exit to be noticed (to say so)."""
 _TOKENIZE_CACHE = 64
 _PR_SET_PDEATHSIG = 1
 
@@ -462,7 +464,7 @@ class LlamaServerEngine(Engine):
             await process.stop()
             return
         self._session = aiohttp.ClientSession(
-            base_url=process.base_url, timeout=aiohttp.ClientTimeout(total=None)
+            timeout=aiohttp.ClientTimeout(total=None)
         )
         self._info = await self._model_info(metadata)
         self._state, self._detail = "ready", ""
@@ -561,9 +563,14 @@ class LlamaServerEngine(Engine):
             raise EngineNotReady(f"engine {self.name!r} is not ready: {self._detail}")
         return self._process, self._info, self._session
 
+    def _url(self, path: str) -> str:
+        """`path` on the current child (its port changes when it is restarted)."""
+        assert self._process is not None
+        return f"{self._process.base_url}{path}"
+
     async def _get_json(self, path: str) -> dict[str, Any]:
         assert self._session is not None
-        async with self._session.get(path) as response:
+        async with self._session.get(self._url(path)) as response:
             body: dict[str, Any] = await response.json()
             return body
 
@@ -622,7 +629,7 @@ class LlamaServerEngine(Engine):
             return cached
         try:
             async with session.post(
-                "/tokenize",
+                self._url("/tokenize"),
                 data=self._tokenize_body(text),
                 headers={"Content-Type": "application/json"},
             ) as response:
@@ -684,8 +691,10 @@ class LlamaServerEngine(Engine):
                 body["grammar"] = grammar
             self.stats.generations += 1
             self.stats.prompt_tokens += len(tokens)
-            async for event in self._completion(process, session, body, len(tokens), cache_point):
-                yield event
+            completion = self._completion(process, session, body, len(tokens), cache_point)
+            async with contextlib.aclosing(completion) as events:  # closed at once on abort
+                async for event in events:
+                    yield event
         finally:
             self._admission.release()
 
@@ -712,7 +721,9 @@ class LlamaServerEngine(Engine):
             held = 0  # tokens whose text the child holds back (an incomplete UTF-8 character)
             while True:
                 chunk = await self._next_chunk(response, died, timeout, started)
-                if chunk is None:
+                if chunk is None:  # the connection dropped: most likely the child died
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(died.wait(), CHILD_EXIT_GRACE_S)
                     if self._process is not process or died.is_set():
                         raise self._died(started)
                     raise EngineError("llama-server ended the stream without a final event")
@@ -743,7 +754,7 @@ class LlamaServerEngine(Engine):
     async def _post(
         self, session: aiohttp.ClientSession, body: dict[str, Any], died: asyncio.Event
     ) -> aiohttp.ClientResponse:
-        post = asyncio.ensure_future(session.post("/completion", json=body))
+        post = asyncio.ensure_future(session.post(self._url("/completion"), json=body))
         dead = asyncio.ensure_future(died.wait())
         try:
             done, _ = await asyncio.wait({post, dead}, return_when=asyncio.FIRST_COMPLETED)
@@ -843,6 +854,10 @@ class LlamaServerEngine(Engine):
         # i.e. not evaluated again (`tokens_cached` also counts the generated tokens).
         timings = data.get("timings") or {}
         reused = min(int(timings.get("cache_n", 0) or 0), prompt_tokens)
+        if reused == prompt_tokens - 1:
+            # llama-server evaluates at least the prompt's last token again (it needs its
+            # logits), even when the whole prompt is cached: that is a full cache hit.
+            reused = prompt_tokens
         output = int(data.get("tokens_predicted") or 0)
         self.stats.cached_prompt_tokens += reused
         read = write = None
