@@ -72,7 +72,8 @@ def test_converse_cache_point_reports_cache_write_then_read(llama_server: Server
     assert second["cacheWriteInputTokens"] == 0
     for usage in (first, second):
         cached = usage["cacheReadInputTokens"] + usage["cacheWriteInputTokens"]
-        assert 0 < usage["inputTokens"] < 40  # the question after the cache point
+        # the marked message is cached whole (docs/prompt-caching.md): the rest is little
+        assert 0 <= usage["inputTokens"] < 40
         assert usage["totalTokens"] == usage["inputTokens"] + cached + usage["outputTokens"]
     plain = rt.converse(
         modelId=NOVA,

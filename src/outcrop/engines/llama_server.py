@@ -463,8 +463,11 @@ class LlamaServerEngine(Engine):
         if self._closed:
             await process.stop()
             return
+        # A fresh loopback connection per request: llama-server closes idle keep-alive
+        # connections, and reusing one it has closed fails with "Server disconnected".
         self._session = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=None)
+            connector=aiohttp.TCPConnector(force_close=True),
+            timeout=aiohttp.ClientTimeout(total=None),
         )
         self._info = await self._model_info(metadata)
         self._state, self._detail = "ready", ""
