@@ -16,10 +16,11 @@ Owns the process-level transport: which sockets exist, when they are ready, how 
   share the port with the first. Each address is first bound *without* SO_REUSEPORT; a failure
   raises `ListenError` before Granian starts.
 * `on_ready` receives the listener URLs once every socket accepts TCP connections.
-* SIGINT/SIGTERM (or the `stop` event) stop gracefully: listeners close at once, in-flight
-  responses run to completion (also after an HTTP/2 client's GOAWAY, RFC 9113 §6.8, which the
-  JS SDK sends right after the response headers), then `serve()` returns. A second signal, or
-  `shutdown_timeout`, cancels the requests still running.
+* SIGINT/SIGTERM (or the `stop` event) stop gracefully (`on_signal` hears of each signal, so
+  the command can say so): listeners close at once, in-flight responses run to completion
+  (also after an HTTP/2 client's GOAWAY, RFC 9113 §6.8, which the JS SDK sends right after the
+  response headers), then `serve()` returns. A second signal, or `shutdown_timeout`, cancels
+  the requests still running.
 * Granian logs through `_granian*` loggers, held at WARNING and propagating to the root logger
   (so the product's single ready line stays the only thing on stdout); its "embedded server is
   experimental" notice and its error log for a cancelled request are dropped.
@@ -48,7 +49,7 @@ from granian.constants import HTTPModes, Interfaces, SSLProtocols
 from granian.log import LogLevels
 from granian.server.embed import Server as _GranianServer
 
-__all__ = ["ASGIApp", "ListenError", "TLSListener", "run", "serve"]
+__all__ = ["ASGIApp", "ListenError", "StopNotice", "TLSListener", "run", "serve"]
 
 ASGIApp = Callable[
     [
@@ -199,6 +200,9 @@ class _InFlight:
             if task is not None:
                 self._tasks.discard(task)
 
+    def __len__(self) -> int:
+        return len(self._tasks)
+
     def cancel_all(self) -> None:
         for task in list(self._tasks):
             task.cancel()
@@ -278,25 +282,40 @@ class _Listener:
         return f"{self.address.host}:{self.address.port}"
 
 
+StopNotice = Callable[[signal.Signals, int, bool], None]
+"""Told of each stop signal: which, how many requests are in flight, whether it forces."""
+
+
 class _StopSignals:
     """SIGINT/SIGTERM: the first asks for a graceful stop, the next one forces it."""
 
-    def __init__(self, graceful: asyncio.Event, force: asyncio.Event) -> None:
+    def __init__(
+        self,
+        graceful: asyncio.Event,
+        force: asyncio.Event,
+        in_flight: _InFlight,
+        notice: StopNotice | None = None,
+    ) -> None:
         self._graceful = graceful
         self._force = force
+        self._in_flight = in_flight
+        self._notice = notice
         self._installed: list[signal.Signals] = []
 
-    def _on_signal(self) -> None:
-        if self._graceful.is_set():
+    def _on_signal(self, sig: signal.Signals) -> None:
+        forcing = self._graceful.is_set()
+        if forcing:
             self._force.set()
         self._graceful.set()
+        if self._notice is not None:
+            self._notice(sig, len(self._in_flight), forcing)
 
     @contextlib.contextmanager
     def installed(self, enabled: bool) -> Iterator[None]:
         loop = asyncio.get_running_loop()
         if enabled and threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, self._on_signal)
+                loop.add_signal_handler(sig, self._on_signal, sig)
                 self._installed.append(sig)
         try:
             yield
@@ -316,12 +335,14 @@ async def serve(
     stop: asyncio.Event | None = None,
     shutdown_timeout: float = 30.0,
     handle_signals: bool = True,
+    on_signal: StopNotice | None = None,
 ) -> None:
     """Serve `app` until SIGINT/SIGTERM (or `stop` is set), then stop gracefully.
 
     `on_ready` gets the listener URLs (plain first, then TLS) once all of them accept
-    connections. Raises `ListenError` (an `OSError`) before serving anything if an address is
-    unusable, or if a listener dies. Signal handlers are installed only when `handle_signals`
+    connections; `on_signal` hears of each stop signal (to say that the server is stopping).
+    Raises `ListenError` (an `OSError`) before serving anything if an address is unusable, or
+    if a listener dies. Signal handlers are installed only when `handle_signals`
     is true and this runs on the main thread; they are removed on return.
     """
     addresses = [_claim_address("http", host, port)]
@@ -338,7 +359,7 @@ async def serve(
     graceful = stop if stop is not None else asyncio.Event()
     force = asyncio.Event()
     loop = asyncio.get_running_loop()
-    with _StopSignals(graceful, force).installed(handle_signals):
+    with _StopSignals(graceful, force, in_flight, on_signal).installed(handle_signals):
         tasks = [listener.start() for listener in listeners]
         try:
             deadline = loop.time() + _READY_TIMEOUT_S

@@ -27,6 +27,8 @@ from outcrop.engines.base import Engine
 from outcrop.engines.embeddings import BertEmbedder
 from outcrop.engines.factory import build_engine
 from outcrop.gateway import security
+from outcrop.gateway.access_log import AccessLog
+from outcrop.gateway.admin_guard import AdminGuard
 from outcrop.gateway.asgi import (
     AbortConnection,
     BodyTooLarge,
@@ -161,18 +163,30 @@ class OutcropApp:
             "sagemaker-runtime", self.sagemaker.operations(), internal_error=InternalStreamFailure
         )
         self.interceptors: list[Interceptor] = []
-        self.metrics = Metrics(self.engines, settings.aliases)
+        self.metrics = Metrics(
+            self.engines, settings.aliases, settings.limits.max_metric_label_values
+        )
         self.interceptors.append(self.metrics)
         self.invocation_log = InvocationLog.from_settings(settings.invocation_log)
         if self.invocation_log is not None:
             self.interceptors.append(self.invocation_log)
+        access_log = AccessLog.from_settings(settings.server)
+        if access_log is not None:
+            self.interceptors.append(access_log)
         self.local_routes: dict[tuple[str, str], LocalHandler] = {
             ("GET", "/_outcrop/health"): self._health_route,
         }
         self.local_routes[("GET", "/metrics")] = self.metrics.route
+        self.admin_guard = AdminGuard(settings.auth, settings.admin)
         EndpointAdmin(self.sagemaker).attach(self.local_routes)
         self._start_tasks: list[asyncio.Task[None]] = []
-        self.faults = security.install(settings, self.interceptors, self.local_routes, self.engines)
+        self.faults = security.install(
+            settings,
+            self.interceptors,
+            self.local_routes,
+            self.engines,
+            guardrail_arns=self.guardrails.store.arn_of,
+        )
 
     def add_service(
         self,
@@ -201,8 +215,10 @@ class OutcropApp:
     async def _start(self, engine: Engine) -> None:
         try:
             await engine.start()
-        except Exception:
-            log.exception("engine %s failed to start", engine.name)
+        except Exception as exc:
+            # One line; the traceback at DEBUG (`outcrop serve` reports failures in one line).
+            log.error("engine %s failed to start: %s", engine.name, exc)
+            log.debug("engine %s failed to start", engine.name, exc_info=True)
 
     async def wait_ready(self) -> None:
         if self._start_tasks:
@@ -269,11 +285,19 @@ class OutcropApp:
         path = raw_path.split("?", 1)[0]
         local = self.local_routes.get((method, path))
         if local is not None:
-            body = await read_body(receive, _FRONT_DOOR_LIMIT)
             query = scope.get("query_string", b"").decode("latin-1")
-            answer = await local(LocalRequest(method, path, query, body))
+            try:
+                body = await read_body(receive, self.settings.admin.max_body_bytes)
+            except BodyTooLarge:
+                answer = self.admin_guard.too_large()
+            else:
+                refusal = self.admin_guard.refusal(scope, method, path, query, body)
+                answer = refusal or await local(LocalRequest(method, path, query, body))
             await send_response(send, answer.status, [*base_headers, *answer.headers], answer.body)
             return
+        refused = self.admin_guard.cross_site(scope)  # a web page's form post, not an SDK
+        if refused is not None:
+            raise refused
         binding, matched = self._match(method, raw_path)
         if binding is None or matched is None:
             raise UnknownOperationException(f"No operation matches {method} {scope['path']}.")
@@ -311,6 +335,16 @@ class OutcropApp:
         except AwsError as err:
             ctx.record.failed(err)
             ctx.record.status = err.status
+            self._after(ctx)
+            raise
+        except BaseException as exc:
+            # A 500 (or a client gone) before the answer: the interceptors still release what
+            # the call holds (a quota's stream slot above all).
+            if isinstance(exc, Exception):
+                ctx.record.failed(binding.internal_error("Internal server error."))
+                ctx.record.status = 500
+            else:
+                ctx.record.error_code = "ClientDisconnected"
             self._after(ctx)
             raise
         if isinstance(result, Response):

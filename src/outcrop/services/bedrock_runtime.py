@@ -15,6 +15,7 @@ import json
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 
+from outcrop.catalog.modalities import unserved_message, unserved_output
 from outcrop.catalog.resolver import OnDemandNotSupported, ResolvedModel, Resolver, UnknownModel
 from outcrop.config import SpeechSettings
 from outcrop.dialects.base import (
@@ -225,6 +226,9 @@ class BedrockRuntime:
     ) -> tuple[ResolvedModel, Invocation, GenerationRequest, Engine, InvokeGuard | None]:
         resolved = self.resolve(str(ctx.params["modelId"]))
         ctx.record.model_id = resolved.model.model_id
+        unserved = unserved_output(resolved.model)
+        if unserved is not None:
+            raise ValidationException(unserved_message(resolved.model, unserved))
         # A guardrail's errors come first: with a non-JSON body it has its own.
         headers = guardrail_headers(ctx.params)
         if headers is not None and (

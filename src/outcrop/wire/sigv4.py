@@ -444,6 +444,10 @@ def _minutes(window: dt.timedelta) -> str:
     return f"{seconds // 60} min." if seconds % 60 == 0 else f"{seconds} sec."
 
 
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
+"""A well-formed AWS region name (as `catalog.identifiers.REGION`; `wire` imports no catalog)."""
+
+
 def check_scope(claim: SigV4Claim, services: Iterable[str], regions: Iterable[str] | None) -> None:
     """The credential scope must name this service (and an accepted region, if restricted),
     and its date must be the day of the signing time."""
@@ -452,7 +456,10 @@ def check_scope(claim: SigV4Claim, services: Iterable[str], regions: Iterable[st
         raise InvalidSignatureException(
             f"Credential should be scoped to correct service: '{allowed[0]}'. "
         )
-    if regions is not None and claim.credential.region not in tuple(regions):
+    region = claim.credential.region
+    # Unrestricted (`[auth] regions` unset) still means a well-formed region name, never any
+    # string: resources and ARNs are built from it (docs/security.md, "Regions").
+    if (regions is not None and region not in tuple(regions)) or not _REGION.fullmatch(region):
         raise InvalidSignatureException("Credential should be scoped to a valid region. ")
     if claim.credential.date != claim.amz_date[:8]:
         raise InvalidSignatureException(
