@@ -13,7 +13,7 @@ import os
 import signal
 import socket
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,15 @@ async def collect(events: AsyncIterator[GenerationEvent]) -> tuple[str, Finish]:
         assert isinstance(event, TokenEvent)
         texts.append(event.text)
     raise AssertionError("the stream ended without a Finish")
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Poll `condition` (a bounded wait, not a timing assertion)."""
+    for _ in range(3000):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the condition never held")
 
 
 def child_alive(pid: int) -> bool:
@@ -390,21 +399,22 @@ async def test_priority_before_default_before_flex(binary: Path) -> None:
     await engine.start()
     finished: list[str] = []
 
-    async def run(name: str, tier: str | None) -> None:
+    async def run(name: str, tier: str | None, max_tokens: int = 3) -> None:
         request = dataclasses.replace(
-            chat(f"Say {name}.", max_tokens=3, temperature=0), priority=tier_priority(tier)
+            chat(f"Say {name}.", max_tokens=max_tokens, temperature=0),
+            priority=tier_priority(tier),
         )
         async for event in engine.generate(request):
             if isinstance(event, Finish):
                 finished.append(name)
 
     try:
-        busy = asyncio.create_task(run("first", None))
-        await asyncio.sleep(0)  # it takes the only slot; the others queue behind it
+        busy = asyncio.create_task(run("first", None, max_tokens=60))
+        await until(lambda: engine.health().extra["busy_slots"] == 1)  # it takes the only slot
         queued = []
         for name, tier in (("flex", "flex"), ("default", "default"), ("priority", "priority")):
             queued.append(asyncio.create_task(run(name, tier)))
-            await asyncio.sleep(0)
+            await until(lambda: engine.queue_depth == len(queued))  # tokenized, now waiting
         assert engine.queue_depth == 3
         await asyncio.gather(busy, *queued)
     finally:

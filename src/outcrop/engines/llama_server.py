@@ -675,23 +675,26 @@ class LlamaServerEngine(Engine):
     async def _stream(
         self, request: GenerationRequest, text: str, grammar: str | None
     ) -> AsyncGenerator[GenerationEvent, None]:
+        # Tokenizing needs no slot: done before admission, so a freed slot goes straight to a
+        # request whose body is ready (and a prompt too long is refused without waiting).
+        _, info, session = self._ready()
+        tokens = await self._tokenize(info, session, text)
+        if not tokens:
+            raise EngineError("the prompt is empty: there is nothing to continue")
+        room = info.n_ctx - len(tokens)
+        if room < 1:
+            raise ContextWindowExceeded(len(tokens), request.sampling.max_tokens, info.n_ctx)
+        cache_point = await self._cache_point(info, session, request, tokens)
+        body = self._body(request, tokens, min(request.sampling.max_tokens, room))
+        if grammar is not None:
+            body["grammar"] = grammar
         self._waiting += 1
         try:
             await self._admission.acquire(request.priority)
         finally:
             self._waiting -= 1
         try:
-            process, info, session = self._ready()
-            tokens = await self._tokenize(info, session, text)
-            if not tokens:
-                raise EngineError("the prompt is empty: there is nothing to continue")
-            room = info.n_ctx - len(tokens)
-            if room < 1:
-                raise ContextWindowExceeded(len(tokens), request.sampling.max_tokens, info.n_ctx)
-            cache_point = await self._cache_point(info, session, request, tokens)
-            body = self._body(request, tokens, min(request.sampling.max_tokens, room))
-            if grammar is not None:
-                body["grammar"] = grammar
+            process, _, session = self._ready()
             self.stats.generations += 1
             self.stats.prompt_tokens += len(tokens)
             completion = self._completion(process, session, body, len(tokens), cache_point)
