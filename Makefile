@@ -43,3 +43,14 @@ speech-test-deps:
 
 test: $(STAMP) js speech-test-deps
 	$(BIN)/python -m pytest -q
+
+# The fuzz suite at length (CI runs its bounded `ci` profile within `make test`), a census of
+# how 10,000 mutated request bodies fare against the whole app, and a minute of coverage-guided
+# fuzzing (atheris) on each byte-level decoder.
+.PHONY: fuzz
+fuzz: $(STAMP)
+	$(BIN)/python -m pytest -q tests/fuzz --hypothesis-profile=long
+	$(BIN)/python -m tests.fuzz.census --examples 10000
+	$(BIN)/python -m pip install --quiet -e '.[fuzz]'
+	$(BIN)/python -m tests.fuzz.atheris_run eventstream -max_total_time=60
+	$(BIN)/python -m tests.fuzz.atheris_run restjson -max_total_time=60

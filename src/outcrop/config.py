@@ -50,6 +50,9 @@ a message naming the offending key.
     [guardrails]                # Bedrock Guardrails (outcrop.guardrails.settings documents it)
     state_dir = "/var/lib/outcrop"
 
+    [catalog]                   # strict = true: refuse IDs not in the catalog, as AWS does;
+    strict = false              # [[catalog.models]] adds models (outcrop.catalog.settings)
+
     [aliases]                   # identifiers whose model can't be read off them
     "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc123" = \
         "anthropic.claude-3-haiku-20240307-v1:0"
@@ -99,6 +102,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import ErrorDetails
 
+from outcrop.catalog.settings import CatalogSettings
 from outcrop.config_lines import KeyProblem, file_loc, line_of
 from outcrop.guardrails.settings import GuardrailSettings
 from outcrop.security_settings import (
@@ -358,6 +362,7 @@ class Settings(_Strict):
     engines: dict[str, EngineSettings] = Field(default_factory=_default_engines)
     models: list[ModelRouteSettings] = Field(default_factory=list)
     aliases: dict[str, str] = Field(default_factory=dict)
+    catalog: CatalogSettings = CatalogSettings()
     invocation_log: InvocationLogSettings = InvocationLogSettings()
     sagemaker: SageMakerSettings = SageMakerSettings()
     embeddings: EmbeddingSettings = EmbeddingSettings()

@@ -53,9 +53,12 @@ does not parse stops the server at start with a message naming the key.
     error = "ThrottlingException"
     times = 2
 
-    [limits]
+    [limits]                       # every key and what the client sees: docs/limits.md
     model_timeout_s = 60           # ModelTimeoutException when generation takes longer
     max_header_bytes = 16384       # larger header blocks get 431
+    max_connections = 4096         # per listener; more wait in the listen backlog
+    max_requests_in_flight = 2048  # more get 503 ServiceUnavailableException
+    body_read_timeout_s = 30       # a body not received whole by then: 408, connection closed
     max_metric_label_values = 200  # distinct model labels in /metrics (LRU, then "other")
     max_quota_counters = 10000     # counters per quota rule, per model/principal (LRU)
 
@@ -245,6 +248,18 @@ class FaultRuleSettings(RuleMatchSettings):
 class LimitsSettings(_Strict):
     model_timeout_s: float | None = Field(None, gt=0)
     max_header_bytes: int = Field(16 * 1024, ge=1024)
+    # Connections, request bodies and response buffers (docs/limits.md describes each).
+    max_connections: int = Field(4096, ge=16)
+    listen_backlog: int = Field(4096, ge=128)
+    max_requests_in_flight: int = Field(2048, ge=1)
+    header_read_timeout_s: float = Field(10.0, gt=0, le=60)
+    body_read_timeout_s: float = Field(30.0, gt=0)
+    send_stall_timeout_s: float = Field(60.0, gt=0)
+    stream_send_buffer_bytes: int = Field(64 * 1024, ge=16 * 1024)
+    h2_max_concurrent_streams: int = Field(128, ge=10)
+    h2_receive_window_bytes: int = Field(1024 * 1024, ge=64 * 1024, le=2**31 - 1)
+    max_json_depth: int = Field(100, ge=2, le=1000)
+    """Objects and arrays one inside another in a client's JSON (wire.jsonbody.load_json)."""
     max_metric_label_values: int = Field(200, ge=1)
     """Distinct `model` label values in /metrics (LRU; gateway/metrics.py)."""
     max_quota_counters: int = Field(10_000, ge=1)

@@ -11,6 +11,10 @@ back as `ChatMessage.tool_calls` on the assistant turn and its result as
 `ChatMessage.tool_results` on the following user turn. Reasoning ("thinking"): a request may ask
 for it with `ReasoningConfig`; an engine reports it as `TokenEvent(kind="reasoning")` before the
 answer text.
+
+Structured output: a request may carry `response_schema`, a JSON schema the answer text must
+follow; an engine then answers with JSON valid for it (a grammar constrains generation) and
+finishes with `END_TURN` (or `MAX_TOKENS` when cut short).
 """
 
 from __future__ import annotations
@@ -142,6 +146,8 @@ class GenerationRequest:
     cache_point: int | None = None
     """Bedrock prompt caching: the prompt prefix up to the request's last cache point is the
     system text (and tools) plus this many non-system messages; None: no cache point."""
+    response_schema: Mapping[str, Any] | None = None
+    """A JSON schema the answer text must follow (structured output); None: free text."""
 
     @property
     def system(self) -> str | None:

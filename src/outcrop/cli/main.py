@@ -101,6 +101,7 @@ def build_settings(
         engines=engines,
         models=models,
         aliases=settings.aliases,
+        catalog=settings.catalog,
         invocation_log=InvocationLogSettings.model_validate(logging_),
         sagemaker=settings.sagemaker,
         embeddings=settings.embeddings,
@@ -240,6 +241,7 @@ def _stopping(sig: signal.Signals, in_flight: int, forced: bool) -> None:
 
 async def _serve(settings: Settings, starting: StartupTracebacks) -> None:
     from outcrop.gateway.app import OutcropApp
+    from outcrop.gateway.request_limits import RequestLimits, request_limits, transport_limits
     from outcrop.server import TLSListener, serve
 
     app_ = OutcropApp(settings)
@@ -271,7 +273,14 @@ async def _serve(settings: Settings, starting: StartupTracebacks) -> None:
 
     try:
         await serve(
-            app_, host=s.host, port=s.port, tls=tls, on_ready=ready, stop=stop, on_signal=_stopping
+            RequestLimits(app_, request_limits(settings.limits)),
+            host=s.host,
+            port=s.port,
+            tls=tls,
+            on_ready=ready,
+            stop=stop,
+            on_signal=_stopping,
+            limits=transport_limits(settings.limits),
         )
     finally:
         await app_.close()

@@ -90,7 +90,12 @@ def from_config(config: Path | None, engine: EngineKind | None) -> list[ServedMo
         routes = [ModelRoute(r.match, r.engine) for r in settings.models] or [
             ModelRoute("*", "default")
         ]
-    resolver = Resolver(routes=routes, aliases=dict(settings.aliases))
+    resolver = Resolver(
+        routes=routes,
+        aliases=dict(settings.aliases),
+        extra_models=settings.catalog.extra_models(),
+        strict=settings.catalog.strict,
+    )
     return [
         ServedModel(model_id, name, types.get(name), None)
         for model_id, name in sorted(resolver.served_models().items())

@@ -19,7 +19,8 @@ from the GGUF's own template) and tokenized by the child's `/tokenize`, so that 
 count is exact before generation (`count_tokens` returns the same number); it is sent as
 token ids to the native `/completion` endpoint with `stream`, `cache_prompt` (the slot's KV
 cache keeps the longest common prefix of the previous prompt), `return_tokens` (exact token
-counts per event), the sampling knobs, `stop` and, when tools are offered, the tool-call `grammar`
+counts per event), the sampling knobs, `stop` and, when tools are offered or a
+`response_schema` asks for structured output, the `grammar` that constrains the answer
 (`tool_grammar`). A prompt that leaves no room in a slot's context raises
 `ContextWindowExceeded`; `max_tokens` is capped to the room left, ending with `MAX_TOKENS`.
 
@@ -650,7 +651,7 @@ class LlamaServerEngine(Engine):
         template_text = render_prompt(prompt_request(request), info.template)
         grammar = grammar_for(request)
         stream = self._stream(request, template_text, None if grammar is None else grammar.gbnf)
-        return stream if grammar is None else parse_tool_calls(stream)
+        return stream if grammar is None or not grammar.tool_calls else parse_tool_calls(stream)
 
     def _body(self, request: GenerationRequest, tokens: list[int], budget: int) -> dict[str, Any]:
         sampling = request.sampling

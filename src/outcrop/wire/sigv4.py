@@ -15,9 +15,12 @@ What the SDKs actually sign (reference wire.md §6):
   (Granian included) surface the HTTP/2 authority as the `host` header, so its value stands in.
 * The payload hash is `x-amz-content-sha256` when sent (JS), else sha256 of the body (boto3,
   also over https). A real hash in that header must equal sha256(body), because the signature
-  covers only the header. `UNSIGNED-PAYLOAD` is accepted as SigV4 allows; the
-  `STREAMING-AWS4-HMAC-SHA256-EVENTS` literal only where the caller says the body is a signed
-  event stream, whose frames `EventSignatureChain` then verifies.
+  covers only the header. `UNSIGNED-PAYLOAD` is refused on header-signed requests: it is an S3
+  convention that other services honour only for operations modelled with the unsigned-payload
+  trait, and no bedrock-runtime or sagemaker-runtime operation has it, so every SDK signs the
+  body (docs/input-validation.md). Presigned URLs keep it, as SigV4's query form allows. The
+  `STREAMING-AWS4-HMAC-SHA256-EVENTS` literal is accepted only where the caller says the body
+  is a signed event stream, whose frames `EventSignatureChain` then verifies.
 
 Error codes and messages follow what AWS's front door sends. Several texts are well attested
 for AWS services in general (the skew messages, "Credential should be scoped to correct
@@ -479,8 +482,9 @@ def payload_hashes(
     """The payload hashes the client may have signed with; an empty tuple means a mismatch.
 
     With `x-amz-content-sha256` the client signed that value (checked against the body when it
-    is a real hash). Without it the client signed sha256(body); presigned URLs may also have
-    been signed with UNSIGNED-PAYLOAD (the S3 convention some signers apply everywhere).
+    is a real hash; UNSIGNED-PAYLOAD only in presigned URLs). Without it the client signed
+    sha256(body); presigned URLs may also have been signed with UNSIGNED-PAYLOAD (the S3
+    convention some signers apply everywhere).
     """
     declared = request.header("x-amz-content-sha256")
     if declared is None and claim.location == "query":
@@ -491,7 +495,7 @@ def payload_hashes(
             return (body_hash, UNSIGNED_PAYLOAD)
         return (body_hash,)
     if declared == UNSIGNED_PAYLOAD:
-        return (declared,)
+        return (declared,) if claim.location == "query" else ()
     if declared == STREAMING_EVENTS_PAYLOAD:
         return (declared,) if allow_event_stream else ()
     if _HEX64.fullmatch(declared) and hmac.compare_digest(declared, body_hash):
