@@ -340,9 +340,10 @@ async def test_aclose_mid_generation_stops_that_slot(engine: LlamaServerEngine) 
         await asyncio.sleep(0.1)
     assert not any(slot["is_processing"] for slot in slots)
     # What the child kept for the abandoned request (its prompt plus what it generated before
-    # it noticed the closed connection): far fewer than the 600 tokens asked for.
+    # it noticed the closed connection, less the last sampled token, never evaluated): far
+    # fewer than the 600 tokens asked for.
     kept = max(slot.get("n_prompt_tokens", 0) for slot in slots)
-    assert engine.stats.prompt_tokens + 2 <= kept < engine.stats.prompt_tokens + 100
+    assert engine.stats.prompt_tokens + 1 <= kept < engine.stats.prompt_tokens + 100
     _, finish = await collect(engine.generate(chat("Hi", max_tokens=2)))
     assert finish.output_tokens >= 1
 
