@@ -1,5 +1,6 @@
 """`outcrop serve --engine openai` in front of a real OpenAI-compatible server
-(llama-cpp-python's own `llama_cpp.server` on the embedded Gemma GGUF), called with boto3.
+(llama.cpp's own `llama-server`, started directly on the embedded default GGUF), called with
+boto3.
 
 The tests share one upstream and one Outcrop and run in file order: health before the upstream
 is up, then invoke/stream/Converse, and last the upstream going away.
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +20,9 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from outcrop.engines.default_model import default_model_path
+from outcrop.engines import llama_build
+from outcrop.engines.default_model import resolve_model
+from outcrop.engines.llama_server import LlamaServerOptions
 from tests.support.server import ServerProcess, free_port, running_server
 
 pytestmark = pytest.mark.llamacpp
@@ -53,27 +55,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         before = outcrop.health()
         log = tmp_path_factory.mktemp("upstream") / "llama_server.log"
         with log.open("wb") as sink:
-            upstream = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "llama_cpp.server",
-                    "--model",
-                    str(default_model_path()),
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--n_ctx",
-                    "2048",
-                    # the GGUF's template is not picked up by llama-cpp-python (it falls back
-                    # to llama-2), so name Gemma's format
-                    "--chat_format",
-                    "gemma",
-                ],
-                stdout=sink,
-                stderr=subprocess.STDOUT,
+            binary = llama_build.find_binary() or llama_build.build()
+            command = LlamaServerOptions(n_ctx=2048, parallel=1).command(
+                binary, resolve_model(None), port
             )
+            upstream = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
         try:
             _wait_healthy(outcrop, upstream, log)
             yield Stack(outcrop, upstream, before)

@@ -16,8 +16,8 @@
     provider_model_name = "claude-opus-5"     # the `model` field of Claude answers
     lifecycle = "ACTIVE"        # or LEGACY
 
-A configured entry wins over the packaged one with the same ID (`catalog.foundation.configured_models`
-turns the entries into catalog models).
+A configured entry wins over the packaged one with the same ID
+(`catalog.foundation.configured_models` turns the entries into catalog models).
 """
 
 from __future__ import annotations

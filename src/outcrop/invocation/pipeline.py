@@ -156,6 +156,9 @@ class Generation:
         record.input_tokens = finish.input_tokens
         record.output_tokens = finish.output_tokens
         record.first_byte_ms = self.first_byte_ms
+        # With a cache point: what the prompt cache gave and took (docs/prompt-caching.md).
+        record.cache_read_input_tokens = finish.cache_read_input_tokens
+        record.cache_write_input_tokens = finish.cache_write_input_tokens
 
 
 @dataclass(frozen=True, slots=True)

@@ -116,8 +116,8 @@ class BedrockRuntime:
         latency = ctx.elapsed_ms()
         headers = [
             ("Content-Type", "application/json"),
+            *cache_headers(finish),
             ("X-Amzn-Bedrock-Invocation-Latency", str(latency)),
-            ("X-Amzn-Bedrock-Input-Token-Count", str(finish.input_tokens)),
             ("X-Amzn-Bedrock-Output-Token-Count", str(finish.output_tokens)),
             *invocation.response_headers(output),
         ]
@@ -235,3 +235,16 @@ def _echo_headers(ctx: RequestContext) -> list[tuple[str, str]]:
     if tier is not None:
         out.append(("X-Amzn-Bedrock-Service-Tier", str(tier)))
     return out
+
+
+def cache_headers(finish: Finish) -> list[tuple[str, str]]:
+    """InvokeModel's token-count headers: with a cache point, the cache read and write counts
+    and, as input, only the tokens after the cache point (docs/prompt-caching.md)."""
+    read, write = finish.cache_read_input_tokens, finish.cache_write_input_tokens
+    if read is None or write is None:
+        return [("X-Amzn-Bedrock-Input-Token-Count", str(finish.input_tokens))]
+    return [
+        ("X-Amzn-Bedrock-Cache-Read-Input-Token-Count", str(read)),
+        ("X-Amzn-Bedrock-Cache-Write-Input-Token-Count", str(write)),
+        ("X-Amzn-Bedrock-Input-Token-Count", str(finish.input_tokens - read - write)),
+    ]
