@@ -113,3 +113,14 @@ def test_the_grammar_command_extracts_only_the_converter(
     assert llama_build.main(["--grammar"]) == 0
     assert llama_build.grammar_module_path().read_text() == CONVERTER
     assert not llama_build.cached_binary().exists()
+
+
+def test_a_build_from_the_sdist_installs_the_converter_on_the_way(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("OUTCROP_LLAMA_SOURCE", str(make_sdist(tmp_path / "dl")))
+    work = tmp_path / "work"
+    work.mkdir()
+    tree = llama_build._source_tree(work)  # what a build compiles
+    assert tree == work / TOP / "vendor" / "llama.cpp"
+    assert llama_build.grammar_module_path().read_text() == CONVERTER
