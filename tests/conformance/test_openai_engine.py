@@ -1,8 +1,9 @@
 """`outcrop serve --engine openai` in front of a real OpenAI-compatible server
 (llama-cpp-python's own `llama_cpp.server` on the embedded Gemma GGUF), called with boto3.
 
-The tests share one upstream and one Outcrop and run in file order: health before the upstream
-is up, then invoke/stream/Converse, and last the upstream going away.
+The tests share one upstream and one Outcrop, and pass in any order: the health seen before the
+upstream was up is kept from the start, an answer depends on its request alone, and the upstream
+going away is tested on a stack of its own.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,11 +23,12 @@ import pytest
 from botocore.config import Config
 
 from outcrop.engines.default_model import default_model_path
-from tests.support.server import ServerProcess, free_port, running_server
+from tests.support.server import REPO, ServerProcess, free_port, running_server
 
 pytestmark = pytest.mark.llamacpp
 
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
+UPSTREAM = REPO / "tests" / "support" / "llama_cpp_upstream.py"
 
 
 @dataclass
@@ -43,21 +46,24 @@ def _wait_healthy(server: ServerProcess, upstream: subprocess.Popen[bytes], log:
         time.sleep(0.2)
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+@contextmanager
+def running_stack(workdir: Path) -> Iterator[Stack]:
+    """Outcrop on `--engine openai`, then its upstream: llama-cpp-python's server on the embedded
+    GGUF, answering every request from an empty KV cache (tests/support/llama_cpp_upstream.py)
+    and to the end, so that an answer depends neither on the requests before it nor on those
+    arriving while it streams."""
     port = free_port()
     upstream_url = f"http://127.0.0.1:{port}/v1"
     args = ["--engine", "openai", "--upstream", upstream_url]
     with running_server(args, wait_healthy=False) as outcrop:
         time.sleep(1.0)  # a few readiness polls find nobody listening
         before = outcrop.health()
-        log = tmp_path_factory.mktemp("upstream") / "llama_server.log"
+        log = workdir / "llama_server.log"
         with log.open("wb") as sink:
             upstream = subprocess.Popen(
                 [
                     sys.executable,
-                    "-m",
-                    "llama_cpp.server",
+                    str(UPSTREAM),
                     "--model",
                     str(default_model_path()),
                     "--host",
@@ -70,6 +76,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                     # to llama-2), so name Gemma's format
                     "--chat_format",
                     "gemma",
+                    # By default a new request, even Outcrop's readiness check (GET /models
+                    # every 5 s), ends the stream in progress with [DONE]: answers were cut
+                    # short or empty depending on when a test's request fell in that cycle.
+                    "--interrupt_requests",
+                    "false",
                 ],
                 stdout=sink,
                 stderr=subprocess.STDOUT,
@@ -84,6 +95,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             except subprocess.TimeoutExpired:
                 upstream.kill()
                 upstream.wait()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The Outcrop and upstream the tests share; none of them changes its state."""
+    with running_stack(tmp_path_factory.mktemp("upstream")) as shared:
+        yield shared
 
 
 def client(server: ServerProcess) -> Any:
@@ -153,16 +171,17 @@ def test_converse(stack: Stack) -> None:
     assert 0 < usage["outputTokens"] <= 8
 
 
-def test_upstream_down_is_service_unavailable(stack: Stack) -> None:
-    """Last in the file: it stops the shared upstream."""
-    stack.upstream.terminate()
-    stack.upstream.wait(timeout=15)
-    rt = client(stack.outcrop)
-    with pytest.raises(rt.exceptions.ServiceUnavailableException) as caught:
-        rt.invoke_model(modelId=HAIKU, body=claude("Hello"))
-    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
-    # the server keeps serving: health now reports the upstream gone
-    deadline = time.monotonic() + 15
-    while stack.outcrop.health()[0] != 503 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert stack.outcrop.health()[0] == 503
+def test_upstream_down_is_service_unavailable(tmp_path: Path) -> None:
+    """On a stack of its own: it stops the upstream."""
+    with running_stack(tmp_path) as stack:
+        stack.upstream.terminate()
+        stack.upstream.wait(timeout=15)
+        rt = client(stack.outcrop)
+        with pytest.raises(rt.exceptions.ServiceUnavailableException) as caught:
+            rt.invoke_model(modelId=HAIKU, body=claude("Hello"))
+        assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+        # the server keeps serving: health now reports the upstream gone
+        deadline = time.monotonic() + 15
+        while stack.outcrop.health()[0] != 503 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert stack.outcrop.health()[0] == 503
