@@ -234,6 +234,15 @@ def test_prompts_from_a_file(tools_server: ToolsServer, tmp_path: Path) -> None:
     assert doc["plan"]["prompts"] == 2
 
 
+def _logged_calls(server: ToolsServer, model_id: str) -> int:
+    """How many calls to `model_id` the server's invocation log holds so far."""
+    text = server.log.read_text() if server.log.exists() else ""
+    whole = text.splitlines(keepends=True)
+    return sum(
+        1 for line in whole if line.endswith("\n") and json.loads(line)["modelId"] == model_id
+    )
+
+
 def test_ctrl_c_prints_partial_results(tools_server: ToolsServer, tmp_path: Path) -> None:
     out = tmp_path / "interrupted"
     proc = subprocess.Popen(
@@ -256,8 +265,14 @@ def test_ctrl_c_prints_partial_results(tools_server: ToolsServer, tmp_path: Path
         cwd=REPO,
     )
     try:
-        # Each request takes about 0.3 s: after a few seconds some have completed.
-        time.sleep(4)
+        # Interrupt once some requests have completed (each takes about 0.3 s), as the server's
+        # invocation log shows: a fixed wait could end before a busy machine had even started
+        # the command and installed its SIGINT handler.
+        served = _logged_calls(tools_server, SONNET)
+        deadline = time.monotonic() + 60
+        while _logged_calls(tools_server, SONNET) < served + 3 and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.2)
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=60)
     finally:
