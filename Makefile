@@ -42,3 +42,14 @@ speech-test-deps: ## Install espeak-ng (Debian), which speaks the speech tests' 
 
 test: $(STAMP) js speech-test-deps ## Run the whole suite in random order (seed printed; -p no:randomly to disable)
 	$(BIN)/python -m pytest -q
+
+# The fuzz suite at length (CI runs its bounded `ci` profile within `make test`), a census of
+# how 10,000 mutated request bodies fare against the whole app, and a minute of coverage-guided
+# fuzzing (atheris) on each byte-level decoder.
+.PHONY: fuzz
+fuzz: $(STAMP) ## The fuzz suite at length, a 10,000-body census and a minute of atheris per decoder
+	$(BIN)/python -m pytest -q tests/fuzz --hypothesis-profile=long
+	$(BIN)/python -m tests.fuzz.census --examples 10000
+	$(BIN)/python -m pip install --quiet -e '.[fuzz]'
+	$(BIN)/python -m tests.fuzz.atheris_run eventstream -max_total_time=60
+	$(BIN)/python -m tests.fuzz.atheris_run restjson -max_total_time=60

@@ -10,6 +10,7 @@ a message naming the offending key.
     tls_cert = "cert.pem"
     tls_key = "key.pem"
     region = "us-east-1"        # for ARNs when a request's SigV4 scope names no region
+    access_log = true           # one line per request on standard error (--quiet: false)
 
     [engines.default]           # the engine named "default" serves every model by default
     type = "llamacpp"           # llamacpp | scripted | openai (upstream = "http://host:8000/v1")
@@ -41,6 +42,9 @@ a message naming the offending key.
     [guardrails]                # Bedrock Guardrails (outcrop.guardrails.settings documents it)
     state_dir = "/var/lib/outcrop"
 
+    [catalog]                   # strict = true: refuse IDs not in the catalog, as AWS does;
+    strict = false              # [[catalog.models]] adds models (outcrop.catalog.settings)
+
     [aliases]                   # identifiers whose model can't be read off them
     "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc123" = \
         "anthropic.claude-3-haiku-20240307-v1:0"
@@ -48,6 +52,7 @@ a message naming the offending key.
     [sagemaker]                 # SageMaker Runtime; without endpoints, any endpoint name is
     inputs_dialect = "tgi"      # served by engine "default" (dialect chosen from the body)
     async_local_root = "/tmp/outcrop-s3"   # where s3://bucket/key lives for async inference
+    max_unconfigured_endpoints = 1000       # endpoints made on first use, kept at once (LRU)
 
     [sagemaker.endpoints.chat]
     invocation_timeout_s = 60
@@ -84,11 +89,13 @@ from __future__ import annotations
 import tomllib
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import ErrorDetails
 
-from outcrop.config_lines import line_of
+from outcrop.catalog.settings import CatalogSettings
+from outcrop.config_lines import KeyProblem, file_loc, line_of
 from outcrop.guardrails.settings import GuardrailSettings
 from outcrop.security_settings import (
     AdminSettings,
@@ -124,6 +131,8 @@ class ServerSettings(_Strict):
     tls_cert: Path | None = None
     tls_key: Path | None = None
     region: str = Field("us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d+$")
+    access_log: bool = True
+    """One line per request on standard error (gateway/access_log.py); `--quiet` turns it off."""
 
     @model_validator(mode="after")
     def _tls_pair(self) -> ServerSettings:
@@ -299,6 +308,8 @@ class SageMakerSettings(_Strict):
     session_ttl_s: float = Field(1200.0, gt=0)
     async_local_root: Path | None = None
     """Local directory standing in for S3 (`s3://bucket/key` is `<root>/bucket/key`)."""
+    max_unconfigured_endpoints: int = Field(1000, ge=1)
+    """Without configured endpoints: endpoints made on first use kept at once (LRU)."""
     endpoints: dict[str, EndpointSettings] = Field(default_factory=dict)
 
     def containers(self) -> list[ContainerSettings]:
@@ -329,6 +340,7 @@ class Settings(_Strict):
     engines: dict[str, EngineSettings] = Field(default_factory=_default_engines)
     models: list[ModelRouteSettings] = Field(default_factory=list)
     aliases: dict[str, str] = Field(default_factory=dict)
+    catalog: CatalogSettings = CatalogSettings()
     invocation_log: InvocationLogSettings = InvocationLogSettings()
     sagemaker: SageMakerSettings = SageMakerSettings()
     embeddings: EmbeddingSettings = EmbeddingSettings()
@@ -354,10 +366,13 @@ class Settings(_Strict):
                     f"sagemaker: multi-model containers need a llamacpp or scripted engine "
                     f"as their template, not {name!r}"
                 )
-        for route in self.models:
+        for index, route in enumerate(self.models):
             if route.engine not in self.engines:
-                raise ValueError(
-                    f"models: route {route.match!r} names unknown engine {route.engine!r}"
+                known = ", ".join(sorted(self.engines)) or "none"
+                raise KeyProblem(
+                    ("models", index, "engine"),
+                    f"route {route.match!r} names unknown engine {route.engine!r} "
+                    f"(engines defined: {known})",
                 )
         if not self.models and "default" not in self.engines:
             raise ValueError(
@@ -383,7 +398,7 @@ def load_settings(path: Path | None) -> Settings:
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(_located(path, err["loc"], err["msg"]) for err in exc.errors())
+        problems = "; ".join(_located(path, data, err) for err in exc.errors())
         raise ConfigError(f"{path}: {problems}") from None
     try:
         documents = resolved_policies(settings.policies, settings.principals, path.parent)
@@ -395,11 +410,18 @@ def load_settings(path: Path | None) -> Settings:
     return settings.model_copy(update={"policies": documents})
 
 
-def _located(path: Path, loc: tuple[str | int, ...], message: str) -> str:
+def _located(path: Path, data: dict[str, Any], error: ErrorDetails) -> str:
     """`line N: a.b.c: message` (the line when the key can be found in the file)."""
+    raised = error.get("ctx", {}).get("error")
+    if isinstance(raised, KeyProblem):
+        loc, message = raised.loc, raised.message
+    else:
+        loc, message = file_loc(data, error["loc"]), error["msg"]
+        message = message.removeprefix("Value error, ")
     key = ".".join(str(p) for p in loc)
     try:
         line = line_of(path.read_text(), loc)
     except OSError:
         line = None
-    return f"line {line}: {key}: {message}" if line is not None else f"{key}: {message}"
+    where = f"{key}: " if key else ""
+    return f"line {line}: {where}{message}" if line is not None else f"{where}{message}"

@@ -3,11 +3,51 @@
 Best effort over the text: table headers (`[a.b]`, `[[a.b]]` with their index), `key = value`
 lines and dotted or quoted keys. Values spread over several lines (inline arrays) resolve to
 the line of their key.
+
+pydantic's error locations name a tagged union's tag after the key that holds the union
+(`engines.default.llamacpp.n_ctx` for `[engines.default] type = "llamacpp"`); `file_loc` drops
+such tags so the location reads as the file's keys. A validator that checks one key in the
+context of others (a route naming an engine) raises `KeyProblem` with that key's location.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+
+class KeyProblem(ValueError):
+    """A validation error about one key, raised where pydantic would locate it elsewhere.
+
+    `loc` is the key's location in the file (as in pydantic's `loc`); `message` is said
+    without pydantic's `Value error, ` prefix.
+    """
+
+    def __init__(self, loc: Sequence[str | int], message: str) -> None:
+        super().__init__(message)
+        self.loc = tuple(loc)
+        self.message = message
+
+
+def file_loc(data: object, loc: Sequence[str | int]) -> tuple[str | int, ...]:
+    """`loc` with tagged-union tags removed: the parts that are not keys of `data`.
+
+    Walking the parsed file along `loc`, a part that is no key of the table reached but equals
+    that table's `type` value is the union's tag, not a key.
+    """
+    kept: list[str | int] = []
+    here: Any = data
+    for part in loc:
+        if isinstance(here, Mapping):
+            if part not in here and here.get("type") == part:
+                continue
+            here = here.get(part) if isinstance(part, str) else None
+        elif isinstance(here, list) and isinstance(part, int) and 0 <= part < len(here):
+            here = here[part]
+        else:
+            here = None
+        kept.append(part)
+    return tuple(kept)
 
 
 def split_key(key: str) -> tuple[str, ...]:

@@ -53,9 +53,28 @@ does not parse stops the server at start with a message naming the key.
     error = "ThrottlingException"
     times = 2
 
-    [limits]
+    [limits]                       # every key and what the client sees: docs/limits.md
     model_timeout_s = 60           # ModelTimeoutException when generation takes longer
     max_header_bytes = 16384       # larger header blocks get 431
+    max_connections = 4096         # per listener; more wait in the listen backlog
+    max_requests_in_flight = 2048  # more get 503 ServiceUnavailableException
+    body_read_timeout_s = 30       # a body not received whole by then: 408, connection closed
+    max_metric_label_values = 200  # distinct model labels in /metrics (LRU, then "other")
+    max_quota_counters = 10000     # counters per quota rule, per model/principal (LRU)
+
+    [admin]                        # the /_outcrop/ admin API (docs/security.md)
+    faults_api = true              # default: on in mode open, off in verify
+    responses_api = true           # default: on in mode open, off in verify
+    allowed_hosts = ["devbox"]     # Host names answered besides loopback ("*": any)
+    principals = ["alice"]         # verify: who may call it (default: any authenticated)
+    max_rules = 1000               # rules in force per kind (faults, responses)
+    max_body_bytes = 1048576       # one admin request's body
+    max_token_count = 100000       # a scripted response's token_count
+    max_text_chars = 1000000       # text, reasoning, message, prompt: each
+    max_tool_calls = 64            # a scripted response's tool_calls
+    max_delay_s = 600              # delay_ms, first_token_delay_ms, latency_ms, stall_seconds
+    # Admin API limits apply to admin calls only; prompt patterns are RE2 (linear time)
+    # wherever they come from.
 """
 
 from __future__ import annotations
@@ -65,12 +84,30 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import re2  # type: ignore[import-untyped]  # google-re2 ships no type information
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 DEFAULT_ACCOUNT = "123456789012"
 """AWS's documentation account ID; what principals and resources use unless configured."""
 
 _PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:(iam|sts)::\d{12}:[A-Za-z0-9+=,.@_/:-]+$")
+
+
+MAX_PATTERN_CHARS = 4096
+"""A `prompt` pattern's length (RE2 compiles in time and memory linear in it)."""
+
+
+def compile_prompt_pattern(pattern: str) -> Any:
+    """A rule's `prompt` compiled with RE2, whose matching is linear in the text (no
+    catastrophic backtracking on `(a|aa)+$`); ValueError when RE2 does not take it."""
+    if len(pattern) > MAX_PATTERN_CHARS:
+        raise ValueError(f"a pattern of at most {MAX_PATTERN_CHARS} characters")
+    options = re2.Options()
+    options.log_errors = False  # the ValueError says it; nothing on stderr
+    try:
+        return re2.compile(pattern, options)
+    except re2.error as exc:
+        raise ValueError(f"not a regular expression RE2 accepts: {exc}") from None
 
 
 class _Strict(BaseModel):
@@ -174,7 +211,8 @@ class RuleMatchSettings(_Strict):
     model: str = "*"
     principal: str = "*"
     prompt: str | None = None
-    """A regular expression searched in the request body's text."""
+    """A regular expression searched in the request body's text (RE2 syntax: linear-time
+    matching, no backreferences or lookaround)."""
     times: int | None = Field(None, ge=1)
     probability: float = Field(1.0, gt=0.0, le=1.0)
 
@@ -182,10 +220,7 @@ class RuleMatchSettings(_Strict):
     @classmethod
     def _regex(cls, value: str | None) -> str | None:
         if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"not a regular expression: {exc}") from None
+            compile_prompt_pattern(value)
         return value
 
 
@@ -213,6 +248,22 @@ class FaultRuleSettings(RuleMatchSettings):
 class LimitsSettings(_Strict):
     model_timeout_s: float | None = Field(None, gt=0)
     max_header_bytes: int = Field(16 * 1024, ge=1024)
+    # Connections, request bodies and response buffers (docs/limits.md describes each).
+    max_connections: int = Field(4096, ge=16)
+    listen_backlog: int = Field(4096, ge=128)
+    max_requests_in_flight: int = Field(2048, ge=1)
+    header_read_timeout_s: float = Field(10.0, gt=0, le=60)
+    body_read_timeout_s: float = Field(30.0, gt=0)
+    send_stall_timeout_s: float = Field(60.0, gt=0)
+    stream_send_buffer_bytes: int = Field(64 * 1024, ge=16 * 1024)
+    h2_max_concurrent_streams: int = Field(128, ge=10)
+    h2_receive_window_bytes: int = Field(1024 * 1024, ge=64 * 1024, le=2**31 - 1)
+    max_json_depth: int = Field(100, ge=2, le=1000)
+    """Objects and arrays one inside another in a client's JSON (wire.jsonbody.load_json)."""
+    max_metric_label_values: int = Field(200, ge=1)
+    """Distinct `model` label values in /metrics (LRU; gateway/metrics.py)."""
+    max_quota_counters: int = Field(10_000, ge=1)
+    """Counter sets per quota rule, one per model/principal (LRU; gateway/quotas.py)."""
 
 
 class AdminSettings(_Strict):
@@ -220,6 +271,21 @@ class AdminSettings(_Strict):
     """The fault-rule admin API; default: on in auth mode open, off in verify."""
     responses_api: bool | None = None
     """The scripted-response admin API (/_outcrop/responses); default: on in open, off in verify."""
+    allowed_hosts: list[str] = Field(default_factory=list)
+    """Host names the admin API answers besides loopback ones (gateway/admin_guard.py)."""
+    principals: list[str] | None = None
+    """Verify mode: the principals allowed to call the admin API (default: any authenticated)."""
+    # What one admin API call may ask (gateway/admin_limits.py; config-file rules are exempt).
+    max_rules: int = Field(1000, ge=1)
+    """Rules in force per kind (fault rules, scripted responses)."""
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    max_token_count: int = Field(100_000, ge=1)
+    """A scripted response's `token_count` (and a fault's `after_events`)."""
+    max_text_chars: int = Field(1_000_000, ge=1)
+    """`text`, `reasoning`, `message`, `prompt`: characters each."""
+    max_tool_calls: int = Field(64, ge=1)
+    max_delay_s: float = Field(600.0, gt=0)
+    """`delay_ms`, `first_token_delay_ms`, `latency_ms`, `stall_seconds`: each at most this."""
 
 
 def load_policy_document(source: PolicySettings, base: Path | None) -> dict[str, Any]:

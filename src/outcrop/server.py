@@ -16,10 +16,15 @@ Owns the process-level transport: which sockets exist, when they are ready, how 
   share the port with the first. Each address is first bound *without* SO_REUSEPORT; a failure
   raises `ListenError` before Granian starts.
 * `on_ready` receives the listener URLs once every socket accepts TCP connections.
-* SIGINT/SIGTERM (or the `stop` event) stop gracefully: listeners close at once, in-flight
-  responses run to completion (also after an HTTP/2 client's GOAWAY, RFC 9113 §6.8, which the
-  JS SDK sends right after the response headers), then `serve()` returns. A second signal, or
-  `shutdown_timeout`, cancels the requests still running.
+* SIGINT/SIGTERM (or the `stop` event) stop gracefully (`on_signal` hears of each signal, so
+  the command can say so): listeners close at once, in-flight responses run to completion
+  (also after an HTTP/2 client's GOAWAY, RFC 9113 §6.8, which the JS SDK sends right after the
+  response headers), then `serve()` returns. A second signal, or `shutdown_timeout`, cancels
+  the requests still running.
+* `TransportLimits` sets what Granian itself bounds (docs/limits.md): connections served at
+  once per listener (Granian's `backpressure`; more wait in the listen backlog), the HTTP/1.1
+  header read timeout, HTTP/2 streams per connection, each stream's send buffer and the HTTP/2
+  receive windows. The open-files limit is raised to fit the connections.
 * Granian logs through `_granian*` loggers, held at WARNING and propagating to the root logger
   (so the product's single ready line stays the only thing on stdout); its "embedded server is
   experimental" notice and its error log for a cancelled request are dropped.
@@ -36,6 +41,7 @@ import asyncio
 import contextlib
 import errno
 import logging
+import resource
 import signal
 import socket
 import threading
@@ -45,10 +51,19 @@ from pathlib import Path
 from typing import Any
 
 from granian.constants import HTTPModes, Interfaces, SSLProtocols
+from granian.http import HTTP1Settings, HTTP2Settings
 from granian.log import LogLevels
 from granian.server.embed import Server as _GranianServer
 
-__all__ = ["ASGIApp", "ListenError", "TLSListener", "run", "serve"]
+__all__ = [
+    "ASGIApp",
+    "ListenError",
+    "StopNotice",
+    "TLSListener",
+    "TransportLimits",
+    "run",
+    "serve",
+]
 
 ASGIApp = Callable[
     [
@@ -69,7 +84,6 @@ _READY_TIMEOUT_S = 15.0
 # a function that cannot unwind" on stderr. A short pause before returning avoids it.
 _RUST_SETTLE_S = 0.05
 _FORCED_STOP_S = 5.0
-_BACKLOG = 1024
 # Logger names and messages of Granian 2.8 (its Rust side logs through `_granian.<module>`).
 _GRANIAN_LOGGERS = ("_granian", "_granian.utils")
 _EMBEDDED_NOTICE = "Embedded server is experimental!"
@@ -85,6 +99,50 @@ class TLSListener:
     cert: Path
     key: Path
     key_password: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TransportLimits:
+    """What Granian bounds per listener (`[limits]` keys of the same names, docs/limits.md)."""
+
+    max_connections: int = 4096
+    """Connections served at once; more wait in the listen backlog until one closes."""
+    listen_backlog: int = 4096
+    header_read_timeout_s: float = 10.0
+    """HTTP/1.1: a request whose headers are not complete by then has its connection closed."""
+    stream_send_buffer_bytes: int = 64 * 1024
+    """Response bytes buffered per stream before the app's `send` waits for the client."""
+    h2_max_concurrent_streams: int = 128
+    h2_receive_window_bytes: int = 1024 * 1024
+    """Request body bytes an HTTP/2 client may send ahead, per stream and per connection."""
+
+    def granian_options(self) -> dict[str, Any]:
+        return {
+            "backlog": self.listen_backlog,
+            "backpressure": self.max_connections,
+            "http1_settings": HTTP1Settings(
+                header_read_timeout=max(1, round(self.header_read_timeout_s * 1000)),
+                # hyper's write buffer for HTTP/1.1 (at least 8 KiB plus one read chunk)
+                max_buffer_size=max(8192 + 4096, self.stream_send_buffer_bytes),
+            ),
+            "http2_settings": HTTP2Settings(
+                initial_connection_window_size=self.h2_receive_window_bytes,
+                initial_stream_window_size=self.h2_receive_window_bytes,
+                max_concurrent_streams=self.h2_max_concurrent_streams,
+                max_send_buffer_size=self.stream_send_buffer_bytes,
+            ),
+        }
+
+
+def raise_open_files_limit(wanted: int) -> int:
+    """Raise the soft open-files limit towards `wanted` (at most the hard limit); the limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    return int(soft)
 
 
 class ListenError(OSError):
@@ -199,6 +257,9 @@ class _InFlight:
             if task is not None:
                 self._tasks.discard(task)
 
+    def __len__(self) -> int:
+        return len(self._tasks)
+
     def cancel_all(self) -> None:
         for task in list(self._tasks):
             task.cancel()
@@ -207,11 +268,17 @@ class _InFlight:
 class _Listener:
     """One embedded Granian server; the only place that touches Granian's untyped API."""
 
-    def __init__(self, app: ASGIApp, address: _Address, tls: TLSListener | None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        address: _Address,
+        tls: TLSListener | None,
+        limits: TransportLimits,
+    ) -> None:
         self.address = address
-        options: dict[str, Any] = {}
+        options: dict[str, Any] = limits.granian_options()
         if tls is not None:
-            options = {
+            options |= {
                 "ssl_cert": tls.cert,
                 "ssl_key": tls.key,
                 "ssl_key_password": tls.key_password,
@@ -225,7 +292,6 @@ class _Listener:
                 interface=Interfaces.ASGINL,
                 http=HTTPModes.auto,
                 websockets=False,
-                backlog=_BACKLOG,
                 log_level=LogLevels.warning,
                 log_dictconfig=_GRANIAN_LOG_CONFIG,
                 **options,
@@ -278,25 +344,40 @@ class _Listener:
         return f"{self.address.host}:{self.address.port}"
 
 
+StopNotice = Callable[[signal.Signals, int, bool], None]
+"""Told of each stop signal: which, how many requests are in flight, whether it forces."""
+
+
 class _StopSignals:
     """SIGINT/SIGTERM: the first asks for a graceful stop, the next one forces it."""
 
-    def __init__(self, graceful: asyncio.Event, force: asyncio.Event) -> None:
+    def __init__(
+        self,
+        graceful: asyncio.Event,
+        force: asyncio.Event,
+        in_flight: _InFlight,
+        notice: StopNotice | None = None,
+    ) -> None:
         self._graceful = graceful
         self._force = force
+        self._in_flight = in_flight
+        self._notice = notice
         self._installed: list[signal.Signals] = []
 
-    def _on_signal(self) -> None:
-        if self._graceful.is_set():
+    def _on_signal(self, sig: signal.Signals) -> None:
+        forcing = self._graceful.is_set()
+        if forcing:
             self._force.set()
         self._graceful.set()
+        if self._notice is not None:
+            self._notice(sig, len(self._in_flight), forcing)
 
     @contextlib.contextmanager
     def installed(self, enabled: bool) -> Iterator[None]:
         loop = asyncio.get_running_loop()
         if enabled and threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, self._on_signal)
+                loop.add_signal_handler(sig, self._on_signal, sig)
                 self._installed.append(sig)
         try:
             yield
@@ -316,14 +397,21 @@ async def serve(
     stop: asyncio.Event | None = None,
     shutdown_timeout: float = 30.0,
     handle_signals: bool = True,
+    limits: TransportLimits | None = None,
+    on_signal: StopNotice | None = None,
 ) -> None:
     """Serve `app` until SIGINT/SIGTERM (or `stop` is set), then stop gracefully.
 
     `on_ready` gets the listener URLs (plain first, then TLS) once all of them accept
-    connections. Raises `ListenError` (an `OSError`) before serving anything if an address is
-    unusable, or if a listener dies. Signal handlers are installed only when `handle_signals`
-    is true and this runs on the main thread; they are removed on return.
+    connections; `on_signal` hears of each stop signal (to say that the server is stopping).
+    Raises `ListenError` (an `OSError`) before serving anything if an address is unusable, or
+    if a listener dies. Signal handlers are installed only when `handle_signals`
+    is true and this runs on the main thread; they are removed on return. `limits` bound
+    connections and buffers (defaults: `TransportLimits()`).
     """
+    limits = limits if limits is not None else TransportLimits()
+    # Each connection is a descriptor (two listeners at most); keep room for engines and files.
+    raise_open_files_limit(2 * limits.max_connections + 1024)
     addresses = [_claim_address("http", host, port)]
     if tls is not None:
         if tls.port == addresses[0].port:
@@ -332,13 +420,13 @@ async def serve(
     _quiet_granian_logging()
     in_flight = _InFlight(app)
     listeners = [
-        _Listener(in_flight, address, tls if address.scheme == "https" else None)
+        _Listener(in_flight, address, tls if address.scheme == "https" else None, limits)
         for address in addresses
     ]
     graceful = stop if stop is not None else asyncio.Event()
     force = asyncio.Event()
     loop = asyncio.get_running_loop()
-    with _StopSignals(graceful, force).installed(handle_signals):
+    with _StopSignals(graceful, force, in_flight, on_signal).installed(handle_signals):
         tasks = [listener.start() for listener in listeners]
         try:
             deadline = loop.time() + _READY_TIMEOUT_S

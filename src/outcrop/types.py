@@ -11,6 +11,10 @@ back as `ChatMessage.tool_calls` on the assistant turn and its result as
 `ChatMessage.tool_results` on the following user turn. Reasoning ("thinking"): a request may ask
 for it with `ReasoningConfig`; an engine reports it as `TokenEvent(kind="reasoning")` before the
 answer text.
+
+Structured output: a request may carry `response_schema`, a JSON schema the answer text must
+follow; an engine then answers with JSON valid for it (a grammar constrains generation) and
+finishes with `END_TURN` (or `MAX_TOKENS` when cut short).
 """
 
 from __future__ import annotations
@@ -139,6 +143,8 @@ class GenerationRequest:
     """Reasoning requested; None: not requested (a model that always reasons may still)."""
     priority: int = 0
     """Scheduling priority in an engine's queue: lower runs first (see services.request_options)."""
+    response_schema: Mapping[str, Any] | None = None
+    """A JSON schema the answer text must follow (structured output); None: free text."""
 
     @property
     def system(self) -> str | None:

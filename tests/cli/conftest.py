@@ -4,6 +4,8 @@ Engines (routed by model ID, so that tests do not disturb each other's metrics a
 - Claude 3 Opus → `slow`: four words 700 ms apart (to watch a stream while it runs);
 - Claude 3 Sonnet → `timed`: ten tokens, the first after 100 ms, then one every 20 ms (known
   latencies for the benchmark);
+- Claude v2.1 → `long`: an answer of 1000 tokens at once (cut by max_tokens);
+- Claude Instant → `paced`: four words a second apart (requests still in flight at a deadline);
 - everything else → `default`: echoes the prompt at once.
 The server writes invocation logs to a file the tests read.
 """
@@ -32,6 +34,9 @@ SLOW_DELAY_S = 0.7
 TIMED_FIRST_S = 0.100
 TIMED_GAP_S = 0.020
 TIMED_TOKENS = 10
+CLAUDE_V2 = "anthropic.claude-v2:1"
+INSTANT = "anthropic.claude-instant-v1"
+PACED_DELAY_S = 1.0
 
 CONFIG = f"""
 [invocation_log]
@@ -52,9 +57,27 @@ token_count = {TIMED_TOKENS}
 first_token_delay_ms = {TIMED_FIRST_S * 1000}
 delay_ms = {TIMED_GAP_S * 1000}
 
+[engines.long]
+type = "scripted"
+text = "rock"
+token_count = 1000
+
+[engines.paced]
+type = "scripted"
+text = "granite basalt slate chalk"
+delay_ms = {PACED_DELAY_S * 1000}
+
 [[models]]
 match = "{OPUS}"
 engine = "slow"
+
+[[models]]
+match = "{CLAUDE_V2}"
+engine = "long"
+
+[[models]]
+match = "{INSTANT}"
+engine = "paced"
 
 [[models]]
 match = "{SONNET}"

@@ -12,6 +12,7 @@ import json
 import signal
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import pytest
 
 from tests.cli.conftest import (
     HAIKU,
+    INSTANT,
     SONNET,
     TIMED_FIRST_S,
     TIMED_GAP_S,
@@ -234,12 +236,14 @@ def test_prompts_from_a_file(tools_server: ToolsServer, tmp_path: Path) -> None:
     assert doc["plan"]["prompts"] == 2
 
 
-def _logged_calls(server: ToolsServer, model_id: str) -> int:
-    """How many calls to `model_id` the server's invocation log holds so far."""
-    text = server.log.read_text() if server.log.exists() else ""
-    whole = text.splitlines(keepends=True)
+def _output_tokens(url: str) -> float:
+    """The server's total output tokens so far, from its Prometheus metrics."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:
+        text = response.read().decode()
     return sum(
-        1 for line in whole if line.endswith("\n") and json.loads(line)["modelId"] == model_id
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("outcrop_output_token_count_total")
     )
 
 
@@ -265,13 +269,12 @@ def test_ctrl_c_prints_partial_results(tools_server: ToolsServer, tmp_path: Path
         cwd=REPO,
     )
     try:
-        # Interrupt once some requests have completed (each takes about 0.3 s), as the server's
-        # invocation log shows: a fixed wait could end before a busy machine had even started
-        # the command and installed its SIGINT handler.
-        served = _logged_calls(tools_server, SONNET)
+        # Interrupt only once a recorded request has completed (the warm-up's tokens and one
+        # more request's are counted by the server), however slowly a busy machine runs it.
+        base = _output_tokens(tools_server.url)
         deadline = time.monotonic() + 60
-        while _logged_calls(tools_server, SONNET) < served + 3 and time.monotonic() < deadline:
-            assert proc.poll() is None, proc.communicate()
+        while _output_tokens(tools_server.url) < base + 2 * TIMED_TOKENS:
+            assert time.monotonic() < deadline, "no bench request completed within 60 s"
             time.sleep(0.2)
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=60)
@@ -286,3 +289,36 @@ def test_ctrl_c_prints_partial_results(tools_server: ToolsServer, tmp_path: Path
     assert doc["interrupted"] is True
     assert doc["summary"]["requests"] >= 1
     assert doc["summary"]["output_tokens"] == doc["summary"]["requests"] * TIMED_TOKENS
+
+
+def test_duration_says_it_drains_the_requests_in_flight(
+    tools_server: ToolsServer, tmp_path: Path
+) -> None:
+    # The `paced` engine takes about 4 s an answer: at the 1 s deadline both are in flight.
+    out = tmp_path / "drain"
+    args = ["--duration", "1s", "--concurrency", "2", "--warmup", "0", "--no-plot"]
+    result, doc = _bench(tools_server, out, INSTANT, *args)
+    assert result.returncode == 0, result.stderr
+    assert (
+        "bench: --duration 1s is up: no more requests sent; waiting for the 2 requests in "
+        "flight to finish (--cancel-at-deadline cancels them instead)"
+    ) in result.stderr
+    assert doc["summary"]["requests"] == 2
+    assert doc["cancelled_at_deadline"] == 0
+    assert doc["plan"]["cancel_at_deadline"] is False
+
+
+def test_cancel_at_deadline(tools_server: ToolsServer, tmp_path: Path) -> None:
+    out = tmp_path / "cut"
+    args = ["--duration", "1s", "--concurrency", "2", "--warmup", "0", "--no-plot"]
+    result, doc = _bench(tools_server, out, INSTANT, *args, "--cancel-at-deadline")
+    assert result.returncode == 0, result.stderr
+    assert (
+        "bench: --duration 1s is up: no more requests sent; cancelling the 2 requests in flight"
+    ) in result.stderr
+    assert doc["cancelled_at_deadline"] == 2
+    assert doc["interrupted"] is False
+    assert doc["summary"]["requests"] == 0
+    assert (
+        "cancelled at the deadline: 2 requests in flight (--cancel-at-deadline), not counted"
+    ) in result.stdout

@@ -15,6 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.cli.conftest import (
+    CLAUDE_V2,
     HAIKU,
     OPUS,
     SLOW_WORDS,
@@ -26,7 +27,10 @@ from tests.cli.conftest import (
 )
 from tests.support.server import REPO
 
-INVALID_MODEL = "outcrop: ValidationException: The provided model identifier is invalid."
+INVALID_MODEL = (
+    "outcrop: ValidationException: The provided model identifier is invalid."
+    " (`outcrop models` lists the model IDs a server serves)"
+)
 
 
 def _active_streams(url: str, model: str) -> float:
@@ -212,3 +216,22 @@ def test_converse_stream(tools_server: ToolsServer) -> None:
     )
     events = [json.loads(line) for line in as_json.stdout.splitlines()]
     assert "messageStart" in events[0] and "metadata" in events[-1]
+
+
+def test_default_max_tokens(tools_server: ToolsServer) -> None:
+    # The `long` engine would answer 1000 tokens: the default --max-tokens cuts it at 256.
+    result = run_outcrop(["invoke", CLAUDE_V2, "go on", "--endpoint-url", tools_server.url])
+    assert result.returncode == 0, result.stderr
+    assert "256 output tokens" in result.stderr
+    assert result.stdout.split() == ["rock"] * 256
+
+
+def test_a_model_that_does_not_stream(tools_server: ToolsServer) -> None:
+    result = run_outcrop(
+        ["invoke", "amazon.nova-canvas-v1:0", "a cat", "--endpoint-url", tools_server.url]
+    )
+    assert result.returncode == 1
+    assert one_line_error(result) == (
+        "outcrop: ValidationException: The model is unsupported for streaming. "
+        "(`outcrop invoke` streams; `outcrop models` lists the models it can call)"
+    )

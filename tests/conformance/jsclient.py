@@ -83,12 +83,14 @@ def run_js(
     ca_file: Path | None = None,
     env: Mapping[str, str] | None = None,
     timeout: float = 60.0,
+    script: Path = SCRIPT,
 ) -> JsRun:
     """Run one SDK call described by `command`; returns its parsed output lines.
 
     The child gets this process's environment without any `AWS_*` variable (so no real profile,
     token or endpoint leaks in), plus the example credentials, plus `env`. `ca_file` is trusted
-    for https endpoints (`NODE_EXTRA_CA_CERTS`).
+    for https endpoints (`NODE_EXTRA_CA_CERTS`). `script` runs another client script of `js/`
+    with the same conventions (`openai_client.mjs`: the `openai` npm package).
     """
     node = node_or_skip()
     child_env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
@@ -98,7 +100,7 @@ def run_js(
         child_env["NODE_EXTRA_CA_CERTS"] = str(ca_file)
     child_env.update(env or {})
     proc = subprocess.run(
-        [node, str(SCRIPT)],
+        [node, str(script)],
         input=json.dumps(command),
         capture_output=True,
         text=True,
@@ -109,7 +111,7 @@ def run_js(
     )
     if proc.returncode != 0:
         raise AssertionError(
-            f"bedrock_client.mjs exited {proc.returncode}:\n{proc.stderr}\n{proc.stdout}"
+            f"{script.name} exited {proc.returncode}:\n{proc.stderr}\n{proc.stdout}"
         )
     lines = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
     return JsRun(lines, proc.stderr)

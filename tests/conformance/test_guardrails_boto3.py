@@ -581,7 +581,13 @@ def test_apply_guardrail_errors(runtime: Any) -> None:
             source="INPUT",
             content=[{"text": {"text": "x"}}],
         )
-    ) == ("ValidationException", "Guardrail was enabled but input is in incorrect format.", 400)
+    ) == (
+        "ValidationException",
+        "1 validation error detected: Value 'None' at 'guardrailIdentifier' failed to satisfy "
+        "constraint: Member must satisfy regular expression pattern: "
+        "(|([a-z0-9]+)|(arn:aws(-[^:]+)?:bedrock:[a-z0-9-]{1,20}:[0-9]{12}:guardrail/[a-z0-9]+))",
+        400,
+    )
 
 
 # -- control plane ---------------------------------------------------------------------------

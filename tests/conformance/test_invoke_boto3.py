@@ -109,7 +109,7 @@ def test_validation_errors_reach_boto3_as_modelled_class(invoke_server: ServerPr
     rt = client(invoke_server)
     cases = [
         (HAIKU, "{oops", "Malformed input request, please reformat your input and try again."),
-        ("anthropic.claude-unknown-v9:0", claude("x"), "The provided model identifier is invalid."),
+        ("acme.claude-unknown-v9:0", claude("x"), "The provided model identifier is invalid."),
         (HAIKU, claude("x", model="claude"), "extraneous key [model] is not permitted"),
     ]
     for model_id, body, message in cases:
@@ -122,7 +122,15 @@ def test_validation_errors_reach_boto3_as_modelled_class(invoke_server: ServerPr
         rt.invoke_model(modelId=HAIKU, body=b"\xff\xfe", contentType="application/json")
     with pytest.raises(rt.exceptions.ValidationException) as info:
         rt.invoke_model(modelId=HAIKU, body=claude("x"), contentType="text/plain")
-    assert "content type" in info.value.response["Error"]["Message"]
+    assert info.value.response["Error"]["Message"] == (
+        "The provided Content Type is invalid or not supported for this model"
+    )
+    for content_type in ("application/json; charset=utf-8", "application/JSON;charset=UTF-8"):
+        with pytest.raises(rt.exceptions.ValidationException):
+            rt.invoke_model(modelId=HAIKU, body=claude("x"), contentType=content_type)
+    # what the JS v3 SDK sends when contentType is omitted
+    ok = rt.invoke_model(modelId=HAIKU, body=claude("x"), contentType="application/octet-stream")
+    assert json.loads(ok["body"].read())["type"] == "message"
 
 
 def test_model_error_before_first_byte(invoke_server: ServerProcess) -> None:

@@ -173,3 +173,35 @@ def test_js_stream_from_the_real_model(llama_server: ServerProcess) -> None:
     ).ok()["output"]["body"]
     assert text == whole["content"][0]["text"] and text.strip()
     assert objects[-1]["amazon-bedrock-invocationMetrics"]["outputTokenCount"] == 10
+
+
+def test_js_content_types(invoke_server: ServerProcess) -> None:
+    """Without `contentType` the SDK sends application/octet-stream, which Bedrock reads as the
+    JSON body; a charset parameter is refused with Bedrock's sentence."""
+    omitted = run_js(
+        {
+            "endpoint": invoke_server.url,
+            "operation": "InvokeModel",
+            "modelId": HAIKU,
+            "body": claude("basalt"),
+            "contentType": None,
+        }
+    )
+    done = omitted.ok()
+    assert done["request"]["headers"]["content-type"] == "application/octet-stream"
+    assert done["output"]["body"]["content"][0]["text"] == "Echo: basalt"
+    refused = run_js(
+        {
+            "endpoint": invoke_server.url,
+            "operation": "InvokeModel",
+            "modelId": HAIKU,
+            "body": claude("basalt"),
+            "contentType": "application/json; charset=utf-8",
+        }
+    )
+    error = refused.error
+    assert error is not None
+    assert error["name"] == "ValidationException"
+    assert (
+        error["message"] == "The provided Content Type is invalid or not supported for this model"
+    )

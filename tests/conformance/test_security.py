@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 
 import boto3
 import botocore.auth
+import botocore.awsrequest
+import botocore.credentials
 import botocore.session
 import pytest
 import urllib3
@@ -910,7 +912,9 @@ def test_fault_admin_api_misuse(open_server: ServerProcess) -> None:
             urllib.request.urlopen(request, timeout=5)
         assert http_error.value.code in (400, 404)
         assert "message" in json.loads(http_error.value.read())
-    request = urllib.request.Request(api.url, data=b"not json", method="POST")
+    request = urllib.request.Request(
+        api.url, data=b"not json", method="POST", headers={"Content-Type": "application/json"}
+    )
     with pytest.raises(urllib.error.HTTPError) as not_json:
         urllib.request.urlopen(request, timeout=5)
     assert not_json.value.code == 400
@@ -919,8 +923,20 @@ def test_fault_admin_api_misuse(open_server: ServerProcess) -> None:
 
 
 def test_fault_api_is_off_in_verify_mode(verify_server: ServerProcess) -> None:
+    url = f"{verify_server.url}/_outcrop/faults"
+    with pytest.raises(urllib.error.HTTPError) as unsigned:
+        urllib.request.urlopen(url, timeout=5)
+    assert unsigned.value.code == 403  # the admin API is authenticated in verify mode
+    assert unsigned.value.headers["x-amzn-ErrorType"].startswith("MissingAuthenticationToken")
+    request = botocore.awsrequest.AWSRequest(method="GET", url=url)
+    botocore.auth.SigV4Auth(
+        botocore.credentials.Credentials("AKIDEXAMPLE", SECRET), "bedrock", "us-east-1"
+    ).add_auth(request)
+    prepared = request.prepare()
     with pytest.raises(urllib.error.HTTPError) as info:
-        urllib.request.urlopen(f"{verify_server.url}/_outcrop/faults", timeout=5)
+        urllib.request.urlopen(
+            urllib.request.Request(url, headers=dict(prepared.headers.items())), timeout=5
+        )
     assert info.value.code == 403 and "disabled" in json.loads(info.value.read())["message"]
 
 

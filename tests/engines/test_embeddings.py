@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
+from outcrop.engines import embeddings
 from outcrop.engines.base import EngineUnavailable
 from outcrop.engines.embeddings import BertEmbedder, EmbeddingInputTooLong, default_model_dir
 from outcrop.types import EmbeddingRequest
@@ -126,3 +129,49 @@ def test_missing_model_is_reported(tmp_path: Path) -> None:
     with pytest.raises(EngineUnavailable):
         engine.embed_sync(EmbeddingRequest(("x",)))
     assert engine.health().state == "failed"
+
+
+class _ObservedEmbedder(BertEmbedder):
+    """Notes each forward pass's batch, and signals when the first one starts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.passes: list[int] = []
+        self.first_pass = threading.Event()
+
+    def _pool(self, model: Any, batch: Any) -> Any:
+        self.passes.append(len(batch))
+        self.first_pass.set()
+        return super()._pool(model, batch)
+
+
+async def test_a_small_request_is_not_held_behind_a_large_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Regression (issue 13 item 11): one large request held the worker thread for all of its
+    # batches. Small batches here make the large request many forward passes.
+    monkeypatch.setattr(embeddings, "_MAX_BATCH_TOKENS", 64)
+    engine = _ObservedEmbedder()
+    sentence = "Granite and basalt are igneous rocks; sandstone and shale are sedimentary. "
+    large = EmbeddingRequest(tuple(f"{i} {sentence}" for i in range(15)))
+    small = EmbeddingRequest(("hello world",))
+    finished: list[str] = []
+    try:
+        large_task = asyncio.create_task(engine.embed(large))
+        large_task.add_done_callback(lambda _: finished.append("large"))
+        await asyncio.to_thread(engine.first_pass.wait, 60)  # the large one is in progress
+        small_task = asyncio.create_task(engine.embed(small))
+        small_task.add_done_callback(lambda _: finished.append("small"))
+        small_result, large_result = await asyncio.gather(small_task, large_task)
+        passes_before_small = engine.passes.index(1) if 1 in engine.passes else None
+        print(
+            f"forward passes: {len(engine.passes)}; the small request ran as pass "
+            f"{passes_before_small}; completion order: {finished}"
+        )
+        assert finished == ["small", "large"]
+        assert len(engine.passes) > 4
+        # Interleaving does not change the vectors.
+        assert small_result == engine.embed_sync(small)
+        assert large_result == engine.embed_sync(large)
+    finally:
+        await engine.close()

@@ -69,10 +69,13 @@ def running_server(
     wait_healthy: bool = True,
     env: dict[str, str] | None = None,
     tls: tuple[Path, Path] | None = None,
+    python: str | Path = sys.executable,
 ) -> Iterator[ServerProcess]:
-    """Run `outcrop serve ARGS` on a free port; yield once it prints its URL (and is healthy)."""
+    """Run `outcrop serve ARGS` on a free port; yield once it prints its URL (and is healthy).
+
+    `python` is the interpreter that runs it (another virtualenv's, to test an installation)."""
     port = free_port()
-    cmd = [sys.executable, "-m", "outcrop.cli.main", "serve", "--port", str(port), *args]
+    cmd = [str(python), "-m", "outcrop.cli.main", "serve", "--port", str(port), *args]
     tls_port = None
     if tls is not None:
         tls_port = free_port()

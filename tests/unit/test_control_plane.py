@@ -83,7 +83,7 @@ def test_catalog_entries_are_unique_and_complete() -> None:
     counts = Counter(m["modelId"] for m in raw["models"])
     assert [k for k, n in counts.items() if n > 1] == []
     summary = BEDROCK.model.shape_for("FoundationModelSummary")
-    allowed = set(summary.members) | {"providerModelName"}
+    allowed = set(summary.members) | {"providerModelName", "_source"}
     for model_id, record in foundation_model_records().items():
         assert set(record) <= allowed, model_id
         assert record["modelLifecycle"]["status"] in ("ACTIVE", "LEGACY"), model_id

@@ -20,6 +20,7 @@ from outcrop.dialects.openai import GptOssDialect, GptOssStream
 from outcrop.dialects.registry import dialect_for
 from outcrop.dialects.schema import Field, check_object, malformed, titan_malformed
 from outcrop.dialects.titan import CHUNK_TOKENS, TitanDialect, TitanStream
+from outcrop.dialects.writer import PalmyraDialect
 from outcrop.types import (
     Finish,
     GenerationEvent,
@@ -135,9 +136,11 @@ EXPECTED = {
     "nvidia.nemotron-": GptOssDialect,
     "minimax.": GptOssDialect,
     "moonshot.": GptOssDialect,
+    "zai.": GptOssDialect,
+    "writer.palmyra-": PalmyraDialect,
 }
 # Text models whose InvokeModel body the reference does not describe.
-UNDESCRIBED = ("writer.palmyra-", "twelvelabs.pegasus-")
+UNDESCRIBED = ("twelvelabs.pegasus-",)
 
 
 def test_every_catalog_text_model_resolves_to_its_family_dialect() -> None:

@@ -15,6 +15,7 @@ from outcrop.config import ScriptedSettings, Settings
 from outcrop.engines.base import Engine, EngineError, EngineNotReady
 from outcrop.engines.scripted import ScriptedConfig, ScriptedEngine
 from outcrop.gateway.app import OutcropApp
+from outcrop.services.bedrock_runtime import INVALID_CONTENT_TYPE
 from outcrop.types import (
     EngineHealth,
     Finish,
@@ -118,7 +119,12 @@ async def test_invoke_model_headers_carry_usage() -> None:
         (b"{not json", JSON, "Malformed input request, please reformat your input and try again."),
         (b"\xff\xfe{}", JSON, "Malformed input request, please reformat your input and try again."),
         (b"[1, 2]", JSON, "Malformed input request, please reformat your input and try again."),
-        (claude(), [("content-type", "text/plain")], "The provided content type text/plain"),
+        (claude(), [("content-type", "text/plain")], INVALID_CONTENT_TYPE),
+        (
+            claude(),
+            [("content-type", "application/json; charset=utf-8")],
+            INVALID_CONTENT_TYPE,
+        ),
         (
             claude(),
             [("content-type", "application/json"), ("accept", "image/png")],

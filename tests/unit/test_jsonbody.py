@@ -8,7 +8,15 @@ from typing import Any
 import pytest
 
 from outcrop.wire.errors import ValidationException
-from outcrop.wire.jsonbody import MALFORMED_BODY, parse_json_body
+from outcrop.wire.jsonbody import (
+    DEFAULT_MAX_JSON_DEPTH,
+    MALFORMED_BODY,
+    JsonInputError,
+    load_json,
+    max_json_depth,
+    parse_json_body,
+    set_max_json_depth,
+)
 from outcrop.wire.restjson import ServiceSpec
 
 MODEL = ServiceSpec.load("bedrock-runtime").model
@@ -111,3 +119,30 @@ def test_count_tokens_requires_input() -> None:
         "1 validation error detected: Value null at 'input' failed to satisfy constraint: "
         "Member must not be null"
     )
+
+
+def deep(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+def test_the_depth_limit_is_configurable() -> None:
+    assert max_json_depth() == DEFAULT_MAX_JSON_DEPTH
+    assert load_json(deep(DEFAULT_MAX_JSON_DEPTH)) is not None
+    with pytest.raises(JsonInputError):
+        load_json(deep(DEFAULT_MAX_JSON_DEPTH + 1))
+    try:
+        set_max_json_depth(3)
+        assert load_json('{"a": [{"b": 1}]}') == {"a": [{"b": 1}]}
+        with pytest.raises(JsonInputError):
+            load_json('{"a": [{"b": []}]}')
+    finally:
+        set_max_json_depth(DEFAULT_MAX_JSON_DEPTH)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"NaN", b"[Infinity]", b"-Infinity", b"1e400", b'"\\ud800"', b'{"\\udfff": 1}', b"\xff"],
+)
+def test_hostile_json_is_refused(raw: bytes) -> None:
+    with pytest.raises(JsonInputError):
+        load_json(raw)

@@ -14,6 +14,7 @@ from outcrop.engines.base import Engine
 from outcrop.engines.factory import build_engine
 from outcrop.sagemaker.backends import BackendBroken, EngineBackend, Invocation
 from outcrop.sagemaker.multi_model import MultiModelBackend
+from outcrop.wire.errors import SageMakerValidationError
 
 
 def backend(tmp_path: Path, max_loaded: int = 1, **template: object) -> MultiModelBackend:
@@ -68,3 +69,41 @@ async def test_a_model_that_fails_to_load(tmp_path: Path) -> None:
     with pytest.raises(BackendBroken, match="corrupt file"):
         await models.invoke(invocation("a"))
     assert models.describe()["LoadedModels"] == []
+
+
+async def test_spellings_of_one_model_load_it_once(tmp_path: Path) -> None:
+    models = backend(tmp_path)
+    for target in ("a", "./a", "a/.", "./a/./."):
+        reply = await models.invoke(invocation(target))
+        async for _ in reply.chunks:
+            pass
+    assert (models.loads, models.describe()["LoadedModels"]) == (1, ["a"])
+    await models.close()
+
+
+@pytest.mark.parametrize("target", ["link/secret.gguf", "./link/./secret.gguf", "../a", "/a"])
+async def test_symlinked_folders_do_not_lead_out(tmp_path: Path, target: str) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.gguf").write_bytes(b"weights")
+    models_dir = tmp_path / "models"
+    models_dir.mkdir()
+    (models_dir / "link").symlink_to(outside, target_is_directory=True)
+    models = backend(models_dir)
+    with pytest.raises(SageMakerValidationError):
+        await models.invoke(invocation(target))
+    assert models.loads == 0
+
+
+async def test_a_symlinked_model_file_is_served(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "store.gguf"
+    elsewhere.write_bytes(b"weights")
+    models_dir = tmp_path / "models"
+    models_dir.mkdir()
+    (models_dir / "m.gguf").symlink_to(elsewhere)
+    models = backend(models_dir)
+    reply = await models.invoke(invocation("m.gguf"))
+    assert reply.status == 200
+    async for _ in reply.chunks:
+        pass
+    await models.close()

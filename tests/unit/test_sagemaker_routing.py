@@ -179,5 +179,7 @@ def test_async_locations(tmp_path: Path) -> None:
     assert local.output == (tmp_path / "out/a/b/x.json").as_uri()
     assert local.failure == "s3://bucket/fail/a/b/id-2-error.out"
     storage.write(local.output, b"1")
-    assert storage.read(local.output) == b"1"
+    assert storage.local_path(local.output).read_bytes() == b"1"
+    storage.write("s3://inputs/request.json", b"2")
+    assert storage.read("s3://inputs/request.json") == b"2"
     assert storage.local_path("s3://bucket/k%20ey") == tmp_path / "bucket" / "k ey"

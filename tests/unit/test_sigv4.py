@@ -173,9 +173,23 @@ def test_declared_content_sha256_must_match_the_body() -> None:
         sigv4.verify_signature(lying, claim, SECRET)
 
 
-def test_unsigned_payload_is_accepted() -> None:
+def test_unsigned_payload_is_refused_on_header_signed_requests() -> None:
+    # Issue 13 item 11: no bedrock-runtime or sagemaker-runtime operation carries the
+    # unsigned-payload trait, so the SDKs always sign the body and a signature over
+    # UNSIGNED-PAYLOAD does not match what the service computes (docs/input-validation.md).
     request, claim = _with_content_sha(sigv4.UNSIGNED_PAYLOAD, b"anything")
-    assert sigv4.verify_signature(request, claim, SECRET).payload_hash == sigv4.UNSIGNED_PAYLOAD
+    with pytest.raises(InvalidSignatureException) as caught:
+        sigv4.verify_signature(request, claim, SECRET)
+    assert caught.value.message == sigv4.SIGNATURE_MISMATCH
+
+
+def test_unsigned_payload_stays_allowed_in_presigned_urls() -> None:
+    request = botocore_presigned(MODEL_PATH, b"")
+    claim = sigv4.read_claim(request)
+    assert sigv4.payload_hashes(request, claim, allow_event_stream=False) == (
+        sigv4.EMPTY_SHA256,
+        sigv4.UNSIGNED_PAYLOAD,
+    )
 
 
 def test_streaming_events_literal_only_where_the_body_is_an_event_stream() -> None:

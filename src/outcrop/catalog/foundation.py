@@ -23,6 +23,8 @@ class FoundationModel:
     lifecycle_status: str
     provider_model_name: str | None
     """The provider's own name for it (Anthropic's `model` field), where it differs."""
+    inferred: bool = False
+    """True for an ID that no catalog entry describes, its metadata inferred (catalog/inference)."""
 
     @property
     def provider(self) -> str:

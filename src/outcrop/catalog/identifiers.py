@@ -22,6 +22,25 @@ _ARN = re.compile(
     r"(?P<kind>[a-z-]+)/(?P<rest>.+)$"
 )
 
+REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
+"""A well-formed AWS region name (`us-east-1`, `us-gov-west-1`, `cn-north-1`, ...)."""
+
+_PARTITIONS = (
+    ("us-isob-", "aws-iso-b"),
+    ("us-iso-", "aws-iso"),
+    ("us-gov-", "aws-us-gov"),
+    ("cn-", "aws-cn"),
+)
+
+
+def partition_of(region: str) -> str:
+    """The ARN partition a region belongs to (`aws` for the commercial regions)."""
+    for prefix, partition in _PARTITIONS:
+        if region.startswith(prefix):
+            return partition
+    return "aws"
+
+
 IdentifierKind = Literal[
     "base", "inference-profile", "foundation-model-arn", "inference-profile-arn", "alias"
 ]

@@ -1,9 +1,10 @@
 """Resolution of a request's model identifier to a catalog entry and the engine that serves it.
 
 The user's configuration supplies aliases (ARNs of application inference profiles, provisioned
-or imported models → base model IDs), extra model IDs unknown to the catalog, and routes (glob
-patterns over base model IDs → engine names). Without configuration every known model is
-served by the engine named `default`.
+or imported models → base model IDs), extra model IDs unknown to the catalog (`[[catalog.models]]`),
+and routes (glob patterns over base model IDs → engine names). Without configuration every known
+model is served by the engine named `default`. A well-formed ID of a known provider that no entry
+describes resolves to an inferred entry (catalog/inference.py), unless `strict` (as on AWS).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 
 from outcrop.catalog.foundation import FoundationModel, foundation_models
 from outcrop.catalog.identifiers import ModelRef, parse_identifier
+from outcrop.catalog.inference import infer_model
 
 
 class UnknownModel(LookupError):
@@ -50,14 +52,14 @@ class Resolver:
     routes: Sequence[ModelRoute] = (ModelRoute("*", "default"),)
     aliases: Mapping[str, str] = field(default_factory=dict)
     extra_models: Mapping[str, FoundationModel] = field(default_factory=dict)
+    strict: bool = False
+    """Refuse IDs that neither the catalog nor the configuration lists (no inference)."""
 
     def resolve(self, identifier: str) -> ResolvedModel:
         ref = parse_identifier(identifier, self.aliases)
         if ref is None:
             raise UnknownModel(identifier)
-        model = self.extra_models.get(ref.base_model_id) or foundation_models().get(
-            ref.base_model_id
-        )
+        model = self.model_for(ref.base_model_id)
         if model is None:
             raise UnknownModel(identifier)
         if ref.kind in ("base", "foundation-model-arn") and not model.on_demand:
@@ -66,6 +68,14 @@ class Resolver:
         if engine is None:
             raise UnknownModel(identifier)
         return ResolvedModel(ref, model, engine)
+
+    def model_for(self, model_id: str) -> FoundationModel | None:
+        """The configured or catalogued model with this base ID, else (unless strict) one
+        inferred from the ID, else None."""
+        model = self.extra_models.get(model_id) or foundation_models().get(model_id)
+        if model is None and not self.strict:
+            model = infer_model(model_id)
+        return model
 
     def engine_for(self, model_id: str) -> str | None:
         for route in self.routes:

@@ -31,6 +31,30 @@ from outcrop.cli.native import (
     default_body,
 )
 
+DEFAULT_MAX_TOKENS = 256
+"""Enough for a complete short answer (about 190 words) from an instruction-tuned model, and a
+bound on how long a model that never ends its turn runs: Gemma 3 270M, a base model, writes
+until `max_tokens`, which at the 20-30 tokens/s a small model makes on a CPU is about 10 s
+(the former 512 took twice that, and minutes on a busy machine)."""
+
+INVALID_MODEL = "The provided model identifier is invalid."
+"""Bedrock's message for a model ID it does not know (services/bedrock_runtime.py)."""
+NOT_STREAMING = "The model is unsupported for streaming."
+"""Bedrock's message for streaming from a model that does not stream."""
+
+
+def hint(exc: BaseException) -> str:
+    """What to do next, for errors where the AWS message alone does not say."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        if error.get("Code") != "ValidationException":
+            return ""
+        if error.get("Message") == INVALID_MODEL:
+            return " (`outcrop models` lists the model IDs a server serves)"
+        if error.get("Message") == NOT_STREAMING:
+            return " (`outcrop invoke` streams; `outcrop models` lists the models it can call)"
+    return ""
+
 
 @dataclass(slots=True)
 class Outcome:
@@ -161,7 +185,9 @@ def invoke(
             help="JSON request: the native body, or with --converse the Converse members."
         ),
     ] = None,
-    max_tokens: Annotated[int, typer.Option(min=1, help="Maximum tokens to generate.")] = 512,
+    max_tokens: Annotated[
+        int, typer.Option(min=1, help="Maximum tokens to generate.")
+    ] = DEFAULT_MAX_TOKENS,
     system: Annotated[str | None, typer.Option(help="System prompt.")] = None,
     temperature: Annotated[float | None, typer.Option(help="Sampling temperature.")] = None,
     as_json: Annotated[
@@ -206,7 +232,7 @@ def invoke(
         fail(str(exc), 2)
     except (ClientError, BotoCoreError) as exc:
         _end_line(out, outcome)
-        fail(describe(exc), 1)
+        fail(describe(exc) + hint(exc), 1)
     except KeyboardInterrupt:
         _end_line(out, outcome)
         fail("interrupted", 130)

@@ -5,14 +5,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from outcrop.cli.bench.command import bench as bench_command
 from outcrop.cli.invoke import invoke as invoke_command
 from outcrop.cli.models import models as models_command
+from outcrop.cli.startup import StartupFailed, StartupTracebacks, announce, essential_engines
 from outcrop.config import (
     ConfigError,
     EngineKind,
@@ -43,11 +47,15 @@ def build_settings(
     tls_key: Path | None,
     tls_port: int | None,
     delay_ms: float | None,
+    quiet: bool = False,
     invocation_log: str | None = None,
     log_bodies: bool | None = None,
     upstream: str | None = None,
 ) -> Settings:
-    """The config file's settings with command-line flags laid over them."""
+    """The config file's settings with command-line flags laid over them.
+
+    Raises `ConfigError` for a bad file and `ValueError` (one line) for bad flags.
+    """
     settings = load_settings(config)
     logging_ = settings.invocation_log.model_dump()
     if invocation_log is not None:
@@ -64,6 +72,8 @@ def build_settings(
     ):
         if value is not None:
             server[key] = value
+    if quiet:
+        server["access_log"] = False
     engines = dict(settings.engines)
     if engine is EngineKind.scripted:
         engines = {"default": ScriptedSettings(type="scripted", delay_ms=delay_ms or 0.0)}
@@ -74,11 +84,16 @@ def build_settings(
     elif engine is EngineKind.llamacpp or model is not None:
         engines = {"default": LlamaCppSettings(type="llamacpp", model=model)}
     models = settings.models if engine is None and model is None else []
+    try:
+        server_settings = ServerSettings.model_validate(server)
+    except ValidationError as exc:
+        raise ValueError(flag_problem(exc)) from None
     return Settings(
-        server=ServerSettings.model_validate(server),
+        server=server_settings,
         engines=engines,
         models=models,
         aliases=settings.aliases,
+        catalog=settings.catalog,
         invocation_log=InvocationLogSettings.model_validate(logging_),
         sagemaker=settings.sagemaker,
         embeddings=settings.embeddings,
@@ -88,8 +103,21 @@ def build_settings(
     )
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+"""What OUTCROP_LOG_LEVEL may say (any case)."""
+
 SECURITY_SECTIONS = ("auth", "principals", "policies", "quotas", "faults", "limits", "admin")
 """Settings sections the command-line flags never change."""
+
+
+def flag_problem(exc: ValidationError) -> str:
+    """pydantic's complaint about a flag's value as one line: `--tls-port: Input should ...`."""
+    problems = []
+    for error in exc.errors():
+        names = [str(part).replace("_", "-") for part in error["loc"]]
+        where = f"--{names[-1]}: " if names else ""
+        problems.append(where + error["msg"].removeprefix("Value error, "))
+    return "; ".join(problems)
 
 
 @app.command()
@@ -107,11 +135,14 @@ def serve(
         typer.Option(help="OpenAI-compatible server's base URL (--engine openai), e.g. …/v1."),
     ] = None,
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
-    port: Annotated[int | None, typer.Option(help="Port for HTTP/1.1 and h2c.")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=0, max=65535, help="Port for HTTP/1.1 and h2c.")
+    ] = None,
     tls_cert: Annotated[Path | None, typer.Option(help="TLS certificate (PEM).")] = None,
     tls_key: Annotated[Path | None, typer.Option(help="TLS private key (PEM).")] = None,
     tls_port: Annotated[
-        int | None, typer.Option(help="Port of the TLS listener (default: port + 1).")
+        int | None,
+        typer.Option(min=0, max=65535, help="Port of the TLS listener (default: port + 1)."),
     ] = None,
     delay_ms: Annotated[
         float | None, typer.Option(help="Scripted engine: delay between tokens (ms).")
@@ -124,9 +155,25 @@ def serve(
         bool | None,
         typer.Option("--log-bodies/--no-log-bodies", help="Include bodies in invocation logs."),
     ] = None,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet", "-q", help="No access log line per request ([server] access_log = false)."
+        ),
+    ] = False,
 ) -> None:
     """Serve Bedrock Runtime on 127.0.0.1:4590 (HTTP/1.1 and h2c)."""
-    logging.basicConfig(level=os.environ.get("OUTCROP_LOG_LEVEL", "WARNING"))
+    level = os.environ.get("OUTCROP_LOG_LEVEL", "WARNING").upper()
+    if level not in LOG_LEVELS:
+        typer.echo(
+            f"outcrop: OUTCROP_LOG_LEVEL={level}: use one of {', '.join(LOG_LEVELS)}", err=True
+        )
+        raise typer.Exit(2)
+    logging.basicConfig(level=level)
+    starting = StartupTracebacks()
+    if level != "DEBUG":
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(starting)
     try:
         settings = build_settings(
             config,
@@ -138,6 +185,7 @@ def serve(
             tls_key,
             tls_port,
             delay_ms,
+            quiet=quiet,
             invocation_log=invocation_log,
             log_bodies=log_bodies,
             upstream=upstream,
@@ -146,17 +194,32 @@ def serve(
         typer.echo(f"outcrop: {exc}", err=True)
         raise typer.Exit(2) from None
     try:
-        asyncio.run(_serve(settings))
+        asyncio.run(_serve(settings, starting))
     except KeyboardInterrupt:
         pass
-    except (OSError, ConfigError) as exc:
+    except (OSError, ConfigError, StartupFailed) as exc:
         typer.echo(f"outcrop: {exc}", err=True)
         raise typer.Exit(1) from None
+    typer.echo("Outcrop stopped.", err=True)
 
 
-async def _serve(settings: Settings) -> None:
-    from outcrop.cli.startup import announce
+def _stopping(sig: signal.Signals, in_flight: int, forced: bool) -> None:
+    """The line `outcrop serve` prints on Ctrl-C or SIGTERM."""
+    if forced:
+        line = f"Outcrop got {sig.name} again: cancelling {in_flight} requests in flight."
+    elif in_flight:
+        line = (
+            f"Outcrop is stopping ({sig.name}): letting {in_flight} requests in flight finish "
+            "(Ctrl-C again cancels them)."
+        )
+    else:
+        line = f"Outcrop is stopping ({sig.name})."
+    typer.echo(line, err=True)
+
+
+async def _serve(settings: Settings, starting: StartupTracebacks) -> None:
     from outcrop.gateway.app import OutcropApp
+    from outcrop.gateway.request_limits import RequestLimits, request_limits, transport_limits
     from outcrop.server import TLSListener, serve
 
     app_ = OutcropApp(settings)
@@ -172,15 +235,35 @@ async def _serve(settings: Settings) -> None:
 
     loop = asyncio.get_running_loop()
     announcing: list[object] = []
+    stop = asyncio.Event()
+    failure: list[str] = []
+
+    async def start_up(urls: list[str]) -> None:
+        problem = await announce(app_.engines, urls, essential=essential_engines(settings))
+        starting.starting = False
+        if problem is not None:
+            failure.append(problem)
+            stop.set()
 
     def ready(urls: list[str]) -> None:
         # Progress while models load, then the URL line (safe to call from any thread).
-        announcing.append(asyncio.run_coroutine_threadsafe(announce(app_.engines, urls), loop))
+        announcing.append(asyncio.run_coroutine_threadsafe(start_up(urls), loop))
 
     try:
-        await serve(app_, host=s.host, port=s.port, tls=tls, on_ready=ready)
+        await serve(
+            RequestLimits(app_, request_limits(settings.limits)),
+            host=s.host,
+            port=s.port,
+            tls=tls,
+            on_ready=ready,
+            stop=stop,
+            on_signal=_stopping,
+            limits=transport_limits(settings.limits),
+        )
     finally:
         await app_.close()
+    if failure:
+        raise StartupFailed(failure[0])
 
 
 app.command()(invoke_command)
@@ -188,8 +271,24 @@ app.command()(models_command)
 app.command()(bench_command)
 
 
-def main() -> None:
-    app(prog_name="outcrop")
+def main(argv: list[str] | None = None) -> None:
+    """Run a command; a usage error is one line (`outcrop: message (see ... --help)`), exit 2."""
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=argv, prog_name="outcrop", standalone_mode=False)
+    except typer.TyperException as exc:  # Typer's click exceptions (usage errors among them)
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError":  # plain `outcrop`: the help, as asked
+            typer.echo(exc.format_message())
+            sys.exit(0)
+        message = exc.format_message().replace("Value error, ", "")
+        where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        typer.echo(f"outcrop: {' '.join(message.split())}{where}", err=True)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("outcrop: aborted", err=True)
+        sys.exit(130)
+    sys.exit(result if isinstance(result, int) else 0)
 
 
 if __name__ == "__main__":

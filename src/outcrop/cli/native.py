@@ -17,7 +17,20 @@ from outcrop.catalog.foundation import foundation_models
 from outcrop.catalog.identifiers import parse_identifier
 
 ANTHROPIC_VERSION = "bedrock-2023-05-31"
-CHAT_COMPLETIONS = frozenset({"openai", "ai21", "qwen", "google", "nvidia", "minimax", "moonshot"})
+CHAT_COMPLETIONS = frozenset(
+    {
+        "openai",
+        "ai21",
+        "qwen",
+        "google",
+        "nvidia",
+        "minimax",
+        "moonshot",
+        "moonshotai",
+        "zai",
+        "writer",
+    }
+)
 """Providers whose InvokeModel body is OpenAI Chat Completions (`messages`, `max_tokens`)."""
 KNOWN_PROVIDERS = frozenset(model_id.split(".", 1)[0] for model_id in foundation_models()) | {
     "amazon.nova",

@@ -13,6 +13,10 @@ assistant turns and `tool_result` blocks of user turns travel as `ChatMessage.to
 stream as `content_block_start` + `input_json_delta` fragments, the first one empty as on
 Bedrock, ending with `stop_reason: tool_use`.
 
+Structured outputs: `output_config.format` (`{"type": "json_schema", "schema": {...}}`) becomes
+`GenerationRequest.response_schema`; models without the feature are refused as Bedrock refuses
+them (dialects/structured.py).
+
 Extended thinking (`thinking: {"type": "enabled", "budget_tokens": N}`): the engine's reasoning
 becomes a `thinking` block with a `signature` (a `thinking_delta` run closed by one
 `signature_delta` when streaming). This follows the Anthropic Messages spec and the
@@ -39,7 +43,15 @@ from outcrop.dialects.base import (
     reasoning_signature,
 )
 from outcrop.dialects.prompts import split_human_assistant
-from outcrop.dialects.schema import Field, check_object, check_value, malformed
+from outcrop.dialects.schema import (
+    Field,
+    check_object,
+    check_value,
+    malformed,
+    tool_schema_problems,
+    type_name,
+)
+from outcrop.dialects.structured import anthropic_schema, check_supported
 from outcrop.types import (
     ChatMessage,
     Finish,
@@ -71,6 +83,8 @@ MESSAGES_FIELDS: dict[str, Field] = {
     "tool_choice": Field("object"),
     "thinking": Field("object"),
     "metadata": Field("object"),
+    # Structured outputs (`output_config.format`, dialects/structured.py).
+    "output_config": Field("object"),
     # anthropic SDK >= 2.0 moves the anthropic-user-profile-id header here; Bedrock's handling
     # of it is unverified, so it is tolerated rather than rejected.
     "user_profile_id": Field("string"),
@@ -182,6 +196,7 @@ def parse(body: dict[str, Any], request_id: str = "") -> ParsedBody:
         tools=tools,
         tool_choice=choice,
         reasoning=reasoning,
+        response_schema=anthropic_schema(body.get("output_config")),
     )
     return ParsedBody(request, legacy=False, thinking=reasoning is not None)
 
@@ -340,11 +355,15 @@ def _check_tools(body: dict[str, Any]) -> list[str]:
             continue
         # Server tools (computer_*, bash_*, text_editor_*) carry their own extra keys.
         fields = _TOOL_FIELDS if "type" not in tool or tool["type"] == "custom" else None
-        if fields is None:
+        if fields is None:  # a server tool still has a name
+            if not isinstance(tool.get("name"), str):
+                problems += check_value(tool.get("name"), Field("string"), f"{pointer}/name")
             continue
         problems += check_object(tool, fields, pointer)
         if "input_schema" not in tool:
             problems.append(f"{pointer}: required key [input_schema] not found")
+        elif isinstance(tool["input_schema"], dict):
+            problems += tool_schema_problems(tool["input_schema"], f"{pointer}/input_schema")
     if "tool_choice" in body:
         choice = body["tool_choice"]
         problems += check_object(choice, _TOOL_CHOICE_FIELDS, "#/tool_choice")
@@ -403,9 +422,9 @@ def _check_messages(messages: list[Any]) -> list[str]:
         if isinstance(content, list):
             for j, block in enumerate(content):
                 problems += _check_block(block, f"{pointer}/content/{j}")
-        elif content is not None and not isinstance(content, str):
+        elif "content" in turn and not isinstance(content, str):
             problems.append(
-                f"{pointer}/content: expected type: JSONArray, found: {type(content).__name__}"
+                f"{pointer}/content: expected type: JSONArray, found: {type_name(content)}"
             )
     return problems
 
@@ -667,4 +686,6 @@ class AnthropicDialect:
     """Claude Messages and legacy Text Completions (chosen per body)."""
 
     def parse(self, body: Obj, call: InvokeCall) -> ParsedBody:
-        return parse(body, call.request_id)
+        parsed = parse(body, call.request_id)
+        check_supported(call.model_id, parsed.request.response_schema)
+        return parsed

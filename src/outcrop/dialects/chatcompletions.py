@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from outcrop.dialects.schema import Field, check_object, check_value
+from outcrop.dialects.schema import Field, check_object, check_value, tool_schema_problems
 from outcrop.types import (
     ChatMessage,
     Role,
@@ -150,6 +150,10 @@ def check_tools(tools: list[Any], pointer: str = "#/tools") -> list[str]:
                 },
                 f"{here}/function",
             )
+            if isinstance(function.get("parameters"), dict):
+                problems += tool_schema_problems(
+                    function["parameters"], f"{here}/function/parameters"
+                )
     return problems
 
 

@@ -38,7 +38,7 @@ from outcrop.dialects.base import (
     new_uuid,
 )
 from outcrop.dialects.prompts import prompt_request
-from outcrop.dialects.schema import Field, check_object, check_value, malformed
+from outcrop.dialects.schema import Field, check_object, check_value, malformed, members
 from outcrop.types import (
     ChatMessage,
     Finish,
@@ -188,6 +188,16 @@ def _check_chat(body: Obj) -> list[str]:
             },
             f"#/tools/{i}",
         )
+        for name, definition in members(members(tool).get("parameter_definitions")).items():
+            problems += check_object(
+                definition,
+                {
+                    "type": Field("string"),
+                    "description": Field("string"),
+                    "required": Field("boolean"),
+                },
+                f"#/tools/{i}/parameter_definitions/{name}",
+            )
     for i, result in enumerate(body.get("tool_results") or []):
         problems += check_object(
             result,

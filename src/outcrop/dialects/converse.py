@@ -14,6 +14,9 @@ Pure translation, no I/O:
 - `assemble_output` folds that same event sequence into the non-streaming Converse response, so
   that Converse and ConverseStream always agree on content, stop reason and usage.
 
+Structured outputs (`outputConfig.textFormat`, or Claude's `output_config.format` in
+`additionalModelRequestFields`) become `GenerationRequest.response_schema` (dialects/structured.py).
+
 Converse is model-agnostic on Bedrock, and so is this module: the provider only decides whether
 reasoning blocks carry a signature (Anthropic's do) and is otherwise ignored.
 """
@@ -28,6 +31,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from outcrop.dialects.base import reasoning_signature
+from outcrop.dialects.schema import tool_schema_problems
+from outcrop.dialects.structured import anthropic_schema, converse_schema
 from outcrop.types import (
     ChatMessage,
     Finish,
@@ -157,6 +162,10 @@ def parse_request(body: Mapping[str, Any], request_id: str = "") -> ConverseInpu
         tools=tools,
         tool_choice=choice,
         reasoning=_reasoning(extra),
+        response_schema=converse_schema(body.get("outputConfig"))
+        or anthropic_schema(
+            extra.get("output_config"), "additionalModelRequestFields.output_config"
+        ),
     )
     return ConverseInput(
         request=request,
@@ -215,7 +224,7 @@ def _parse_tool_config(config: Mapping[str, Any] | None) -> tuple[tuple[ToolSpec
             )
         spec = tool["toolSpec"]
         schema = spec["inputSchema"].get("json")
-        if not isinstance(schema, dict):
+        if not isinstance(schema, dict) or tool_schema_problems(schema, "#"):
             raise ValidationException(bad_schema_message(index))
         if any(t.name == spec["name"] for t in tools):
             # Wording unverified; every provider refuses duplicate tool names.
@@ -334,7 +343,8 @@ def _sampling(config: Mapping[str, Any], extra: Mapping[str, Any]) -> SamplingPa
     if isinstance(top_k, bool) or not isinstance(top_k, int | float):
         top_k = None
     return SamplingParams(
-        max_tokens=int(config.get("maxTokens", DEFAULT_MAX_TOKENS)),
+        # null is absent, as the body check treats it
+        max_tokens=int(config.get("maxTokens") or DEFAULT_MAX_TOKENS),
         temperature=_opt_float(config.get("temperature")),
         top_p=_opt_float(config.get("topP")),
         top_k=None if top_k is None else int(top_k),

@@ -37,7 +37,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from outcrop.dialects import vectors
-from outcrop.dialects.schema import Field, check_object, malformed, type_name
+from outcrop.dialects.schema import Field, check_object, items, malformed, type_name
 from outcrop.types import EmbeddingRequest, TextEmbedding, Truncation
 from outcrop.wire.errors import ValidationException
 
@@ -126,8 +126,10 @@ def _check_enum_items(value: Any, pointer: str, allowed: Sequence[str]) -> list[
 
 
 def _check_int_enum(value: Any, pointer: str, allowed: Sequence[int]) -> list[str]:
-    if isinstance(value, int) and not isinstance(value, bool) and value not in allowed:
-        return [f"{pointer}: {value} is not a valid enum value"]
+    # An integral float (`1e308`) passes the integer type check, so it is checked here too.
+    if isinstance(value, int | float) and not isinstance(value, bool) and value not in allowed:
+        shown = int(value) if float(value).is_integer() else value
+        return [f"{pointer}: {shown} is not a valid enum value"]
     return []
 
 
@@ -289,7 +291,7 @@ class CohereEmbeddings:
             problems += _check_int_enum(
                 body.get("output_dimension"), "#/output_dimension", (256, 512, 1024, 1536)
             )
-        texts: list[str] = list(body.get("texts") or [])
+        texts: list[str] = list(items(body.get("texts")))
         if self.v4 and isinstance(body.get("inputs"), list):
             input_texts, input_problems = _input_texts(body["inputs"])
             texts += input_texts

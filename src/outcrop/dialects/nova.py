@@ -31,7 +31,15 @@ from outcrop.dialects.base import (
     invocation_metrics,
     new_uuid,
 )
-from outcrop.dialects.schema import Field, check_object, check_value, malformed
+from outcrop.dialects.schema import (
+    Field,
+    check_object,
+    check_value,
+    items,
+    malformed,
+    members,
+    tool_schema_problems,
+)
 from outcrop.types import (
     ChatMessage,
     Finish,
@@ -99,16 +107,16 @@ def _check(body: Obj) -> list[str]:
             problems += check_value(turn, Field("object"), here)
             continue
         problems += check_object(turn, MESSAGE_FIELDS, here)
-        for j, block in enumerate(turn.get("content") or []):
+        for j, block in enumerate(items(turn.get("content"))):
             problems += _check_block(block, f"{here}/content/{j}")
-    for i, block in enumerate(body.get("system") or []):
+    for i, block in enumerate(items(body.get("system"))):
         problems += check_object(
             block, {"text": Field("string"), "cachePoint": Field("object")}, f"#/system/{i}"
         )
     config = body.get("inferenceConfig")
     if config is not None:
         problems += check_object(config, INFERENCE_FIELDS, "#/inferenceConfig")
-        for i, stop in enumerate(config.get("stopSequences") or []):
+        for i, stop in enumerate(items(members(config).get("stopSequences"))):
             problems += check_value(stop, Field("string"), f"#/inferenceConfig/stopSequences/{i}")
     reasoning = _reasoning_config(body)
     if reasoning is not None:
@@ -156,12 +164,12 @@ def _check_tool_config(config: Any) -> list[str]:
         {"tools": Field("array", required=True), "toolChoice": Field("object")},
         "#/toolConfig",
     )
-    for i, tool in enumerate(config.get("tools") or []):
+    for i, tool in enumerate(items(members(config).get("tools"))):
         here = f"#/toolConfig/tools/{i}"
         problems += check_object(
             tool, {"toolSpec": Field("object", required=True), "cachePoint": Field("object")}, here
         )
-        spec = tool.get("toolSpec")
+        spec = members(tool).get("toolSpec")
         if isinstance(spec, dict):
             problems += check_object(
                 spec,
@@ -177,7 +185,11 @@ def _check_tool_config(config: Any) -> list[str]:
                 problems += check_object(
                     schema, {"json": Field("object", required=True)}, f"{here}/toolSpec/inputSchema"
                 )
-    choice = config.get("toolChoice")
+                if isinstance(schema.get("json"), dict):
+                    problems += tool_schema_problems(
+                        schema["json"], f"{here}/toolSpec/inputSchema/json"
+                    )
+    choice = members(config).get("toolChoice")
     if isinstance(choice, dict):
         problems += check_object(
             choice,
@@ -188,7 +200,7 @@ def _check_tool_config(config: Any) -> list[str]:
 
 
 def _reasoning_config(body: Obj) -> Any:
-    config = body.get("inferenceConfig") or {}
+    config = members(body.get("inferenceConfig"))
     return config.get("reasoningConfig", body.get("reasoningConfig"))
 
 

@@ -2,7 +2,8 @@
 
 Request: `messages` (system / developer / user / assistant / tool), `max_completion_tokens` or
 `max_tokens`, `temperature`, `top_p`, `stop`, `seed`, `tools`, `tool_choice` (`auto`, `none`,
-`required`, or a named function), `reasoning_effort` (`low` / `medium` / `high`; gpt-oss always
+`required`, or a named function), `response_format` (structured outputs, dialects/structured.py),
+`reasoning_effort` (`low` / `medium` / `high`; gpt-oss always
 reasons, so every request asks the engine for reasoning). `model`, if present, must name the
 invoked model, and `stream`, if present, must match the operation (AWS docs).
 
@@ -31,6 +32,7 @@ from outcrop.dialects.base import (
     invocation_metrics,
 )
 from outcrop.dialects.schema import Field, check_object, check_value, malformed
+from outcrop.dialects.structured import check_supported, openai_schema
 from outcrop.types import (
     Finish,
     GenerationRequest,
@@ -245,5 +247,7 @@ class GptOssDialect:
             tools=tools,
             tool_choice=choice or cc.to_tool_choice(None, tools),
             reasoning=ReasoningConfig(effort=effort) if self.reasons or effort else None,
+            response_schema=openai_schema(body.get("response_format")),
         )
+        check_supported(call.model_id, request.response_schema)
         return GptOssInvocation(request, call.model_id)

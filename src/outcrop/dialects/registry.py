@@ -4,6 +4,11 @@ A model ID (after profiles and ARNs are resolved) picks its dialect by the longe
 prefix in `BY_MODEL_PREFIX`, falling back to `DIALECTS` by provider segment. One provider can
 have several body formats (Amazon Nova vs Titan, Mistral text vs chat, Cohere Command R vs
 legacy Command), hence the prefixes. Embedding models are served by services/embeddings.py.
+
+Every provider Outcrop infers models for (catalog/inference.py) has a provider-wide dialect
+here, so that an ID AWS added later reads its provider's current body format: Amazon's newest
+text models take Nova's body, Cohere's Command R's, and the open-weight providers the Chat
+Completions body that Bedrock documents for gpt-oss and its other open-weight models.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from outcrop.dialects.mistral import MistralChatDialect, MistralTextDialect
 from outcrop.dialects.nova import NovaDialect
 from outcrop.dialects.openai import GptOssDialect
 from outcrop.dialects.titan import TitanDialect
+from outcrop.dialects.writer import PalmyraDialect
 
 DIALECTS: dict[str, InvokeDialect] = {
     "anthropic": AnthropicDialect(),
@@ -25,6 +31,18 @@ DIALECTS: dict[str, InvokeDialect] = {
     "mistral": MistralTextDialect(),
     "ai21": JambaDialect(),
     "openai": GptOssDialect(),
+    # Provider-wide formats for IDs newer than the prefixes below (see the module docstring).
+    "amazon": NovaDialect(),
+    "cohere": CommandRDialect(),
+    "deepseek": GptOssDialect(reasons=False),
+    "qwen": GptOssDialect(reasons=False),
+    "google": GptOssDialect(reasons=False),
+    "nvidia": GptOssDialect(reasons=False),
+    "minimax": GptOssDialect(reasons=False),
+    "moonshot": GptOssDialect(reasons=False),
+    "moonshotai": GptOssDialect(reasons=False),
+    "zai": GptOssDialect(reasons=False),
+    "writer": PalmyraDialect(),
 }
 """Dialects by provider segment of the model ID, where one format serves the whole provider."""
 
@@ -50,8 +68,8 @@ BY_MODEL_PREFIX: dict[str, InvokeDialect] = {
 """Dialects by model-ID prefix; the longest matching prefix wins over `DIALECTS`."""
 
 # Models whose InvokeModel body no dialect reads: Nova Sonic speaks only the bidirectional
-# stream, so InvokeModel on it is refused like any model without a dialect. Writer Palmyra and
-# TwelveLabs Pegasus (video input) have no dialect: their bodies are not in the reference.
+# stream, so InvokeModel on it is refused like any model without a dialect. TwelveLabs Pegasus
+# (video input) has no dialect: its body is not served.
 NOT_INVOKABLE: tuple[str, ...] = ("amazon.nova-sonic-", "amazon.nova-2-sonic-")
 
 

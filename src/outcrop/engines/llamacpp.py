@@ -31,6 +31,8 @@ Behaviour worth knowing:
 - **Tool calls.** When a request offers tools, the prompt describes them and sampling goes
   through a grammar derived from their JSON schemas (`tool_calls`, `tool_grammar`); the text of
   a call is parsed back into `ToolCallEvent`s and the generation ends with `TOOL_USE`.
+- **Structured output.** A request's `response_schema` is described in the system prompt and
+  sampling goes through the schema's grammar (`tool_grammar.response_grammar`).
 - **Errors** are raised eagerly by `generate()` itself, before any event: `EngineNotReady`
   while loading, `EngineUnavailable` after a failed load or `close()`, `ContextWindowExceeded`,
   and `ChatTemplateError` when the model's template rejects the conversation.
@@ -66,6 +68,7 @@ from outcrop.engines.base import (
 )
 from outcrop.engines.chat_template import ChatTemplate, render_prompt, template_for_model
 from outcrop.engines.default_model import default_model_path
+from outcrop.engines.response_format import schema_prompt_request
 from outcrop.engines.scheduling import PriorityTurn
 from outcrop.engines.tool_calls import parse_tool_calls, prompt_request
 from outcrop.engines.tool_grammar import GrammarSampler, TokenSampler, ToolGrammar, grammar_for
@@ -528,12 +531,14 @@ class LlamaCppEngine(Engine):
     def count_tokens(self, request: GenerationRequest) -> int:
         """Tokens of the templated prompt (BOS included), exactly what generation evaluates."""
         model, template = self._ready()
-        return len(model.tokenize(render_prompt(prompt_request(request), template)))
+        prompt = prompt_request(schema_prompt_request(request))
+        return len(model.tokenize(render_prompt(prompt, template)))
 
     def generate(self, request: GenerationRequest) -> AsyncGenerator[GenerationEvent, None]:
         """Validate `request` now (raising before any event), then stream its generation."""
         model, template = self._ready()
-        prompt_tokens = model.tokenize(render_prompt(prompt_request(request), template))
+        prompt = prompt_request(schema_prompt_request(request))
+        prompt_tokens = model.tokenize(render_prompt(prompt, template))
         if not prompt_tokens:  # only possible for a model without BOS and an empty raw prompt
             raise EngineError("the prompt is empty: there is nothing to continue")
         room = model.n_ctx - len(prompt_tokens)
@@ -545,7 +550,7 @@ class LlamaCppEngine(Engine):
         budget = min(request.sampling.max_tokens, room)
         job = GenerationJob(prompt_tokens, request.sampling, budget, grammar)
         stream = self._stream(model, job, request.priority)
-        return stream if grammar is None else parse_tool_calls(stream)
+        return stream if grammar is None or not grammar.tool_calls else parse_tool_calls(stream)
 
     def _ready(self) -> tuple[_LlamaModel, ChatTemplate]:
         if self._state == "failed":

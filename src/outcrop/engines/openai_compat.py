@@ -312,6 +312,17 @@ def request_body(request: GenerationRequest, model: str) -> dict[str, Any]:
             body["tool_choice"] = {"type": "function", "function": {"name": choice.name}}
         else:
             body["tool_choice"] = {"any": "required"}.get(choice.mode, choice.mode)
+    if request.response_schema is not None and request.raw_prompt is None:
+        # Structured output: OpenAI's json_schema response format (vLLM, SGLang, llama.cpp
+        # and Ollama constrain decoding with it).
+        body["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {
+                "name": "response",
+                "schema": dict(request.response_schema),
+                "strict": True,
+            },
+        }
     return body
 
 

@@ -5,6 +5,9 @@ By default it echoes the last user message (`Echo: <text>`); configured `text` r
 their leading space and single punctuation marks. `delay_ms` waits between tokens and
 `first_token_delay_ms` before the first, so tests can observe streaming and disconnects.
 
+Structured output: a request with a `response_schema` (and no configured `text`) is answered
+with `schema_example(schema)` as JSON text, valid for the schema and the same every time.
+
 Reasoning: when the request asks for it (`GenerationRequest.reasoning`), the engine first emits
 reasoning tokens: the configured `reasoning` text, else `Thinking about: <last user text>`,
 capped by the request's `budget_tokens`.
@@ -115,6 +118,8 @@ class ScriptedEngine(Engine):
         """The full scripted answer, before max_tokens and stop sequences apply."""
         if self.config.text is not None:
             text = self.config.text
+        elif request.response_schema is not None:
+            text = json.dumps(schema_example(request.response_schema))
         else:
             text = "Echo: " + " ".join(_last_user_text(request).split())
         tokens = tokenize(text) or ["."]
@@ -241,12 +246,19 @@ def _last_user_text(request: GenerationRequest) -> str:
     return " ".join([*results, last.text]) if results else last.text
 
 
+_MAX_EXAMPLE_ITEMS = 16
+"""An example array stops here whatever `minItems` asks (a client's schema must not make the
+engine build a huge value)."""
+
+
 def schema_example(schema: Mapping[str, Any]) -> Any:
     """A deterministic value that validates against a (simple) JSON schema.
 
     Objects get their required properties (all properties when none are required); strings
     their first enum value, `default` or the word `scripted`; numbers their minimum or 1.
     """
+    if not isinstance(schema, Mapping):  # `true` (anything goes) or `false`
+        return "scripted"
     if "const" in schema:
         return schema["const"]
     if "default" in schema:
@@ -265,7 +277,7 @@ def schema_example(schema: Mapping[str, Any]) -> Any:
             names = schema.get("required") or list(properties)
             return {name: schema_example(properties.get(name, {})) for name in names}
         case "array":
-            count = max(1, int(schema.get("minItems", 1)))
+            count = min(max(1, int(schema.get("minItems", 1))), _MAX_EXAMPLE_ITEMS)
             return [schema_example(schema.get("items", {})) for _ in range(count)]
         case "integer":
             return int(schema.get("minimum", 1))
@@ -275,4 +287,8 @@ def schema_example(schema: Mapping[str, Any]) -> Any:
             return True
         case "null":
             return None
-    return "scripted"
+    word = "scripted"
+    low, high = int(schema.get("minLength", 0)), schema.get("maxLength")
+    if len(word) < low:
+        word = (word * (low // len(word) + 1))[:low]
+    return word[: int(high)] if high is not None else word

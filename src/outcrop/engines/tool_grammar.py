@@ -23,6 +23,10 @@ exclude control characters (JSON forbids them raw), and integer bounds are enfor
 range is small (at most MAX_ENUMERATED_INTEGERS values) or a plain lower bound of 0 or 1; other
 numeric bounds are not enforced by the grammar. A schema the converter cannot handle falls back
 to any JSON object.
+
+Structured output (`GenerationRequest.response_schema`) uses the same conversion for the whole
+answer (`response_grammar`): when no tool grammar applies, the answer is sampled through the
+schema's grammar, and once the JSON value is complete only an end-of-turn token can follow.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ MAX_ENUMERATED_INTEGERS = 256
 
 _JSON_CHAR = r'char ::= [^"\\\x7F\x00-\x1F] | [\\] (["\\bfnrt] | "u" [0-9a-fA-F]{4})'
 _ANY_OBJECT = {"type": "object"}
+_ONE_SPACE = 'space ::= | " "'
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,13 +57,35 @@ class ToolGrammar:
     gbnf: str
     allows_text: bool
     """True for `auto`: the model may answer instead of calling (see `GrammarSampler`)."""
+    tool_calls: bool = True
+    """False for a structured-output grammar: the text is the answer, not a tool call."""
 
 
 def grammar_for(request: GenerationRequest) -> ToolGrammar | None:
     """The grammar `request` is sampled through, if any (see the module docstring)."""
     if request.tool_choice.mode == "auto" and answers_tool_results(request):
-        return None
-    return build_grammar(request.tools, request.tool_choice)
+        tools = None
+    else:
+        tools = build_grammar(request.tools, request.tool_choice)
+    if tools is None and request.response_schema is not None:
+        return response_grammar(request.response_schema)
+    return tools
+
+
+def response_grammar(schema: Mapping[str, Any]) -> ToolGrammar:
+    """The grammar of an answer that is JSON valid for `schema` (structured output).
+
+    The same conversion as tool arguments (any JSON object when the converter cannot handle
+    the schema); whitespace between tokens is at most one space, so that a small model cannot
+    spend its budget on indentation. Usable by any engine that takes GBNF (llama.cpp).
+    """
+    converter = _Converter()
+    rule = converter.arguments_rule(schema, "answer")
+    rules = [
+        _ONE_SPACE if line.startswith("space ::=") else line
+        for line in converter.rules().splitlines()
+    ]
+    return ToolGrammar("\n".join([f"root ::= {rule}", *rules]), allows_text=False, tool_calls=False)
 
 
 def build_grammar(tools: Sequence[ToolSpec], choice: ToolChoice) -> ToolGrammar | None:

@@ -27,6 +27,8 @@ from outcrop.engines.base import Engine
 from outcrop.engines.embeddings import BertEmbedder
 from outcrop.engines.factory import build_engine
 from outcrop.gateway import security
+from outcrop.gateway.access_log import AccessLog
+from outcrop.gateway.admin_guard import AdminGuard
 from outcrop.gateway.asgi import (
     AbortConnection,
     BodyTooLarge,
@@ -34,6 +36,7 @@ from outcrop.gateway.asgi import (
     Receive,
     Scope,
     Send,
+    SendGuard,
     StreamedBody,
     abort_response,
     encode_headers,
@@ -42,6 +45,7 @@ from outcrop.gateway.asgi import (
     send_response,
     wait_disconnect,
 )
+from outcrop.gateway.disconnect import until_gone
 from outcrop.gateway.interceptors import Interceptor
 from outcrop.gateway.invocation_log import InvocationLog
 from outcrop.gateway.metrics import Metrics
@@ -59,6 +63,7 @@ from outcrop.services.bedrock_runtime import BedrockRuntime
 from outcrop.services.converse import ConverseOperations
 from outcrop.services.guardrail_checks import GuardrailChecks
 from outcrop.services.guardrails_admin import GuardrailAdmin
+from outcrop.services.openai_chat import CHAT_COMPLETIONS, OpenAIChatCompletions
 from outcrop.services.sagemaker_admin import EndpointAdmin
 from outcrop.services.sagemaker_runtime import SageMakerRuntime
 from outcrop.wire import eventstream
@@ -70,6 +75,7 @@ from outcrop.wire.errors import (
     RequestEntityTooLarge,
     UnknownOperationException,
 )
+from outcrop.wire.jsonbody import set_max_json_depth
 from outcrop.wire.restjson import ServiceSpec
 
 log = logging.getLogger("outcrop")
@@ -119,6 +125,7 @@ class OutcropApp:
 
     def __init__(self, settings: Settings, engines: Mapping[str, Engine] | None = None) -> None:
         self.settings = settings
+        set_max_json_depth(settings.limits.max_json_depth)
         self.engines: dict[str, Engine] = dict(
             engines
             if engines is not None
@@ -127,7 +134,12 @@ class OutcropApp:
         routes = [ModelRoute(r.match, r.engine) for r in settings.models] or [
             ModelRoute("*", "default")
         ]
-        self.resolver = Resolver(routes=routes, aliases=dict(settings.aliases))
+        self.resolver = Resolver(
+            routes=routes,
+            aliases=dict(settings.aliases),
+            extra_models=settings.catalog.extra_models(),
+            strict=settings.catalog.strict,
+        )
         self.embedder = BertEmbedder(settings.embeddings.model)
         region = settings.server.region
         self.guardrails = open_guardrails(
@@ -136,7 +148,10 @@ class OutcropApp:
         self.bedrock = BedrockRuntime(
             self.resolver, self.engines, self.embedder, settings.speech, self.guardrails
         )
-        self.control_plane = BedrockControlPlane(self.resolver.known_models, region)
+        self.openai_chat = OpenAIChatCompletions(self.bedrock)
+        self.control_plane = BedrockControlPlane(
+            self.resolver.known_models, region, self.resolver.model_for
+        )
         self.services: list[ServiceBinding] = []
         self.add_service(
             "bedrock-runtime",
@@ -161,18 +176,30 @@ class OutcropApp:
             "sagemaker-runtime", self.sagemaker.operations(), internal_error=InternalStreamFailure
         )
         self.interceptors: list[Interceptor] = []
-        self.metrics = Metrics(self.engines, settings.aliases)
+        self.metrics = Metrics(
+            self.engines, settings.aliases, settings.limits.max_metric_label_values
+        )
         self.interceptors.append(self.metrics)
         self.invocation_log = InvocationLog.from_settings(settings.invocation_log)
         if self.invocation_log is not None:
             self.interceptors.append(self.invocation_log)
+        access_log = AccessLog.from_settings(settings.server)
+        if access_log is not None:
+            self.interceptors.append(access_log)
         self.local_routes: dict[tuple[str, str], LocalHandler] = {
             ("GET", "/_outcrop/health"): self._health_route,
         }
         self.local_routes[("GET", "/metrics")] = self.metrics.route
+        self.admin_guard = AdminGuard(settings.auth, settings.admin)
         EndpointAdmin(self.sagemaker).attach(self.local_routes)
         self._start_tasks: list[asyncio.Task[None]] = []
-        self.faults = security.install(settings, self.interceptors, self.local_routes, self.engines)
+        self.faults = security.install(
+            settings,
+            self.interceptors,
+            self.local_routes,
+            self.engines,
+            guardrail_arns=self.guardrails.store.arn_of,
+        )
 
     def add_service(
         self,
@@ -201,8 +228,10 @@ class OutcropApp:
     async def _start(self, engine: Engine) -> None:
         try:
             await engine.start()
-        except Exception:
-            log.exception("engine %s failed to start", engine.name)
+        except Exception as exc:
+            # One line; the traceback at DEBUG (`outcrop serve` reports failures in one line).
+            log.error("engine %s failed to start: %s", engine.name, exc)
+            log.debug("engine %s failed to start", engine.name, exc_info=True)
 
     async def wait_ready(self) -> None:
         if self._start_tasks:
@@ -229,20 +258,28 @@ class OutcropApp:
             return
         request_id = str(uuid.uuid4())
         base_headers = [("x-amzn-RequestId", request_id), ("Date", http_date())]
+        guard = SendGuard(send)
         try:
-            await self._handle(scope, receive, send, request_id, base_headers)
-        except ClientGone:
-            return
-        except AbortConnection as abort:
-            await abort_response(send, abort.response_started, base_headers)
-            return
-        except AwsError as err:
-            await self._send_error(send, err, base_headers)
+            try:
+                await self._handle(scope, receive, guard, request_id, base_headers)
+            except ClientGone:
+                return
+            except AbortConnection as abort:
+                await abort_response(guard, abort.response_started, base_headers)
+                return
+            except AwsError as err:
+                if guard.started:
+                    raise
+                await self._send_error(guard, err, base_headers)
+            except Exception:
+                if guard.started:
+                    raise
+                log.exception("request %s failed", request_id)
+                await self._send_error(
+                    guard, InternalServerException("Internal server error."), base_headers
+                )
         except Exception:
-            log.exception("request %s failed", request_id)
-            await self._send_error(
-                send, InternalServerException("Internal server error."), base_headers
-            )
+            await guard.last_resort(request_id, base_headers)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -269,10 +306,21 @@ class OutcropApp:
         path = raw_path.split("?", 1)[0]
         local = self.local_routes.get((method, path))
         if local is not None:
-            body = await read_body(receive, _FRONT_DOOR_LIMIT)
             query = scope.get("query_string", b"").decode("latin-1")
-            answer = await local(LocalRequest(method, path, query, body))
+            try:
+                body = await read_body(receive, self.settings.admin.max_body_bytes)
+            except BodyTooLarge:
+                answer = self.admin_guard.too_large()
+            else:
+                refusal = self.admin_guard.refusal(scope, method, path, query, body)
+                answer = refusal or await local(LocalRequest(method, path, query, body))
             await send_response(send, answer.status, [*base_headers, *answer.headers], answer.body)
+            return
+        refused = self.admin_guard.cross_site(scope)  # a web page's form post, not an SDK
+        if refused is not None:
+            raise refused
+        if (method, path) == ("POST", CHAT_COMPLETIONS):
+            await self._openai_chat(scope, receive, send, request_id, base_headers, path)
             return
         binding, matched = self._match(method, raw_path)
         if binding is None or matched is None:
@@ -307,10 +355,25 @@ class OutcropApp:
                 assert isinstance(handler, DuplexOperation)
                 result = await handler.handler(ctx, streamed.chunks())
             else:
-                result = await handler(ctx)
+                # A client that leaves before the answer is ready stops its generation.
+                result = await until_gone(receive, handler(ctx))
+        except ClientGone:
+            ctx.record.error_code = "ClientDisconnected"
+            self._after(ctx)
+            raise
         except AwsError as err:
             ctx.record.failed(err)
             ctx.record.status = err.status
+            self._after(ctx)
+            raise
+        except BaseException as exc:
+            # A 500 (or a client gone) before the answer: the interceptors still release what
+            # the call holds (a quota's stream slot above all).
+            if isinstance(exc, Exception):
+                ctx.record.failed(binding.internal_error("Internal server error."))
+                ctx.record.status = 500
+            else:
+                ctx.record.error_code = "ClientDisconnected"
             self._after(ctx)
             raise
         if isinstance(result, Response):
@@ -328,6 +391,39 @@ class OutcropApp:
             )
         finally:
             self._after(ctx)
+
+    async def _openai_chat(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        request_id: str,
+        base_headers: list[tuple[str, str]],
+        path: str,
+    ) -> None:
+        """Bedrock's OpenAI-compatible Chat Completions (services/openai_chat.py)."""
+        try:
+            body = await read_body(receive, _FRONT_DOOR_LIMIT)
+        except BodyTooLarge:
+            raise RequestEntityTooLarge("Request entity too large.") from None
+        ctx = RequestContext(
+            request_id,
+            "InvokeModel",
+            {},
+            body,
+            headers=tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]),
+            method="POST",
+            raw_path=path,
+            query=scope.get("query_string", b"").decode("latin-1"),
+            scheme=str(scope.get("scheme", "http")),
+        )
+        result = await self.openai_chat.handle(ctx, self.interceptors)
+        if isinstance(result, Response):
+            await send_response(send, result.status, [*base_headers, *result.headers], result.body)
+            return
+        await self._stream(
+            receive, send, ctx, self.services[0], result.headers, result.frames, base_headers
+        )
 
     async def _read(self, receive: Receive, binding: ServiceBinding, operation: Any) -> bytes:
         limit = binding.spec.payload_max(operation)

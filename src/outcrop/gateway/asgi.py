@@ -1,11 +1,15 @@
-"""Small ASGI helpers: typed aliases, reading a bounded body, sending complete responses."""
+"""Small ASGI helpers: typed aliases, reading a bounded body, sending complete responses, and the
+last-resort answer (`SendGuard`) for an exception nothing else turned into an AWS error."""
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
+
+from outcrop.wire.errors import InternalServerException
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -141,3 +145,39 @@ async def send_response(
         }
     )
     await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+class SendGuard:
+    """Wraps an ASGI `send`, remembering whether the response has started and ended, so that an
+    exception that escaped every handler can still be answered in AWS's form.
+
+    `last_resort` answers a modelled InternalServerException (with the request's
+    `x-amzn-RequestId`) when nothing was sent yet; once the headers are out it can only leave
+    the response incomplete, which the server turns into an aborted response. Either way the
+    exception never reaches the ASGI server, whose own answer is a plain-text 500 without
+    `x-amzn-RequestId`.
+    """
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.started = False
+        self.ended = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+        elif message["type"] == "http.response.body" and not message.get("more_body", False):
+            self.ended = True
+        await self._send(message)
+
+    async def last_resort(self, request_id: str, headers: list[tuple[str, str]]) -> None:
+        logging.getLogger("outcrop").error(
+            "request %s: unexpected failure while answering", request_id, exc_info=True
+        )
+        if self.started:
+            return
+        status, error_headers, body = InternalServerException("Internal server error.").to_http()
+        try:
+            await send_response(self, status, [*headers, *error_headers], body)
+        except Exception:
+            logging.getLogger("outcrop").exception("request %s: no answer possible", request_id)

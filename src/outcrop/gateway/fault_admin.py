@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from outcrop.gateway.faults import FaultRegistry
 from outcrop.gateway.rule_admin import RuleAdmin, RuleApi
-from outcrop.security_settings import FaultRuleSettings
+from outcrop.security_settings import AdminSettings, FaultRuleSettings
 
 PREFIX = "/_outcrop/faults"
 
@@ -17,5 +17,7 @@ FAULTS_API = RuleApi(
 
 
 class FaultAdmin(RuleAdmin[FaultRuleSettings]):
-    def __init__(self, registry: FaultRegistry, enabled: bool) -> None:
-        super().__init__(registry, FaultRuleSettings, FAULTS_API, enabled)
+    def __init__(
+        self, registry: FaultRegistry, enabled: bool, limits: AdminSettings | None = None
+    ) -> None:
+        super().__init__(registry, FaultRuleSettings, FAULTS_API, enabled, limits)

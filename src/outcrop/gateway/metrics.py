@@ -25,11 +25,21 @@ CloudWatch reports milliseconds). TimeToFirstToken is observed for streaming ope
 stream the client abandoned counts in `outcrop_invocation_client_disconnects_total` only.
 Beyond CloudWatch: `outcrop_active_streams` (streams being sent now) and, read from the engines
 at scrape time, `outcrop_engine_queue_depth` and `outcrop_engine_ready` labelled by `engine`.
+
+The `model` label takes at most `[limits] max_metric_label_values` values (200 by default:
+about 0.4 MB of exposition text, every metric and histogram bucket included):
+SageMaker endpoint names are the client's choice, and one series per name would grow memory
+and `/metrics` without bound. The values are kept least recently used first; a new value past
+the cap evicts the least recently used one with no stream in flight (its series leave
+`/metrics`, as a restarted target's would), and when every value has a stream in flight the
+call counts under the model label `other`.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Iterator, Mapping
+import asyncio
+from collections import OrderedDict
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -44,6 +54,8 @@ from outcrop.gateway.interceptors import BaseInterceptor
 from outcrop.services.base import RequestContext, Response
 
 UNKNOWN_MODEL = "unknown"
+OTHER_MODEL = "other"
+DEFAULT_MAX_LABEL_VALUES = 200
 CLIENT_DISCONNECTED = "ClientDisconnected"
 THROTTLING_CODES = frozenset({"ThrottlingException", "throttlingException"})
 LATENCY_BUCKETS = (
@@ -63,6 +75,7 @@ LATENCY_BUCKETS = (
     120.0,
 )
 _STREAMING = "metrics.streaming"
+_LABEL = "metrics.model_label"
 RUNTIME_SERVICES = frozenset({"bedrock-runtime", "sagemaker-runtime"})
 """Services whose operations are model invocations (the control plane's are not counted)."""
 _LABELS = ("model", "operation")
@@ -101,13 +114,49 @@ class _EngineCollector(Collector):
         yield ready
 
 
+class LabelLimiter:
+    """At most `capacity` distinct label values, least recently used first (see the module
+    docstring); `forget` is told which value to drop from every metric."""
+
+    def __init__(self, capacity: int, forget: Callable[[str], None]) -> None:
+        self.capacity = capacity
+        self.forget = forget
+        self._values: OrderedDict[str, int] = OrderedDict()
+        """Value → streams in flight under it."""
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def admit(self, value: str) -> str:
+        """The label to count a call under: `value`, or `other` when none can make room."""
+        if value in self._values:
+            self._values.move_to_end(value)
+            return value
+        if len(self._values) >= self.capacity:
+            idle = next((v for v, streams in self._values.items() if streams == 0), None)
+            if idle is None:
+                return OTHER_MODEL
+            del self._values[idle]
+            self.forget(idle)
+        self._values[value] = 0
+        return value
+
+    def streaming(self, value: str, delta: int) -> None:
+        if value in self._values:
+            self._values[value] += delta
+
+
 class Metrics(BaseInterceptor):
     """The metrics interceptor and the `/metrics` route; one registry per application."""
 
     def __init__(
-        self, engines: Mapping[str, Engine], aliases: Mapping[str, str] | None = None
+        self,
+        engines: Mapping[str, Engine],
+        aliases: Mapping[str, str] | None = None,
+        max_label_values: int = DEFAULT_MAX_LABEL_VALUES,
     ) -> None:
         self.aliases = dict(aliases or {})
+        self.labels = LabelLimiter(max_label_values, self._forget)
         self.registry = CollectorRegistry()
         r = self.registry
         self.invocations = Counter(
@@ -170,6 +219,33 @@ class Metrics(BaseInterceptor):
             "outcrop_active_streams", "Response streams being sent now.", _LABELS, registry=r
         )
         r.register(_EngineCollector(engines))
+        self._labelled = (
+            self.invocations,
+            self.latency,
+            self.client_errors,
+            self.server_errors,
+            self.throttles,
+            self.disconnects,
+            self.input_tokens,
+            self.output_tokens,
+            self.time_to_first_token,
+            self.active_streams,
+        )
+
+    def _forget(self, model: str) -> None:
+        """Drop every series of an evicted `model` label value."""
+        for metric in self._labelled:
+            with metric._lock:  # prometheus_client has no public "remove all matching"
+                stale = [key for key in metric._metrics if key[0] == model]
+            for key in stale:
+                metric.remove(*key)
+
+    def _model(self, ctx: RequestContext) -> str:
+        """The call's `model` label, admitted once per call (kept in `ctx.state`)."""
+        label = ctx.state.get(_LABEL)
+        if label is None:
+            label = ctx.state[_LABEL] = self.labels.admit(model_label(ctx, self.aliases))
+        return str(label)
 
     # -- interceptor -------------------------------------------------------------------------
 
@@ -180,8 +256,10 @@ class Metrics(BaseInterceptor):
         has ended however it ended; the frames pass through untouched (no per-frame work)."""
         if ctx.service not in RUNTIME_SERVICES:
             return frames
-        gauge = self.active_streams.labels(model_label(ctx, self.aliases), ctx.operation)
+        model = self._model(ctx)
+        gauge = self.active_streams.labels(model, ctx.operation)
         gauge.inc()
+        self.labels.streaming(model, 1)
         ctx.state[_STREAMING] = gauge
         return frames
 
@@ -190,9 +268,11 @@ class Metrics(BaseInterceptor):
             return
         record = ctx.record
         streaming = ctx.state.get(_STREAMING)
+        model = self._model(ctx)
         if streaming is not None:
             streaming.dec()
-        labels = (model_label(ctx, self.aliases), ctx.operation)
+            self.labels.streaming(model, -1)
+        labels = (model, ctx.operation)
         if record.input_tokens:
             self.input_tokens.labels(*labels).inc(record.input_tokens)
         if record.output_tokens:
@@ -219,7 +299,10 @@ class Metrics(BaseInterceptor):
         return generate_latest(self.registry)
 
     async def route(self, request: object) -> Response:
-        return Response(self.exposition(), [("Content-Type", CONTENT_TYPE_LATEST)])
+        # Rendered in a thread: a large exposition must not hold the event loop (and every
+        # stream on it) for the whole scrape.
+        text = await asyncio.to_thread(self.exposition)
+        return Response(text, [("Content-Type", CONTENT_TYPE_LATEST)])
 
 
 def model_label(ctx: RequestContext, aliases: Mapping[str, str]) -> str:

@@ -21,18 +21,21 @@ an inference profile needs the action on the profile and on the foundation model
 as on AWS. An invocation that applies a guardrail (InvokeModel's `guardrailIdentifier`, Converse's
 `guardrailConfig`) also needs bedrock:ApplyGuardrail on that guardrail, as AWS's guardrail
 permissions page documents.
+
+Resources are canonical (docs/security.md, "Policies are evaluated on the canonical
+resource"): what Outcrop serves, in the served partition and region, whatever partition,
+region or account an ARN identifier spells; the region is the signed one only when
+`[auth] regions` lists it, else `[auth] region`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import orjson
-
-from outcrop.catalog.identifiers import parse_identifier
+from outcrop.catalog.identifiers import parse_identifier, partition_of
 from outcrop.gateway.auth import Identity
 from outcrop.gateway.conditions import (
     Condition,
@@ -45,7 +48,8 @@ from outcrop.gateway.conditions import (
 )
 from outcrop.gateway.interceptors import BaseInterceptor
 from outcrop.services.base import RequestContext
-from outcrop.wire.errors import AccessDeniedException
+from outcrop.wire.errors import AccessDeniedException, AwsError
+from outcrop.wire.jsonbody import decode_json_body
 
 VERSIONS = ("2012-10-17", "2008-10-17")
 
@@ -216,32 +220,54 @@ def action_for(service: str, operation: str) -> str:
 
 
 def resources_for(
-    ctx: RequestContext, region: str, account: str, aliases: Mapping[str, str]
+    ctx: RequestContext,
+    region: str,
+    account: str,
+    aliases: Mapping[str, str],
+    guardrail_arns: GuardrailArns | None = None,
 ) -> list[str]:
-    """The resource ARNs a call touches (a profile and the model behind it, an endpoint, ...)."""
+    """The canonical resource ARNs a call touches (a profile and the model behind it, an
+    endpoint, a guardrail), in the partition and region Outcrop serves."""
     params = ctx.params
     if "modelId" in params:
         return model_resources(str(params["modelId"]), region, account, aliases)
     if "EndpointName" in params:
         name = str(params["EndpointName"]).lower()
-        return [f"arn:aws:sagemaker:{region}:{account}:endpoint/{name}"]
+        return [f"arn:{partition_of(region)}:sagemaker:{region}:{account}:endpoint/{name}"]
     if "guardrailIdentifier" in params:
-        return [guardrail_resource(str(params["guardrailIdentifier"]), region, account)]
+        identifier = str(params["guardrailIdentifier"])
+        return [guardrail_resource(identifier, region, account, guardrail_arns)]
     return ["*"]
 
 
-def guardrail_resource(identifier: str, region: str, account: str) -> str:
-    """A guardrail's ARN from its identifier (an ID or already an ARN)."""
-    if identifier.startswith("arn:"):
-        return identifier
-    return f"arn:aws:bedrock:{region}:{account}:guardrail/{identifier}"
+GuardrailArns = Callable[[str], str | None]
+"""A guardrail identifier (ID or ARN of any form) → the ARN of the guardrail it resolves to,
+or None when no guardrail has that ID."""
+
+_GUARDRAIL_ID = re.compile(r"arn:[^:]*:bedrock:[^:]*:[^:]*:guardrail/([^:/]+)")
+
+
+def guardrail_resource(
+    identifier: str, region: str, account: str, known: GuardrailArns | None = None
+) -> str:
+    """A guardrail's canonical ARN: the ARN of the guardrail Outcrop resolves `identifier` to
+    (whatever partition, region or account an ARN identifier spells: the store finds a
+    guardrail by its ID), else one built from the ID in the served partition and region."""
+    found = known(identifier) if known is not None else None
+    if found is not None:
+        return found
+    matched = _GUARDRAIL_ID.fullmatch(identifier)
+    guardrail_id = matched.group(1) if matched else identifier
+    return f"arn:{partition_of(region)}:bedrock:{region}:{account}:guardrail/{guardrail_id}"
 
 
 def guardrail_applied(ctx: RequestContext) -> tuple[str, str | None] | None:
     """The guardrail (identifier, version) a model invocation asks to apply, if any: the
     `guardrailIdentifier`/`guardrailVersion` headers of InvokeModel and its stream,
-    `guardrailConfig` in a Converse body. A body that does not parse names none here; the
-    operation itself reports it."""
+    `guardrailConfig` in a Converse body, read with the very decoder the operation uses
+    (`wire.jsonbody.decode_json_body`), so that JSON escapes in the key
+    (`"guardrail\\u0043onfig"`) or a lone surrogate elsewhere cannot hide it from the policy
+    check. A body that does not decode names none here; the operation refuses it."""
     if ctx.service != "bedrock-runtime":
         return None
     if ctx.operation in ("InvokeModel", "InvokeModelWithResponseStream"):
@@ -250,13 +276,15 @@ def guardrail_applied(ctx: RequestContext) -> tuple[str, str | None] | None:
             ctx.params.get("guardrailVersion"),
         )
         return (str(identifier), str(version) if version else None) if identifier else None
-    if ctx.operation not in ("Converse", "ConverseStream") or b"guardrailConfig" not in ctx.body:
+    if ctx.operation not in ("Converse", "ConverseStream"):
         return None
+    if b"guardrailConfig" not in ctx.body and b"\\" not in ctx.body:
+        return None  # without a backslash the key can only be spelt literally
     try:
-        body = orjson.loads(ctx.body)
-    except orjson.JSONDecodeError:
+        body = decode_json_body(ctx.body)
+    except AwsError:
         return None
-    config = body.get("guardrailConfig") if isinstance(body, dict) else None
+    config = body.get("guardrailConfig")
     if not isinstance(config, dict):
         return None
     identifier, version = config.get("guardrailIdentifier"), config.get("guardrailVersion")
@@ -268,25 +296,35 @@ def guardrail_applied(ctx: RequestContext) -> tuple[str, str | None] | None:
 def model_resources(
     identifier: str, region: str, account: str, aliases: Mapping[str, str]
 ) -> list[str]:
+    """The canonical ARNs an invocation of `identifier` touches: the foundation model it
+    resolves to (and the inference profile or alias on the way), in the served partition and
+    region. An ARN's own partition, region and account do not count (`arn:aws-cn:...`, a
+    foundation-model ARN with an account ID): Outcrop serves the same model whatever they say,
+    so a Deny on the model must apply to every spelling of it."""
+    partition = partition_of(region)
+
     def foundation(model_id: str) -> str:
-        return f"arn:aws:bedrock:{region}::foundation-model/{model_id}"
+        return f"arn:{partition}:bedrock:{region}::foundation-model/{model_id}"
 
     ref = parse_identifier(identifier, aliases)
-    if identifier.startswith("arn:"):
-        arns = [identifier]
-        if ref is not None and ref.kind != "foundation-model-arn":
-            arns.append(foundation(ref.base_model_id))
-        return arns
     if ref is None:
-        return [foundation(identifier)]
-    if ref.kind == "inference-profile":
+        return [identifier]  # names no model Outcrop can serve; the operation refuses it
+    if ref.kind == "inference-profile" or ref.kind == "inference-profile-arn":
+        profile = ref.identifier.rsplit("/", 1)[-1] if ref.kind.endswith("arn") else identifier
         return [
-            f"arn:aws:bedrock:{region}:{account}:inference-profile/{identifier}",
+            f"arn:{partition}:bedrock:{region}:{account}:inference-profile/{profile}",
             foundation(ref.base_model_id),
         ]
     if ref.kind == "alias":
         return [identifier, foundation(ref.base_model_id)]
     return [foundation(ref.base_model_id)]
+
+
+def served_region(signed: str, regions: Sequence[str] | None, default: str) -> str:
+    """The region a call is authorized in: the one it was signed for when `[auth] regions`
+    lists it, else the configured region Outcrop serves (so signing for another region, or
+    naming one in an ARN, never escapes a policy written for the served one)."""
+    return signed if regions is not None and signed in regions else default
 
 
 class PolicyEnforcer(BaseInterceptor):
@@ -299,11 +337,18 @@ class PolicyEnforcer(BaseInterceptor):
         default_deny: bool,
         account_id: str,
         aliases: Mapping[str, str] | None = None,
+        region: str = "us-east-1",
+        regions: Sequence[str] | None = None,
+        guardrail_arns: GuardrailArns | None = None,
     ) -> None:
         self.attached = {principal: tuple(p) for principal, p in attached.items()}
         self.default_deny = default_deny
         self.account_id = account_id
         self.aliases = dict(aliases or {})
+        self.region = region
+        """The region served when `[auth] regions` is unset."""
+        self.regions = tuple(regions) if regions is not None else None
+        self.guardrail_arns = guardrail_arns
 
     async def before(self, ctx: RequestContext) -> None:
         identity: Identity | None = ctx.state.get("identity")
@@ -313,17 +358,18 @@ class PolicyEnforcer(BaseInterceptor):
         if policies is None and not self.default_deny:
             return
         account = identity.account_id or self.account_id
+        region = served_region(identity.region, self.regions, self.region)
         action = action_for(ctx.service, ctx.operation)
-        resources = resources_for(ctx, identity.region, account, self.aliases)
+        resources = resources_for(ctx, region, account, self.aliases, self.guardrail_arns)
         guardrail = guardrail_applied(ctx)
         guardrail_arn: str | None = None
         guardrail_id: str | None = None
         if guardrail is not None:
-            guardrail_arn = guardrail_resource(guardrail[0], identity.region, account)
+            guardrail_arn = guardrail_resource(guardrail[0], region, account, self.guardrail_arns)
             guardrail_id = guardrail_key(guardrail_arn, guardrail[1])
         context = request_context(
             principal=identity.principal,
-            region=identity.region,
+            region=region,
             secure=ctx.scheme == "https",
             guardrail=guardrail_id,
         )

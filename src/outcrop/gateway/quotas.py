@@ -13,6 +13,12 @@ hold a minute's worth and refill continuously, as AWS's per-minute quotas behave
   already in deficit refuses calls at once.
 * concurrent streams: streaming calls in flight; released when the stream ends.
 
+Counters are kept per rule for at most `[limits] max_quota_counters` models/principals (10,000
+by default), least recently used first: model IDs and endpoint names are the client's choice.
+Past the cap the least recently used counters with no stream in flight are dropped (a dropped
+counter has usually refilled: it is the one unused longest); when every counter has a stream
+in flight, new keys share one overflow counter.
+
 Over a rate: ThrottlingException with AWS's texts ("Too many requests, please wait before
 trying again." / "Too many tokens, please wait before trying again."), which the SDKs retry.
 A single call that could never fit the per-minute token quota, and streams beyond the
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import fnmatch
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -42,6 +49,8 @@ QUOTA_EXCEEDED = (
 )
 
 Clock = Callable[[], float]
+DEFAULT_MAX_COUNTERS = 10_000
+OVERFLOW_KEY = ("other", "other")
 
 
 @dataclass(slots=True)
@@ -87,11 +96,16 @@ class Lease:
 
 
 class QuotaRule:
-    """One configured quota and its counters."""
+    """One configured quota and its counters, at most `max_counters` of them (see the module
+    docstring)."""
 
-    def __init__(self, settings: QuotaSettings) -> None:
+    def __init__(self, settings: QuotaSettings, max_counters: int = DEFAULT_MAX_COUNTERS) -> None:
         self.settings = settings
-        self._counters: dict[tuple[str, str], Counters] = {}
+        self.max_counters = max_counters
+        self._counters: OrderedDict[tuple[str, str], Counters] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._counters)
 
     def matches(self, operation: str, model: str, principal: str) -> bool:
         s = self.settings
@@ -108,13 +122,24 @@ class QuotaRule:
             principal if per in ("principal", "model+principal") else "",
         )
         found = self._counters.get(key)
-        if found is None:
-            rpm, tpm = self.settings.requests_per_minute, self.settings.tokens_per_minute
-            found = Counters(
-                TokenBucket(rpm, rpm, now) if rpm is not None else None,
-                TokenBucket(tpm, tpm, now) if tpm is not None else None,
-            )
-            self._counters[key] = found
+        if found is not None:
+            self._counters.move_to_end(key)
+            return found
+        if len(self._counters) >= self.max_counters:
+            idle = next((k for k, c in self._counters.items() if c.streams == 0), None)
+            if idle is None:
+                key = OVERFLOW_KEY  # every counter has streams in flight: share one
+                found = self._counters.get(key)
+                if found is not None:
+                    return found
+            else:
+                del self._counters[idle]
+        rpm, tpm = self.settings.requests_per_minute, self.settings.tokens_per_minute
+        found = Counters(
+            TokenBucket(rpm, rpm, now) if rpm is not None else None,
+            TokenBucket(tpm, tpm, now) if tpm is not None else None,
+        )
+        self._counters[key] = found
         return found
 
 
@@ -126,8 +151,9 @@ class QuotaEnforcer(BaseInterceptor):
         quotas: Sequence[QuotaSettings],
         clock: Clock = time.monotonic,
         aliases: Mapping[str, str] | None = None,
+        max_counters: int = DEFAULT_MAX_COUNTERS,
     ) -> None:
-        self.rules = [QuotaRule(q) for q in quotas]
+        self.rules = [QuotaRule(q, max_counters) for q in quotas]
         self.clock = clock
         self.aliases = dict(aliases or {})
 

@@ -8,7 +8,8 @@ routes under `/_outcrop/` outside AWS's API. For PREFIX = /_outcrop/faults, /_ou
     DELETE PREFIX/rule?id=ID  remove one rule
 
 Misuse (a body that is not JSON, an unknown field, a value that does not validate, a missing
-or unknown id) gets a 400 or 404 with `{"message": ...}` naming the problem; nothing else
+or unknown id, a size or count beyond the `[admin]` limits of gateway/admin_limits.py) gets a
+400 or 404 with `{"message": ...}` naming the problem; nothing else
 changes. When the API is disabled (by default in auth mode `verify`) every route answers 403
 saying so.
 """
@@ -22,8 +23,9 @@ from urllib.parse import parse_qs
 
 from pydantic import ValidationError
 
+from outcrop.gateway.admin_limits import body_problem, count_problem, rule_problem
 from outcrop.gateway.rules import RuleRegistry
-from outcrop.security_settings import RuleMatchSettings
+from outcrop.security_settings import AdminSettings, RuleMatchSettings
 from outcrop.services.base import Response
 
 
@@ -43,12 +45,19 @@ class RuleAdmin[S: RuleMatchSettings]:
     """Handlers for the routes above, bound to one registry and its settings schema."""
 
     def __init__(
-        self, registry: RuleRegistry[S], schema: type[S], api: RuleApi, enabled: bool
+        self,
+        registry: RuleRegistry[S],
+        schema: type[S],
+        api: RuleApi,
+        enabled: bool,
+        limits: AdminSettings | None = None,
     ) -> None:
         self.registry = registry
         self.schema = schema
         self.api = api
         self.enabled = enabled
+        self.limits = limits or AdminSettings()
+        """Sizes and counts one call may ask (gateway/admin_limits.py)."""
 
     def routes(self) -> dict[tuple[str, str], Any]:
         prefix = self.api.prefix
@@ -69,6 +78,11 @@ class RuleAdmin[S: RuleMatchSettings]:
         if not self.enabled:
             return self._disabled()
         noun = self.api.noun
+        too_much = body_problem(len(request.body), self.limits) or count_problem(
+            len(self.registry.rules()), self.limits
+        )
+        if too_much is not None:
+            return _json(400, {"message": too_much})
         try:
             data = json.loads(request.body or b"null")
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -77,6 +91,9 @@ class RuleAdmin[S: RuleMatchSettings]:
             return _json(400, {"message": f"The body must be a JSON object (one {noun})."})
         try:
             settings = self.schema.model_validate(data)
+            too_much = rule_problem(settings, self.limits)
+            if too_much is not None:
+                return _json(400, {"message": f"Invalid {noun}: {too_much}"})
             rule = self.registry.add(settings)
         except ValidationError as exc:
             problems = [

@@ -2,9 +2,10 @@
 
 Fault rules (gateway/faults.py) and scripted responses (gateway/scripted_responses.py) share
 this: a rule matches calls by operation, model (glob over the base model ID or endpoint name),
-principal (glob over the caller's ARN) and prompt (a regular expression searched in the text
-of the request body), fires at most `times` times (None: every match), each time with
-`probability`. Rules are tried in the order they were added; the first that fires wins.
+principal (glob over the caller's ARN) and prompt (an RE2 regular expression, matched in
+linear time, searched in the text of the request body), fires at most `times` times (None:
+every match), each time with `probability`. Rules are tried in the order they were added; the
+first that fires wins.
 """
 
 from __future__ import annotations
@@ -12,13 +13,12 @@ from __future__ import annotations
 import fnmatch
 import itertools
 import random
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from outcrop.gateway.subjects import prompt_text
-from outcrop.security_settings import RuleMatchSettings
+from outcrop.security_settings import RuleMatchSettings, compile_prompt_pattern
 
 
 @dataclass(slots=True)
@@ -30,11 +30,12 @@ class Rule[S: RuleMatchSettings]:
     created: float = field(default_factory=time.time)
     matched: int = 0
     fired: int = 0
-    _prompt: re.Pattern[str] | None = None
+    _prompt: Any = None
+    """The `prompt` pattern compiled with RE2 (linear-time matching)."""
 
     def __post_init__(self) -> None:
         if self.settings.prompt is not None:
-            self._prompt = re.compile(self.settings.prompt)
+            self._prompt = compile_prompt_pattern(self.settings.prompt)
 
     @property
     def exhausted(self) -> bool:

@@ -35,7 +35,7 @@ from outcrop.gateway.interceptors import BaseInterceptor
 from outcrop.gateway.rule_admin import RuleAdmin, RuleApi
 from outcrop.gateway.rules import RuleRegistry
 from outcrop.gateway.subjects import model_key, principal_of
-from outcrop.security_settings import RuleMatchSettings
+from outcrop.security_settings import AdminSettings, RuleMatchSettings
 from outcrop.services.base import RequestContext
 
 GENERATING = frozenset(
@@ -111,8 +111,10 @@ RESPONSES_API = RuleApi(
 
 
 class ResponseAdmin(RuleAdmin[ScriptedResponseSettings]):
-    def __init__(self, registry: ResponseRegistry, enabled: bool) -> None:
-        super().__init__(registry, ScriptedResponseSettings, RESPONSES_API, enabled)
+    def __init__(
+        self, registry: ResponseRegistry, enabled: bool, limits: AdminSettings | None = None
+    ) -> None:
+        super().__init__(registry, ScriptedResponseSettings, RESPONSES_API, enabled, limits)
 
 
 class ScriptedResponses(BaseInterceptor):

@@ -20,7 +20,7 @@ from outcrop.gateway.fault_admin import FaultAdmin
 from outcrop.gateway.faults import FaultInjector, FaultRegistry
 from outcrop.gateway.interceptors import Interceptor
 from outcrop.gateway.limits import HeaderLimit
-from outcrop.gateway.policies import Policy, PolicyEnforcer, parse_policy
+from outcrop.gateway.policies import GuardrailArns, Policy, PolicyEnforcer, parse_policy
 from outcrop.gateway.quotas import QuotaEnforcer
 from outcrop.gateway.scripted_responses import ResponseAdmin, ResponseRegistry, ScriptedResponses
 from outcrop.security_settings import load_policy_document, principal_arn
@@ -39,7 +39,9 @@ def attached_policies(settings: Settings) -> dict[str, list[Policy]]:
     }
 
 
-def build_interceptors(settings: Settings, faults: FaultRegistry) -> list[Interceptor]:
+def build_interceptors(
+    settings: Settings, faults: FaultRegistry, guardrail_arns: GuardrailArns | None = None
+) -> list[Interceptor]:
     auth = settings.auth
     return [
         HeaderLimit(settings.limits.max_header_bytes),
@@ -49,9 +51,16 @@ def build_interceptors(settings: Settings, faults: FaultRegistry) -> list[Interc
             default_deny=auth.mode == "verify",
             account_id=auth.account_id,
             aliases=settings.aliases,
+            region=auth.region,
+            regions=auth.regions,
+            guardrail_arns=guardrail_arns,
         ),
         FaultInjector(faults, settings.aliases),
-        QuotaEnforcer(settings.quotas, aliases=settings.aliases),
+        QuotaEnforcer(
+            settings.quotas,
+            aliases=settings.aliases,
+            max_counters=settings.limits.max_quota_counters,
+        ),
     ]
 
 
@@ -60,16 +69,18 @@ def install(
     interceptors: list[Interceptor],
     local_routes: MutableMapping[tuple[str, str], Any],
     engines: MutableMapping[str, Engine],
+    guardrail_arns: GuardrailArns | None = None,
 ) -> FaultRegistry:
-    """Wire everything into an app's extension points; returns the fault registry."""
+    """Wire everything into an app's extension points; returns the fault registry.
+    `guardrail_arns` resolves a guardrail identifier to its ARN, for policies."""
     registry = FaultRegistry()
     for rule in settings.faults:
         registry.add(rule)
-    interceptors.extend(build_interceptors(settings, registry))
+    interceptors.extend(build_interceptors(settings, registry, guardrail_arns))
     enabled = settings.admin.faults_api
     if enabled is None:
         enabled = settings.auth.mode == "open"
-    local_routes.update(FaultAdmin(registry, enabled).routes())
+    local_routes.update(FaultAdmin(registry, enabled, settings.admin).routes())
     # Scripted responses come last: only a call every other interceptor let through can
     # consume one (and the operation picks it only once the call is admitted).
     responses = ResponseRegistry()
@@ -78,7 +89,7 @@ def install(
     responses_enabled = settings.admin.responses_api
     if responses_enabled is None:
         responses_enabled = settings.auth.mode == "open"
-    local_routes.update(ResponseAdmin(responses, responses_enabled).routes())
+    local_routes.update(ResponseAdmin(responses, responses_enabled, settings.admin).routes())
     if timeout is not None:
         for name, engine in list(engines.items()):
             engines[name] = DeadlineEngine(engine, timeout)

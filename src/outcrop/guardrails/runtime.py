@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from outcrop.config import ConfigError
+from outcrop.engines.base import EngineError
 from outcrop.engines.embeddings import EmbeddingEngine
 from outcrop.guardrails.assess import Assessment, Segment, assess
 from outcrop.guardrails.model import Definition, Direction
@@ -22,7 +23,7 @@ from outcrop.guardrails.shapes import AppliedGuardrail
 from outcrop.guardrails.store import GuardrailStore, StateFileError
 from outcrop.guardrails.topics import TopicClassifier
 from outcrop.security_settings import DEFAULT_ACCOUNT
-from outcrop.wire.errors import AwsError
+from outcrop.wire.errors import AwsError, ServiceUnavailableException
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +60,13 @@ class Guardrails:
         scores: list[float] = []
         if topics:
             texts = [s.text for s in segments if s.guarded and s.text.strip()]
-            by_topic = dict(zip(topics, await self.classifier.scores(topics, texts), strict=True))
+            try:
+                topic_scores = await self.classifier.scores(topics, texts)
+            except EngineError as exc:  # no embedding model: the 503 the SDKs retry
+                raise ServiceUnavailableException(
+                    f"Bedrock is unable to process your request. {exc}"
+                ) from None
+            by_topic = dict(zip(topics, topic_scores, strict=True))
             scores = [by_topic.get(t, 0.0) for t in definition.topics]
         result = assess(definition, segments, direction, scores)
         return result.with_latency(round((time.perf_counter() - started) * 1000))

@@ -6,12 +6,17 @@ in), a working DRAFT and numbered versions 1, 2, ... that CreateGuardrailVersion
 the DRAFT and nothing changes afterwards. Each version holds its definition in the
 CreateGuardrail request shape (see `model`).
 
-Guardrails created through the API are written to `<state_dir>/guardrails.json` after every
-change (written to a temporary file, then renamed over the old one, so a crash never leaves a
-half-written file) and read back at start-up. Guardrails defined in the configuration file are
-loaded at every start, with a DRAFT and a version 1 equal to their definition; they are not
-written to the state file, and the API cannot change or delete them (they change by editing the
-configuration).
+Guardrails created through the API are written to `<state_dir>/guardrails.json` at every
+change and read back at start-up. A change is made on a copy, written (to a temporary file,
+fsynced, then renamed over the old one, so a crash never leaves a half-written file) and only
+then put in place in memory: a write is either durable and acknowledged, or refused and not
+applied. Text that cannot be stored (a lone surrogate such as `"\\ud800"`, which JSON escapes
+allow but UTF-8 cannot encode) is refused with a ValidationException before anything changes.
+Temporary files a crash left behind (`.guardrails-*.json`) are removed at start-up.
+
+Guardrails defined in the configuration file are loaded at every start, with a DRAFT and a
+version 1 equal to their definition; they are not written to the state file, and the API cannot
+change or delete them (they change by editing the configuration).
 
 Errors carry the control plane's modelled shapes; their messages are Outcrop's (AWS's wording
 for these is unverified).
@@ -19,6 +24,7 @@ for these is unverified).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -34,9 +40,21 @@ from pathlib import Path
 from typing import Any
 
 from outcrop.guardrails.model import Definition
-from outcrop.wire.errors import AwsError, ConflictException, ResourceNotFoundException
+from outcrop.wire.errors import (
+    AwsError,
+    ConflictException,
+    ResourceNotFoundException,
+    ValidationException,
+)
 
 STATE_FILE = "guardrails.json"
+_TEMP_PREFIX = ".guardrails-"
+# Outcrop's wording: AWS refuses JSON text with unpaired surrogates, its exact message is
+# unverified.
+NOT_UNICODE = (
+    "The request contains text that is not valid Unicode (an unpaired UTF-16 surrogate). "
+    "Correct the text and try again."
+)
 _FORMAT = 1
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 MAX_VERSIONS = 20
@@ -173,8 +191,9 @@ class GuardrailStore:
         self.state_dir = state_dir
         self.account_id = account_id
         self._records: dict[str, GuardrailRecord] = {}
-        self._definitions: dict[tuple[str, str, str], Definition] = {}
+        self._definitions: dict[tuple[str, str], tuple[VersionRecord, Definition]] = {}
         if state_dir is not None:
+            _remove_stale_temporaries(state_dir)
             self._load(state_dir / STATE_FILE)
 
     # -- persistence -------------------------------------------------------------------------
@@ -197,24 +216,44 @@ class GuardrailStore:
         except (ValueError, KeyError, TypeError, AwsError) as exc:
             raise StateFileError(f"{path}: not a guardrail state file ({exc})") from None
 
-    def _save(self) -> None:
-        if self.state_dir is None:
-            return
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+    def _commit(self, records: dict[str, GuardrailRecord]) -> None:
+        """Make `records` the guardrails: durable first (when there is a state file), then in
+        memory. Raises, changing nothing, when they cannot be encoded or written."""
         data = {
             "format": _FORMAT,
-            "guardrails": [r.to_json() for r in self._records.values() if not r.configured],
+            "guardrails": [r.to_json() for r in records.values() if not r.configured],
         }
-        fd, tmp = tempfile.mkstemp(prefix=".guardrails-", suffix=".json", dir=self.state_dir)
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(data, f, indent=1, ensure_ascii=False)
+            encoded = json.dumps(data, indent=1, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValidationException(NOT_UNICODE) from None
+        if self.state_dir is not None:
+            self._write(encoded)
+        self._records = records
+
+    def _write(self, encoded: bytes) -> None:
+        assert self.state_dir is not None
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=_TEMP_PREFIX, suffix=".json", dir=self.state_dir)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(encoded)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, self.state_dir / STATE_FILE)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        with contextlib.suppress(OSError):  # the rename itself durable, where supported
+            directory = os.open(self.state_dir, os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
+
+    def _changed(self, record: GuardrailRecord) -> dict[str, GuardrailRecord]:
+        """The guardrails with `record` (a changed copy) in place of its current version."""
+        return {**self._records, record.guardrail_id: record}
 
     # -- configured guardrails ---------------------------------------------------------------
 
@@ -265,8 +304,8 @@ class GuardrailStore:
         )
         if token is not None:
             record.tokens[token] = "CREATE"
-        self._records[gid] = record
-        self._save()
+        _check_text(record.tags)
+        self._commit(self._changed(record))
         return record
 
     def get(self, identifier: str) -> GuardrailRecord:
@@ -274,6 +313,12 @@ class GuardrailStore:
         if record is None:
             raise not_found(identifier)
         return record
+
+    def arn_of(self, identifier: str) -> str | None:
+        """The ARN of the guardrail an identifier (its ID, or an ARN in any partition, region
+        or account) resolves to; None when there is none. What policies are evaluated on."""
+        record = self._records.get(id_of(identifier))
+        return record.arn if record is not None else None
 
     def get_version(self, identifier: str, version: str) -> tuple[GuardrailRecord, VersionRecord]:
         record = self.get(identifier)
@@ -291,8 +336,9 @@ class GuardrailStore:
             for r in self._records.values()
         ):
             raise ConflictException(f"A guardrail named {clean['name']} already exists.")
+        record = copy.deepcopy(record)
         record.draft = VersionRecord("DRAFT", clean, record.draft.created_at, now_iso())
-        self._save()
+        self._commit(self._changed(record))
         return record
 
     def create_version(
@@ -305,6 +351,8 @@ class GuardrailStore:
             raise ServiceQuotaExceededException(
                 f"Guardrail {identifier} already has {MAX_VERSIONS} versions, the most allowed."
             )
+        _check_text(description)
+        record = copy.deepcopy(record)
         version = str(record.next_version)
         record.next_version += 1
         stamp = now_iso()
@@ -313,16 +361,21 @@ class GuardrailStore:
         )
         if token is not None:
             record.tokens[token] = version
-        self._save()
+        self._commit(self._changed(record))
         return record, version
 
     def delete(self, identifier: str, version: str | None) -> None:
         record = self._mutable(identifier)
+        records = dict(self._records)
         if version is None:
-            del self._records[record.guardrail_id]
-        elif record.versions.pop(version, None) is None:
+            del records[record.guardrail_id]
+        elif version not in record.versions:
             raise version_not_found(identifier, version)
-        self._save()
+        else:
+            record = copy.deepcopy(record)
+            del record.versions[version]
+            records[record.guardrail_id] = record
+        self._commit(records)
 
     def records(self) -> list[GuardrailRecord]:
         return sorted(self._records.values(), key=lambda r: r.draft.created_at)
@@ -340,17 +393,37 @@ class GuardrailStore:
     # -- runtime -----------------------------------------------------------------------------
 
     def definition(self, record: GuardrailRecord, version: VersionRecord) -> Definition:
-        """The parsed definition of one version (parsed once per change)."""
-        key = (record.guardrail_id, version.version, version.updated_at)
-        found = self._definitions.get(key)
-        if found is None:
-            found = Definition.parse(version.spec)
-            self._definitions[key] = found
+        """The parsed definition of one version (parsed once per change: one entry per
+        guardrail version, replaced when the version record is, so repeated updates neither
+        grow the cache nor, within one millisecond, serve a stale parse)."""
+        key = (record.guardrail_id, version.version)
+        cached = self._definitions.get(key)
+        if cached is not None and cached[0] is version:
+            return cached[1]
+        found = Definition.parse(version.spec)
+        self._definitions[key] = (version, found)
         return found
 
 
 def _spec(spec: Mapping[str, Any]) -> dict[str, Any]:
     """The definition members of a Create/UpdateGuardrail body (not its identifiers, tags or
-    idempotency token)."""
+    idempotency token); ValidationException for text that cannot be stored."""
     skip = {"guardrailIdentifier", "tags", "clientRequestToken"}
-    return {k: copy.deepcopy(v) for k, v in spec.items() if k not in skip and v is not None}
+    clean = {k: copy.deepcopy(v) for k, v in spec.items() if k not in skip and v is not None}
+    _check_text(clean)
+    return clean
+
+
+def _check_text(value: object) -> None:
+    """ValidationException when `value` holds a string UTF-8 cannot encode (lone surrogate)."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationException(NOT_UNICODE) from None
+
+
+def _remove_stale_temporaries(state_dir: Path) -> None:
+    """Temporary state files a crash left (never renamed into place) are garbage."""
+    with contextlib.suppress(OSError):
+        for stale in state_dir.glob(f"{_TEMP_PREFIX}*.json"):
+            stale.unlink(missing_ok=True)

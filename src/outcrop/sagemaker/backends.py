@@ -32,6 +32,7 @@ from outcrop.dialects.containers.choice import DialectName, dialect_name_for_bod
 from outcrop.engines.base import Engine, EngineError, EngineNotReady, EngineRequestError
 from outcrop.sagemaker.sessions import NEW_SESSION, format_new_session
 from outcrop.types import Finish, GenerationEvent, TokenEvent
+from outcrop.wire.jsonbody import JsonInputError, load_json
 
 CUSTOM_ATTRIBUTES = "x-amzn-sagemaker-custom-attributes"
 NEW_SESSION_HEADER = "x-amzn-sagemaker-new-session-id"
@@ -235,8 +236,8 @@ def _request_type(body: bytes) -> str | None:
     if b"requestType" not in body:
         return None
     try:
-        value = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        value = load_json(body)
+    except JsonInputError:
         return None
     if isinstance(value, dict) and isinstance(value.get("requestType"), str):
         return str(value["requestType"]).upper()

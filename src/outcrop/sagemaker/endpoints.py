@@ -14,6 +14,7 @@ the SDKs key on the error type and status, which are SageMaker's.
 from __future__ import annotations
 
 import random
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -147,10 +148,13 @@ class EndpointRegistry:
         self.rng = rng or random.Random()
         self.on_created: Callable[[EndpointSpec], None] | None = None
         """Called with each endpoint made on first use (unconfigured mode)."""
+        self.on_evicted: list[Callable[[EndpointSpec], None]] = []
+        """Called with each endpoint made on first use that was dropped to stay under
+        `max_unconfigured_endpoints` (names are the client's choice: never unbounded)."""
         self._configured = {
             name: _endpoint(name, cfg, settings) for name, cfg in settings.endpoints.items()
         }
-        self._defaults: dict[str, EndpointSpec] = {}
+        self._defaults: OrderedDict[str, EndpointSpec] = OrderedDict()
 
     @property
     def serves_any_name(self) -> bool:
@@ -165,11 +169,19 @@ class EndpointRegistry:
 
     def get(self, name: str) -> EndpointSpec:
         """The endpoint `name`, or SageMaker's not-found ValidationError."""
-        found = self._configured.get(name) or self._defaults.get(name)
+        found = self._configured.get(name)
         if found is not None:
+            return found
+        found = self._defaults.get(name)
+        if found is not None:
+            self._defaults.move_to_end(name)
             return found
         if not self.serves_any_name:
             raise endpoint_not_found(name, self.settings.account_id)
+        while len(self._defaults) >= self.settings.max_unconfigured_endpoints:
+            _, evicted = self._defaults.popitem(last=False)  # the least recently used
+            for forget in self.on_evicted:
+                forget(evicted)
         spec = self._default_endpoint(name)
         self._defaults[name] = spec
         if self.on_created is not None:

@@ -71,23 +71,30 @@ class MultiModelBackend:
             "ModelLoads": self.loads,
         }
 
-    def model_path(self, target: str) -> Path:
-        """The file `target` names under the models directory, or the ValidationError an
-        endpoint answers for a model it cannot load (wording unverified)."""
+    def model_path(self, target: str) -> tuple[str, Path]:
+        """The canonical name of the model `target` names (`./a.gguf` and `a.gguf/.` are both
+        `a.gguf`, one model loaded once) and its file under the models directory, or the
+        ValidationError an endpoint answers for a model it cannot load (wording unverified).
+
+        The folders on the way must lie inside the models directory once symlinks are
+        resolved (docs/security.md, "Files"); the file itself may be a symlink to elsewhere,
+        as an operator places model files."""
+        parts = [p for p in target.split("/") if p != "."]
         # An empty part also refuses an absolute path, `a//b` and a trailing `/`.
-        if not target or "\\" in target or any(p in ("..", "") for p in target.split("/")):
+        if not parts or "\\" in target or "\x00" in target or any(p in ("..", "") for p in parts):
             raise SageMakerValidationError(
                 f"TargetModel {target!r} is not a relative path of a model under the "
                 "endpoint's model directory."
             )
-        # Checked lexically (no `..`, not absolute): a model may be a symlink to elsewhere.
-        path = self.models_dir / target
-        if not path.is_file():
+        root = self.models_dir.resolve()
+        folder = root.joinpath(*parts[:-1]).resolve()
+        path = folder / parts[-1]
+        if not folder.is_relative_to(root) or not path.is_file():
             raise SageMakerValidationError(
                 f"Failed to load model {target!r}: no such model file under the endpoint's "
                 "model directory."
             )
-        return path
+        return "/".join(parts), path
 
     async def invoke(self, invocation: Invocation) -> BackendResponse:
         target = invocation.target_model
@@ -126,12 +133,12 @@ class MultiModelBackend:
         self._evicting.add(task)
         task.add_done_callback(self._evicting.discard)
 
-    async def _get(self, target: str) -> _Loaded:
+    async def _get(self, requested: str) -> _Loaded:
+        target, path = self.model_path(requested)
         found = self._loaded.get(target)
         if found is not None:
             self._loaded.move_to_end(target)
             return found
-        path = self.model_path(target)
         task = self._loading.get(target)
         if task is None:
             task = asyncio.ensure_future(self._load(target, path))

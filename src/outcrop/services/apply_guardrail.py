@@ -10,10 +10,12 @@ that detected nothing). The answer has the action, its reason, the text to use i
 with its metrics, usage and coverage. Image blocks are accepted and not assessed (Outcrop's
 content filters read text only).
 
-Errors: an identifier that is neither a guardrail ID nor a guardrail ARN gets Bedrock's
-"Guardrail was enabled but input is in incorrect format." (public reports quote it for such
-identifiers); a well-formed but unknown guardrail or version gets ResourceNotFoundException
-(the modelled error; its wording is unverified).
+Errors: an identifier that is neither a guardrail ID nor a guardrail ARN is refused when the
+URI is bound (the model's pattern, matched against the whole value); one the pattern lets
+through that is still not one gets Bedrock's "Guardrail was enabled but input is in incorrect
+format." (public reports quote it for malformed identifiers); a well-formed but unknown
+guardrail or version gets ResourceNotFoundException (the modelled error; its wording is
+unverified).
 """
 
 from __future__ import annotations

@@ -11,6 +11,12 @@ name, e.g. "Mistral AI", or the model ID's provider segment, e.g. "mistral"), `b
 `byInferenceType` and `byCustomizationType`; the enum-valued ones are checked by the service
 model's constraints before the operation runs. Models are listed whether or not this server
 routes them to an engine, as Bedrock lists models whatever one's access to them.
+
+GetFoundationModel also answers for an ID that no entry lists but that Outcrop serves with
+inferred metadata (catalog/inference.py, docs/models.md): its `modelName` ends in
+" (inferred by Outcrop)" and the response carries `x-outcrop-model-inferred: true`. With
+`[catalog] strict = true` such IDs are not found, as on AWS. ListFoundationModels lists only
+catalogued and configured models.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from typing import Any
 
 from botocore.model import Shape
 
-from outcrop.catalog.foundation import FoundationModel, foundation_model_records
+from outcrop.catalog.foundation import FoundationModel, foundation_model_records, foundation_models
 from outcrop.services.base import Operation, RequestContext, Response
 from outcrop.wire.errors import ResourceNotFoundException
 from outcrop.wire.restjson import ServiceSpec
@@ -50,7 +56,7 @@ def foundation_model_arn(region: str, model_id: str) -> str:
 def record_of(model: FoundationModel) -> dict[str, Any]:
     """The catalog entry for `model`, or one built from its fields (configured extra models)."""
     record = foundation_model_records().get(model.model_id)
-    if record is not None:
+    if record is not None and foundation_models().get(model.model_id) == model:
         return record
     return {
         "modelId": model.model_id,
@@ -106,8 +112,11 @@ class BedrockControlPlane:
         self,
         models: Callable[[], Mapping[str, FoundationModel]],
         default_region: str = "us-east-1",
+        lookup: Callable[[str], FoundationModel | None] | None = None,
     ) -> None:
+        """`lookup` finds one model by ID (default: in `models()`), inferred ones included."""
         self.models = models
+        self.lookup = lookup if lookup is not None else (lambda model_id: models().get(model_id))
         self.default_region = default_region
         service = ServiceSpec.load("bedrock").model
         self._summary = service.shape_for("FoundationModelSummary")
@@ -144,11 +153,14 @@ class BedrockControlPlane:
     async def get_foundation_model(self, ctx: RequestContext) -> Response:
         identifier = str(ctx.params["modelIdentifier"])
         m = _FOUNDATION_MODEL_ARN.match(identifier)
-        model = self.models().get(m.group(1) if m else identifier)
+        model = self.lookup(m.group(1) if m else identifier)
         if model is None:
             raise ResourceNotFoundException(MODEL_NOT_FOUND)
         region = request_region(ctx, self.default_region)
-        return _json({"modelDetails": self._describe(self._details, record_of(model), region)})
+        answer = _json({"modelDetails": self._describe(self._details, record_of(model), region)})
+        if model.inferred:
+            answer.headers.append(("x-outcrop-model-inferred", "true"))
+        return answer
 
     def _describe(self, shape: Shape, record: Mapping[str, Any], region: str) -> dict[str, Any]:
         value = {**record, "modelArn": foundation_model_arn(region, str(record["modelId"]))}

@@ -15,6 +15,7 @@ import json
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 
+from outcrop.catalog.modalities import unserved_message, unserved_output
 from outcrop.catalog.resolver import OnDemandNotSupported, ResolvedModel, Resolver, UnknownModel
 from outcrop.config import SpeechSettings
 from outcrop.dialects.base import (
@@ -77,6 +78,10 @@ MODEL_TIMEOUT = (
 # Verbatim from Bedrock (issue aws-samples/amazon-bedrock-client-for-mac#112).
 STREAMING_UNSUPPORTED = "The model is unsupported for streaming."
 JSON_TYPES = ("application/json", "*/*", "application/*")
+BODY_TYPES = ("application/json", "application/octet-stream")
+"""Request body types InvokeModel reads as JSON (docs/content-types.md)."""
+# Verbatim from Bedrock (aws-sdk-ruby issue #3033, aws-signer-v4-dot-net issue #40).
+INVALID_CONTENT_TYPE = "The provided Content Type is invalid or not supported for this model"
 
 
 def on_demand_message(model_id: str) -> str:
@@ -223,6 +228,9 @@ class BedrockRuntime:
     ) -> tuple[ResolvedModel, Invocation, GenerationRequest, Engine, InvokeGuard | None]:
         resolved = self.resolve(str(ctx.params["modelId"]))
         ctx.record.model_id = resolved.model.model_id
+        unserved = unserved_output(resolved.model)
+        if unserved is not None:
+            raise ValidationException(unserved_message(resolved.model, unserved))
         # A guardrail's errors come first: with a non-JSON body it has its own.
         headers = guardrail_headers(ctx.params)
         if headers is not None and (
@@ -267,14 +275,12 @@ class BedrockRuntime:
 
 
 def _check_content_type(content_type: object, accept: object) -> None:
-    # Bedrock documents application/json as the only body type. The exact message for other
-    # types is unverified; the SDKs surface it as a ValidationException either way.
-    if content_type is not None:
-        base = str(content_type).split(";", 1)[0].strip().lower()
-        if base != "application/json":
-            raise ValidationException(
-                f"The provided content type {content_type} is not supported. Use application/json."
-            )
+    # Bedrock takes the body as `application/json` exactly: a charset parameter is refused
+    # (requests-aws4auth issue #71), with the sentence quoted in aws-sdk-ruby issue #3033. The JS
+    # v3 SDK sends `application/octet-stream` when `contentType` is omitted, and the JSON body is
+    # read as such. See docs/content-types.md.
+    if content_type is not None and str(content_type).strip().lower() not in BODY_TYPES:
+        raise ValidationException(INVALID_CONTENT_TYPE)
     if accept is not None:
         accepted = [a.split(";", 1)[0].strip().lower() for a in str(accept).split(",")]
         if not any(a in JSON_TYPES for a in accepted):

@@ -142,7 +142,7 @@ class BidirectionalStreaming:
             self.models, engine, queue.put_nowait, lambda exc: queue.put_nowait(_error(exc)),
             self.options, turn_engine=lambda: picked_engine(ctx),
         )  # fmt: skip
-        reader = asyncio.create_task(self._read(body, chain, session, queue))
+        reader = asyncio.create_task(self._read(body, chain, session, queue, ctx.request_id))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.session_limit_s
         error: AwsError | None = None
@@ -181,6 +181,7 @@ class BidirectionalStreaming:
         chain: EventChain | None,
         session: SpeechSession,
         queue: asyncio.Queue[Item],
+        request_id: str,
     ) -> None:
         """Input: decode, verify and hand over events until the session ends; then drain."""
         # The body is read by its own task and waited for through a queue: an idle timeout
@@ -188,7 +189,7 @@ class BidirectionalStreaming:
         arrived: asyncio.Queue[bytes | None] = asyncio.Queue()
         pump = asyncio.create_task(_pump_body(body, arrived))
         try:
-            await self._consume(arrived, chain, session, queue)
+            await self._consume(arrived, chain, session, queue, request_id)
         finally:
             pump.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -200,6 +201,7 @@ class BidirectionalStreaming:
         chain: EventChain | None,
         session: SpeechSession,
         queue: asyncio.Queue[Item],
+        request_id: str,
     ) -> None:
         decoder = InputFrameDecoder()
         active = True
@@ -228,7 +230,14 @@ class BidirectionalStreaming:
                         active = False
                         break
             except (ProtocolError, InputFrameError, EventSigningError) as exc:
+                log.warning("session %s refused its input: %s", request_id, exc)
                 queue.put_nowait(ValidationException(str(exc)))
+                active = False
+            except Exception as exc:
+                # A bug, not the client's fault; the session must still end, not wait for its
+                # limit with nobody reading its input.
+                log.exception("session %s failed on its input", request_id)
+                queue.put_nowait(_error(exc))
                 active = False
         if active:
             # The body ended without the final frame or sessionEnd: answer what is under way.

@@ -40,6 +40,7 @@ from outcrop.dialects.converse import (
     response_fields,
 )
 from outcrop.dialects.registry import dialect_for
+from outcrop.dialects.structured import check_supported
 from outcrop.engines.base import Engine, EngineError, EngineNotReady
 from outcrop.guardrails.invoke import UNKNOWN_GUARDRAIL
 from outcrop.services.base import (
@@ -251,6 +252,7 @@ class ConverseOperations:
         engine = self.runtime.engines[resolved.engine]
         model_id = resolved.model.model_id
         request = parsed.request
+        check_supported(model_id, request.response_schema)
         admit(
             ctx,
             model_id,

@@ -19,7 +19,6 @@ setting and request metadata.
 from __future__ import annotations
 
 import dataclasses
-import json
 from functools import cache
 from typing import Any
 
@@ -28,7 +27,7 @@ from botocore.model import Shape
 from outcrop.services.base import RequestContext
 from outcrop.types import GenerationRequest
 from outcrop.wire.errors import ValidationException
-from outcrop.wire.jsonbody import coral_message, value_violations
+from outcrop.wire.jsonbody import JsonInputError, coral_message, load_json, value_violations
 from outcrop.wire.restjson import ServiceSpec
 
 TIER_PRIORITY = {"priority": -1, "default": 0, "reserved": 0, "flex": 1}
@@ -64,8 +63,8 @@ def check_request_metadata(value: Any) -> dict[str, str]:
 def parse_metadata_header(raw: str) -> dict[str, str]:
     """The `X-Amzn-Bedrock-Request-Metadata` header's map (its length is checked at binding)."""
     try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
+        value = load_json(raw)
+    except JsonInputError:
         raise ValidationException(METADATA_NOT_JSON) from None
     if isinstance(value, dict) and any(not isinstance(v, str) for v in value.values()):
         raise ValidationException(METADATA_NOT_JSON)

@@ -41,6 +41,7 @@ class EndpointAdmin:
         for endpoint in self.runtime.registry.endpoints():
             self._add(endpoint)
         self.runtime.registry.on_created = self._add
+        self.runtime.registry.on_evicted.append(self._remove)
 
     def _add(self, endpoint: EndpointSpec) -> None:
         if self._routes is None:
@@ -50,6 +51,10 @@ class EndpointAdmin:
             return _json(self.describe(endpoint))
 
         self._routes[("GET", f"{PREFIX}/{endpoint.name}")] = describe
+
+    def _remove(self, endpoint: EndpointSpec) -> None:
+        if self._routes is not None:
+            self._routes.pop(("GET", f"{PREFIX}/{endpoint.name}"), None)
 
     async def _list(self, request: _LocalRequest) -> Response:
         endpoints = sorted(self.runtime.registry.endpoints(), key=lambda e: e.name)

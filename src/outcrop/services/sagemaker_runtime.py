@@ -45,7 +45,7 @@ from outcrop.sagemaker.backends import (
     StreamBroken,
 )
 from outcrop.sagemaker.capacity import InstancePool, Slot
-from outcrop.sagemaker.endpoints import EndpointRegistry, Route, RouteRequest
+from outcrop.sagemaker.endpoints import EndpointRegistry, EndpointSpec, Route, RouteRequest
 from outcrop.sagemaker.multi_model import MultiModelBackend
 from outcrop.sagemaker.sessions import NEW_SESSION, Session, SessionTable, parse_new_session
 from outcrop.services.base import (
@@ -120,6 +120,7 @@ class SageMakerRuntime:
         self._pools: dict[tuple[str, str], InstancePool] = {}
         self._backends: dict[tuple[str, str, str], Backend] = {}
         self._async_tasks: set[asyncio.Task[None]] = set()
+        self.registry.on_evicted.append(self._forget)
 
     def operations(self) -> dict[str, Operation]:
         return {
@@ -216,6 +217,8 @@ class SageMakerRuntime:
             raise SageMakerValidationError(
                 "Either Body or InputLocation is required. Provide exactly one of them."
             )
+        if input_location is not None:
+            self.storage.input_path(input_location)  # ValidationError before the 202
         route = self.registry.route(RouteRequest(str(ctx.params["EndpointName"])))
         ctx.record.model_id = route.endpoint.name
         inference_id = _param(ctx, "InferenceId") or str(uuid.uuid4())
@@ -243,6 +246,14 @@ class SageMakerRuntime:
         return Response(json.dumps({"InferenceId": inference_id}).encode(), headers, status=202)
 
     # -- routing, capacity, invocation -------------------------------------------------------
+
+    def _forget(self, endpoint: EndpointSpec) -> None:
+        """Drop the pools and backends of an endpoint the registry evicted (calls in flight
+        keep theirs until they end)."""
+        for key in [k for k in self._pools if k[0] == endpoint.name]:
+            del self._pools[key]
+        for backend_key in [k for k in self._backends if k[0] == endpoint.name]:
+            del self._backends[backend_key]
 
     def _target(self, ctx: RequestContext) -> Target:
         endpoint = str(ctx.params["EndpointName"])

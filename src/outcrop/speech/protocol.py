@@ -22,6 +22,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from outcrop.wire.jsonbody import JsonInputError, load_json
+
 ROLES = ("SYSTEM", "USER", "ASSISTANT", "TOOL", "SYSTEM_SPEECH")
 CONTENT_TYPES = ("TEXT", "AUDIO", "TOOL")
 SAMPLE_RATES = (8000, 16000, 24000)
@@ -319,8 +321,8 @@ class InputProtocol:
 
 def _envelope(raw: bytes) -> tuple[str, dict[str, Any]]:
     try:
-        value = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        value = load_json(raw)
+    except JsonInputError:
         raise ProtocolError("An input event is not valid JSON.") from None
     event = value.get("event") if isinstance(value, dict) else None
     if not isinstance(event, dict) or len(event) != 1:
@@ -387,7 +389,10 @@ def _tools(config: object) -> list[ToolSpec]:
         spec = tool.get("toolSpec") if isinstance(tool, dict) else None
         if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
             raise ProtocolError("Each tool needs a toolSpec with a name.")
-        schema = spec.get("inputSchema", {}).get("json", "{}")
+        schema_holder = spec.get("inputSchema", {})
+        if not isinstance(schema_holder, dict):
+            raise ProtocolError("toolSpec.inputSchema must be an object.")
+        schema = schema_holder.get("json", "{}")
         if not isinstance(schema, str):
             schema = json.dumps(schema)
         specs.append(ToolSpec(spec["name"], str(spec.get("description", "")), schema))

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import struct
 
 from botocore.eventstream import EventStreamBuffer, ParserError
 
 from outcrop.wire.event_signing import EventSigningError, SignedFrame, read_signed_frame
+from outcrop.wire.jsonbody import JsonInputError, load_json
 
 
 class InputFrameError(ValueError):
@@ -64,8 +64,8 @@ def chunk_bytes(inner: bytes) -> bytes:
             "the only input event is chunk."
         )
     try:
-        body = json.loads(bytes(message.payload))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        body = load_json(bytes(message.payload))
+    except JsonInputError:
         raise InputFrameError("The chunk event's payload is not JSON.") from None
     if not isinstance(body, dict) or not isinstance(body.get("bytes"), str):
         raise InputFrameError("The chunk event has no bytes member.")

@@ -52,7 +52,10 @@ class AwsError(Exception):
 
     def to_http(self) -> tuple[int, list[tuple[str, str]], bytes]:
         """Status, headers and body of the restJson1 error response (as real AWS sends it)."""
-        payload = json.dumps(self.body(), ensure_ascii=False).encode()
+        try:
+            payload = json.dumps(self.body(), ensure_ascii=False).encode()
+        except UnicodeEncodeError:  # a lone surrogate echoed from the input: escape it
+            payload = json.dumps(self.body()).encode()
         headers = [
             ("Content-Type", "application/json"),
             ("X-Amzn-ErrorType", f"{self.code}:{self.namespace}"),
@@ -227,6 +230,18 @@ class RequestEntityTooLarge(AwsError):
 
     code = "RequestEntityTooLargeException"
     status = 413
+    fault = "client"
+    namespace = CORAL_SERVICE_NAMESPACE
+
+
+class RequestTimeout(AwsError):
+    """The request body did not arrive whole in time (Outcrop's front-door limit,
+    `[limits] body_read_timeout_s`). The code is one the SDKs' standard retry mode treats as
+    transient (botocore: `RequestTimeoutException`); the exact front-door answer of AWS to a
+    stalled body is unverified."""
+
+    code = "RequestTimeoutException"
+    status = 408
     fault = "client"
     namespace = CORAL_SERVICE_NAMESPACE
 

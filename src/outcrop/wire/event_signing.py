@@ -31,6 +31,8 @@ from smithy_aws_event_stream.events import EventMessage
 
 EVENT_ALGORITHM = "AWS4-HMAC-SHA256-PAYLOAD"
 SIGNATURE_LENGTH = 32
+MAX_DATE_MS = 253402300799999
+"""9999-12-31T23:59:59.999Z: the last `:date` a SigV4 date stamp can express (YYYYMMDD)."""
 _AUTHORIZATION = re.compile(
     r"^AWS4-HMAC-SHA256\s+Credential=(?P<akid>[^/\s,]+)/(?P<date>\d{8})/(?P<region>[^/\s,]+)/"
     r"(?P<service>[^/\s,]+)/aws4_request\s*,\s*SignedHeaders=(?P<signed>[^,\s]+)\s*,\s*"
@@ -92,6 +94,10 @@ def read_signed_frame(headers: Mapping[str, object], payload: bytes) -> SignedFr
         raise EventSigningError("A signed input event has no :date timestamp header.")
     if not isinstance(signature, bytes) or len(signature) != SIGNATURE_LENGTH:
         raise EventSigningError("A signed input event has no 32-byte :chunk-signature header.")
+    if not 0 <= date <= MAX_DATE_MS:
+        raise EventSigningError(
+            f"The :date header of a signed input event is out of range: {date}."
+        )
     return SignedFrame(date, signature, payload)
 
 

@@ -10,6 +10,7 @@ Header order follows real Bedrock (`:event-type`, `:content-type`, `:message-typ
 from __future__ import annotations
 
 import base64
+import json
 import random
 from functools import cache
 from typing import Any
@@ -93,8 +94,15 @@ def exception_frame(error: AwsError) -> bytes:
             ":content-type": JSON,
             ":message-type": "exception",
         },
-        payload=_dumps(error.body()),
+        payload=_error_payload(error),
     ).encode()
+
+
+def _error_payload(error: AwsError) -> bytes:
+    try:
+        return _dumps(error.body())
+    except orjson.JSONEncodeError:  # a lone surrogate in the message: escaped, as JSON allows
+        return json.dumps(error.body()).encode()
 
 
 def error_frame(code: str, message: str) -> bytes:

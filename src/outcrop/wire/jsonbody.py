@@ -12,19 +12,27 @@ satisfy constraint: Member must have value greater than or equal to 1`), with Co
 The Coral wording for range, length, enum and pattern constraints is the one AWS services share;
 for a wrong JSON type or a union with several members set, AWS's exact wording is unverified
 (real clients never send these: the SDKs validate first).
+
+`load_json` is the one decoder of JSON that comes from a client (request bodies, the inner
+events of bidirectional streams, container bodies, JSON in headers). It refuses, as
+`JsonInputError`, what would otherwise break the code behind it (docs/input-validation.md):
+text that is not UTF-8 or not JSON, `NaN` and `Infinity` (not JSON, though Python's `json`
+accepts them), lone surrogates (not encodable as UTF-8, so never answerable), numbers that
+overflow a double, and nesting deeper than `[limits] max_json_depth` (default
+`DEFAULT_MAX_JSON_DEPTH`). Integers beyond 64 bits become doubles, as in JavaScript.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import json
 import math
 import re
 from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
+import orjson
 from botocore.model import ListShape, MapShape, OperationModel, Shape, StructureShape
 
 from outcrop.wire.errors import ValidationException
@@ -36,11 +44,82 @@ MAX_REPORTED = 10
 """Coral lists at most this many violations; the count still counts them all (unverified)."""
 
 
+DEFAULT_MAX_JSON_DEPTH = 100
+"""Containers (objects and arrays) one inside another that a client's JSON may hold. Real tool
+schemas and documents stay far below it; Python's recursive code (validation, templates,
+serialization) stays far from its recursion limit."""
+
+_limits = {"max_depth": DEFAULT_MAX_JSON_DEPTH}
+
+
+def set_max_json_depth(depth: int) -> None:
+    """Set the nesting limit of `load_json` (from `[limits] max_json_depth`, at start-up)."""
+    if depth < 1:
+        raise ValueError("the JSON nesting limit is at least 1")
+    _limits["max_depth"] = depth
+
+
+def max_json_depth() -> int:
+    return _limits["max_depth"]
+
+
+class JsonInputError(ValueError):
+    """Client JSON that `load_json` refuses; `line` and `column` locate syntax errors (1-based),
+    `at_end` says the text ended too early."""
+
+    def __init__(self, reason: str, line: int = 1, column: int = 1, at_end: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.line = line
+        self.column = column
+        self.at_end = at_end
+
+
+def load_json(raw: bytes | bytearray | memoryview | str) -> Any:
+    """A client's JSON value, or JsonInputError (see the module docstring for what is refused).
+
+    orjson does the decoding: it refuses invalid UTF-8, lone surrogates, NaN and Infinity and
+    overflowing numbers itself, and nesting beyond 1024 without recursing in Python.
+    """
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        at_end = exc.pos >= len(exc.doc.rstrip()) if exc.doc else False
+        raise JsonInputError(exc.msg, exc.lineno, exc.colno, at_end) from None
+    limit = _limits["max_depth"]
+    if _nesting_exceeds(value, limit, raw):
+        raise JsonInputError(f"nesting deeper than {limit} levels")
+    return value
+
+
+def _nesting_exceeds(value: Any, limit: int, raw: bytes | bytearray | memoryview | str) -> bool:
+    if isinstance(raw, str):
+        opened = raw.count("[") + raw.count("{")
+    else:
+        data = bytes(raw)
+        opened = data.count(b"[") + data.count(b"{")
+    if opened <= limit:  # cannot be deeper than the brackets it holds (quick path)
+        return False
+    # Level by level: one list comprehension per container is the fastest walk in Python.
+    level: list[Any] = [value] if type(value) in (dict, list) else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > limit:
+            return True
+        below: list[Any] = []
+        for node in level:
+            children = node.values() if type(node) is dict else node
+            below += [child for child in children if type(child) in (dict, list)]
+        level = below
+    return False
+
+
 def decode_json_body(raw: bytes) -> dict[str, Any]:
     """The body as a JSON object, or Bedrock's generic malformed-request error."""
     try:
-        value = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        value = load_json(raw)
+    except JsonInputError:
         raise ValidationException(MALFORMED_BODY) from None
     if not isinstance(value, dict):
         raise ValidationException(MALFORMED_BODY)

@@ -206,7 +206,9 @@ def _check_string(name: str, shape: Shape, value: str) -> list[str]:
             f"Member must have length less than or equal to {meta['max']}"
         )
     pattern = meta.get("pattern")
-    if pattern and _compiled(pattern).search(value) is None:
+    # The whole value must match (docs/security.md, "Service-model patterns"): AWS's services
+    # apply a model's pattern to the entire value, as Java's `matches()` does.
+    if pattern and _compiled(pattern).fullmatch(value) is None:
         problems.append(
             f"Value '{value}' at '{name}' failed to satisfy constraint: "
             f"Member must satisfy regular expression pattern: {pattern}"

@@ -15,9 +15,12 @@ What the SDKs actually sign (reference wire.md §6):
   (Granian included) surface the HTTP/2 authority as the `host` header, so its value stands in.
 * The payload hash is `x-amz-content-sha256` when sent (JS), else sha256 of the body (boto3,
   also over https). A real hash in that header must equal sha256(body), because the signature
-  covers only the header. `UNSIGNED-PAYLOAD` is accepted as SigV4 allows; the
-  `STREAMING-AWS4-HMAC-SHA256-EVENTS` literal only where the caller says the body is a signed
-  event stream, whose frames `EventSignatureChain` then verifies.
+  covers only the header. `UNSIGNED-PAYLOAD` is refused on header-signed requests: it is an S3
+  convention that other services honour only for operations modelled with the unsigned-payload
+  trait, and no bedrock-runtime or sagemaker-runtime operation has it, so every SDK signs the
+  body (docs/input-validation.md). Presigned URLs keep it, as SigV4's query form allows. The
+  `STREAMING-AWS4-HMAC-SHA256-EVENTS` literal is accepted only where the caller says the body
+  is a signed event stream, whose frames `EventSignatureChain` then verifies.
 
 Error codes and messages follow what AWS's front door sends. Several texts are well attested
 for AWS services in general (the skew messages, "Credential should be scoped to correct
@@ -444,6 +447,10 @@ def _minutes(window: dt.timedelta) -> str:
     return f"{seconds // 60} min." if seconds % 60 == 0 else f"{seconds} sec."
 
 
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
+"""A well-formed AWS region name (as `catalog.identifiers.REGION`; `wire` imports no catalog)."""
+
+
 def check_scope(claim: SigV4Claim, services: Iterable[str], regions: Iterable[str] | None) -> None:
     """The credential scope must name this service (and an accepted region, if restricted),
     and its date must be the day of the signing time."""
@@ -452,7 +459,10 @@ def check_scope(claim: SigV4Claim, services: Iterable[str], regions: Iterable[st
         raise InvalidSignatureException(
             f"Credential should be scoped to correct service: '{allowed[0]}'. "
         )
-    if regions is not None and claim.credential.region not in tuple(regions):
+    region = claim.credential.region
+    # Unrestricted (`[auth] regions` unset) still means a well-formed region name, never any
+    # string: resources and ARNs are built from it (docs/security.md, "Regions").
+    if (regions is not None and region not in tuple(regions)) or not _REGION.fullmatch(region):
         raise InvalidSignatureException("Credential should be scoped to a valid region. ")
     if claim.credential.date != claim.amz_date[:8]:
         raise InvalidSignatureException(
@@ -472,8 +482,9 @@ def payload_hashes(
     """The payload hashes the client may have signed with; an empty tuple means a mismatch.
 
     With `x-amz-content-sha256` the client signed that value (checked against the body when it
-    is a real hash). Without it the client signed sha256(body); presigned URLs may also have
-    been signed with UNSIGNED-PAYLOAD (the S3 convention some signers apply everywhere).
+    is a real hash; UNSIGNED-PAYLOAD only in presigned URLs). Without it the client signed
+    sha256(body); presigned URLs may also have been signed with UNSIGNED-PAYLOAD (the S3
+    convention some signers apply everywhere).
     """
     declared = request.header("x-amz-content-sha256")
     if declared is None and claim.location == "query":
@@ -484,7 +495,7 @@ def payload_hashes(
             return (body_hash, UNSIGNED_PAYLOAD)
         return (body_hash,)
     if declared == UNSIGNED_PAYLOAD:
-        return (declared,)
+        return (declared,) if claim.location == "query" else ()
     if declared == STREAMING_EVENTS_PAYLOAD:
         return (declared,) if allow_event_stream else ()
     if _HEX64.fullmatch(declared) and hmac.compare_digest(declared, body_hash):

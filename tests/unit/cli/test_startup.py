@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 from collections.abc import AsyncGenerator
 
 import pytest
 
 from outcrop.cli import startup
-from outcrop.cli.startup import announce, progress_text, url_line
+from outcrop.cli.startup import (
+    StartupTracebacks,
+    announce,
+    essential_engines,
+    progress_text,
+    url_line,
+)
+from outcrop.config import ModelRouteSettings, ScriptedSettings, Settings
 from outcrop.engines.base import Engine
 from outcrop.types import EngineHealth, GenerationEvent, GenerationRequest
 
@@ -84,3 +92,57 @@ async def test_a_failed_engine_is_reported_before_the_url() -> None:
     await announce({"default": failed}, ["u"], out=out, err=err)
     assert err.getvalue() == "outcrop: engine default failed to load: model file is corrupt\n"
     assert out.getvalue() == url_line(["u"]) + "\n"
+
+
+async def test_an_essential_engine_that_failed_ends_start_up_without_the_url() -> None:
+    out, err = io.StringIO(), io.StringIO()
+    engines = {
+        "default": Loading(
+            [EngineHealth(False, "loading", "loading x.gguf"), EngineHealth(False, "failed", "bad")]
+        ),
+        "extra": Loading([EngineHealth(True, "ready")]),
+    }
+    problem = await asyncio.wait_for(
+        announce(engines, ["u"], essential={"default"}, out=out, err=err), 5
+    )
+    assert problem == "engine default failed to load: bad"
+    assert out.getvalue() == ""
+    assert "Models loaded" not in err.getvalue()
+
+
+async def test_a_failed_extra_engine_is_reported_and_serving_goes_on() -> None:
+    out, err = io.StringIO(), io.StringIO()
+    engines = {
+        "default": Loading([EngineHealth(True, "ready")]),
+        "extra": Loading([EngineHealth(False, "failed", "unreachable")]),
+    }
+    assert await announce(engines, ["u"], essential={"default"}, out=out, err=err) is None
+    assert err.getvalue() == "outcrop: engine extra failed to load: unreachable\n"
+    assert out.getvalue() == url_line(["u"]) + "\n"
+
+
+def test_essential_engines() -> None:
+    scripted = ScriptedSettings(type="scripted")
+    assert essential_engines(Settings(engines={"default": scripted})) == {"default"}
+    routed = Settings(
+        engines={"a": scripted, "b": scripted},
+        models=[
+            ModelRouteSettings(match="x*", engine="a"),
+            ModelRouteSettings(match="*", engine="b"),
+        ],
+    )
+    assert essential_engines(routed) == {"b"}
+
+
+def test_start_up_drops_engine_tracebacks_until_it_is_over() -> None:
+    starting = StartupTracebacks()
+
+    def record(name: str, level: int) -> logging.LogRecord:
+        return logging.LogRecord(name, level, __file__, 1, "failed", None, None)
+
+    engine_error = record("outcrop.engines.llamacpp", logging.ERROR)
+    assert not starting.filter(engine_error)
+    assert starting.filter(record("outcrop.engines.llamacpp", logging.WARNING))
+    assert starting.filter(record("outcrop.gateway", logging.ERROR))
+    starting.starting = False
+    assert starting.filter(engine_error)

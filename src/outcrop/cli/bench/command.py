@@ -3,8 +3,10 @@
 It resolves the endpoint, region and credentials the way boto3 does, sends warm-up requests
 (a failing warm-up, e.g. an unknown model ID or bad credentials, ends the command with the AWS
 error on one line), runs the plan with a live progress bar on standard error, prints the
-results table, and writes `PREFIX.json` and `PREFIX.png`. Ctrl-C stops the run, and the
-partial results are still printed and written (exit status 130).
+results table, and writes `PREFIX.json` and `PREFIX.png`. When `--duration` is up it says so on
+standard error and waits for the requests in flight (or, with `--cancel-at-deadline`, cancels
+them). Ctrl-C stops the run, and the partial results are still printed and written (exit
+status 130).
 """
 
 from __future__ import annotations
@@ -78,8 +80,18 @@ def bench(
     ] = Arrivals.uniform,
     seed: Annotated[int, typer.Option(help="Seed of Poisson arrivals.")] = 0,
     duration: Annotated[
-        str | None, typer.Option(help="Stop sending after this long, e.g. 30s, 2m.")
+        str | None,
+        typer.Option(
+            help="Stop sending after this long, e.g. 30s, 2m; requests in flight then finish."
+        ),
     ] = None,
+    cancel_at_deadline: Annotated[
+        bool,
+        typer.Option(
+            "--cancel-at-deadline",
+            help="When --duration is up, cancel the requests in flight instead of waiting.",
+        ),
+    ] = False,
     requests: Annotated[
         int | None, typer.Option(min=1, help=f"Stop after this many requests ({DEFAULT_REQUESTS}).")
     ] = None,
@@ -119,7 +131,15 @@ def bench(
         requests = DEFAULT_REQUESTS
     if stages is None and concurrency is None:
         concurrency = 8
-    plan = Plan(concurrency, stages, arrivals is Arrivals.poisson, seed, run_for, requests)
+    plan = Plan(
+        concurrency,
+        stages,
+        arrivals is Arrivals.poisson,
+        seed,
+        run_for,
+        requests,
+        cancel_at_deadline=cancel_at_deadline,
+    )
     operation = Operation.converse if converse else Operation.invoke
     try:
         texts = load_prompts(prompts)
@@ -143,6 +163,7 @@ def bench(
             "duration_s": run_for,
             "requests": requests,
             "warmup": warmup,
+            "cancel_at_deadline": cancel_at_deadline,
         },
         max_tokens=max_tokens,
         prompts=len(payloads),
@@ -236,7 +257,9 @@ async def _run(
     max_connections = plan.concurrency or 0
     try:
         async with make_transport(kind.value, target, max_connections) as transport:
-            runner = Runner(transport, payloads, plan)
+            runner = Runner(
+                transport, payloads, plan, on_deadline=lambda live: _deadline(err, plan, live)
+            )
             if warmup:
                 warm = asyncio.ensure_future(runner.warm_up(warmup))
                 stopped = asyncio.ensure_future(stop.wait())
@@ -257,6 +280,23 @@ async def _run(
     finally:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.remove_signal_handler(signal.SIGINT)
+
+
+def _deadline(console: Console, plan: Plan, live: LiveState) -> None:
+    """Say that --duration is up, and what happens to the requests still in flight."""
+    if not live.in_flight:
+        return
+    what = (
+        f"cancelling the {live.in_flight} requests in flight"
+        if plan.cancel_at_deadline
+        else f"waiting for the {live.in_flight} requests in flight to finish "
+        "(--cancel-at-deadline cancels them instead)"
+    )
+    console.print(
+        f"bench: --duration {plan.duration:g}s is up: no more requests sent; {what}",
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 def _progress(console: Console) -> Progress:

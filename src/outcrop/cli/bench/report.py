@@ -53,6 +53,7 @@ def document(info: RunInfo, outcome: RunOutcome, summary: Summary | None = None)
         },
         "plan": {**info.plan, "max_tokens": info.max_tokens, "prompts": info.prompts},
         "interrupted": outcome.interrupted,
+        "cancelled_at_deadline": outcome.cancelled_at_deadline,
         "summary": summary.to_json(),
         "client": {
             "kind": info.client,
@@ -109,6 +110,11 @@ def render(console: Console, doc: dict[str, Any], summary: Summary) -> None:
             else ""
         ),
     ]
+    if doc.get("cancelled_at_deadline"):
+        lines.append(
+            f"cancelled at the deadline: {doc['cancelled_at_deadline']} requests in flight "
+            "(--cancel-at-deadline), not counted"
+        )
     if summary.errors:
         lines.append(
             "errors: " + ", ".join(f"{name} × {count}" for name, count in summary.errors.items())

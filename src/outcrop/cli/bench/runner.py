@@ -9,8 +9,10 @@ Two plans:
   server, set the pace.
 
 A run ends after `requests` requests have been sent or `duration` seconds have passed; requests
-in flight then finish and count. Setting `stop` (Ctrl-C) cancels the requests in flight and
-returns what completed. Timestamps come from `time.perf_counter()`; the run's CPU time is
+in flight then finish and count (`on_deadline` is told when the duration is up, so the command
+can say that it drains them), or, with `cancel_at_deadline`, are cancelled at the deadline and
+counted in `cancelled_at_deadline` only. Setting `stop` (Ctrl-C) cancels the requests in flight
+and returns what completed. Timestamps come from `time.perf_counter()`; the run's CPU time is
 recorded so that a report can show how busy the client itself was.
 """
 
@@ -44,6 +46,8 @@ class Plan:
     seed: int = 0
     duration: float | None = None
     requests: int | None = None
+    cancel_at_deadline: bool = False
+    """Cancel the requests still in flight when `duration` is up (default: let them finish)."""
 
     def __post_init__(self) -> None:
         if self.stages is None and (self.concurrency is None or self.concurrency < 1):
@@ -75,6 +79,8 @@ class RunOutcome:
     cpu_seconds: float
     send_lags: list[float] = field(default_factory=list)
     """Open loop: seconds each request was sent after its scheduled time."""
+    cancelled_at_deadline: int = 0
+    """Requests in flight when the duration was up, cancelled (`cancel_at_deadline`)."""
 
 
 class Runner:
@@ -87,6 +93,7 @@ class Runner:
         plan: Plan,
         *,
         on_tick: Callable[[LiveState], None] | None = None,
+        on_deadline: Callable[[LiveState], None] | None = None,
     ) -> None:
         if not payloads:
             raise ValueError("no payloads")
@@ -94,6 +101,7 @@ class Runner:
         self.payloads = payloads
         self.plan = plan
         self.on_tick = on_tick
+        self.on_deadline = on_deadline
         self.live = LiveState()
         self.results: list[RequestResult] = []
         self.send_lags: list[float] = []
@@ -112,16 +120,25 @@ class Runner:
         work = asyncio.ensure_future(body)
         stopper = asyncio.ensure_future(stop.wait())
         ticker = asyncio.ensure_future(self._tick())
+        deadline = asyncio.ensure_future(self._deadline())
+        cutting = False
+        cut = 0
         try:
-            await asyncio.wait({work, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            waiting = {work, stopper}
+            if self.plan.cancel_at_deadline and self.plan.duration is not None:
+                waiting.add(deadline)
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            interrupted = not work.done()
-            for task in (work, stopper, ticker):
+            cutting = deadline.done() and not stopper.done() and not work.done()
+            if cutting:
+                cut = self.live.in_flight  # cancelled below, at the deadline
+            interrupted = not work.done() and not cutting
+            for task in (work, stopper, ticker, deadline):
                 task.cancel()
-            for task in (work, stopper, ticker):
+            for task in (work, stopper, ticker, deadline):
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        if not interrupted:
+        if not interrupted and not cutting:
             work.result()
         ends = [r.end for r in self.results]
         duration = max(ends) if ends else time.perf_counter() - self._t0
@@ -133,7 +150,17 @@ class Runner:
             interrupted,
             time.process_time() - cpu0,
             self.send_lags,
+            cut,
         )
+
+    async def _deadline(self) -> None:
+        """Return when the plan's duration is up (never without one), telling `on_deadline`."""
+        if self.plan.duration is None:
+            await asyncio.Event().wait()
+            return
+        await asyncio.sleep(max(0.0, self._t0 + self.plan.duration - time.perf_counter()))
+        if self.on_deadline is not None:
+            self.on_deadline(self.live)
 
     # -- plans -------------------------------------------------------------------------------
 

@@ -7,13 +7,13 @@ as that container would) goes to the `inputs` dialect: TGI unless configured as 
 
 from __future__ import annotations
 
-import json
 from typing import Literal
 
 from outcrop.dialects.containers.base import ContainerDialect
 from outcrop.dialects.containers.lmi import LmiDialect
 from outcrop.dialects.containers.openai_chat import OpenAIChatDialect
 from outcrop.dialects.containers.tgi import TgiDialect
+from outcrop.wire.jsonbody import JsonInputError, load_json
 
 DialectName = Literal["tgi", "lmi", "openai"]
 DIALECT_NAMES: tuple[DialectName, ...] = ("tgi", "lmi", "openai")
@@ -30,8 +30,8 @@ def dialect_named(name: DialectName, model_name: str) -> ContainerDialect:
 def dialect_name_for_body(body: bytes, inputs_dialect: DialectName = "tgi") -> DialectName:
     """The dialect an unconfigured endpoint uses for this body."""
     try:
-        value = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        value = load_json(body)
+    except JsonInputError:
         return inputs_dialect
     if isinstance(value, dict) and "messages" in value and "inputs" not in value:
         return "openai"

@@ -30,6 +30,7 @@ from outcrop.dialects.containers.base import (
 )
 from outcrop.dialects.containers.openai_chat import OpenAIChatDialect
 from outcrop.types import ChatMessage, Finish, GenerationRequest, SamplingParams, StopReason
+from outcrop.wire.jsonbody import JsonInputError, load_json
 
 JSON_LINES = "application/jsonlines"
 DEFAULT_MAX_NEW_TOKENS = 30
@@ -52,8 +53,8 @@ class LmiDialect:
         if not is_json_content_type(content_type):
             raise _refused(400, "BadRequestException", f"Unsupported content type: {content_type}")
         try:
-            value = json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            value = load_json(body)
+        except JsonInputError as exc:
             raise _refused(400, "BadRequestException", f"Invalid JSON input: {exc}") from None
         if isinstance(value, dict) and "inputs" not in value and "messages" in value:
             request = self._chat.parse(content_type, body, request_id)

@@ -14,7 +14,6 @@ Validation messages are shortened forms of vLLM's (which come from pydantic).
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Sequence
@@ -30,6 +29,7 @@ from outcrop.dialects.containers.base import (
     is_json_content_type,
 )
 from outcrop.types import ChatMessage, Finish, GenerationRequest, Role, SamplingParams, StopReason
+from outcrop.wire.jsonbody import JsonInputError, load_json
 
 EVENT_STREAM = "text/event-stream"
 DEFAULT_MAX_TOKENS = 256
@@ -67,8 +67,8 @@ class OpenAIChatDialect:
                 f"Unsupported Content-Type {content_type!r}: expected application/json."
             )
         try:
-            value = json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            value = load_json(body)
+        except JsonInputError as exc:
             raise _bad_request(f"JSON decode error: {exc}") from None
         if not isinstance(value, dict):
             raise _bad_request("Input should be a valid dictionary or object")

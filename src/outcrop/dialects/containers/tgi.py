@@ -15,7 +15,6 @@ TGI's router (`router/src/lib.rs`, `server.rs`, `sagemaker.rs`).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,6 +31,7 @@ from outcrop.dialects.containers.base import (
 )
 from outcrop.dialects.containers.openai_chat import OpenAIChatDialect
 from outcrop.types import ChatMessage, Finish, GenerationRequest, SamplingParams, StopReason
+from outcrop.wire.jsonbody import JsonInputError, load_json
 
 EVENT_STREAM = "text/event-stream"
 PLAIN_TEXT = "text/plain; charset=utf-8"
@@ -66,8 +66,8 @@ class TgiDialect:
                 )
             )
         try:
-            value = json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            value = load_json(body)
+        except JsonInputError as exc:
             raise ContainerRejected(
                 ContainerReply(
                     400,
@@ -276,14 +276,16 @@ def _sampling(params: dict[str, Any], body: bytes) -> SamplingParams:
     )
 
 
-def _serde_syntax(exc: Exception) -> str:
+def _serde_syntax(exc: JsonInputError) -> str:
     """A JSON syntax error worded as serde_json words it (message kinds approximated)."""
-    if isinstance(exc, json.JSONDecodeError):
-        kind = {
-            "Expecting value": "expected value",
-            "Extra data": "trailing characters",
-        }.get(exc.msg, "expected value")
-        if exc.pos >= len(exc.doc.rstrip()):
-            kind = "EOF while parsing a value"
-        return f"{kind} at line {exc.lineno} column {exc.colno}"
-    return "invalid unicode code point at line 1 column 1"
+    if "surrogate" in exc.reason:
+        kind = "lone leading surrogate in hex escape"
+    elif "nesting" in exc.reason or "depth" in exc.reason:
+        kind = "recursion limit exceeded"
+    elif exc.at_end or "end of data" in exc.reason:
+        kind = "EOF while parsing a value"
+    elif "after document" in exc.reason:
+        kind = "trailing characters"
+    else:
+        kind = "expected value"
+    return f"{kind} at line {exc.line} column {exc.column}"
