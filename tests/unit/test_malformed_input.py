@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 
-from outcrop.config import LimitsSettings, ScriptedSettings, Settings
+from outcrop.config import ScriptedSettings, Settings
 from outcrop.dialects.converse import bad_schema_message
 from outcrop.engines.scripted import ScriptedEngine
 from outcrop.gateway.app import OutcropApp
+from outcrop.security_settings import LimitsSettings
 from outcrop.wire.errors import AwsError
 from outcrop.wire.jsonbody import DEFAULT_MAX_JSON_DEPTH, MALFORMED_BODY, set_max_json_depth
 from tests.asgi_driver import Result, call
