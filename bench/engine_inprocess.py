@@ -88,7 +88,7 @@ async def run_inprocess(
 
 
 async def _main(argv: Sequence[str]) -> None:
-    from outcrop.engines.llamacpp import LlamaCppEngine
+    from outcrop.engines.llama_server import LlamaServerEngine
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--max-tokens", type=int, default=128)
@@ -97,7 +97,7 @@ async def _main(argv: Sequence[str]) -> None:
     parser.add_argument("--model", default=None, help="GGUF path (default: embedded model)")
     args = parser.parse_args(argv)
 
-    engine = LlamaCppEngine(args.model)
+    engine = LlamaServerEngine(args.model)
     loaded = time.perf_counter()
     await engine.start()
     load_s = time.perf_counter() - loaded

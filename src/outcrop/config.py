@@ -14,8 +14,16 @@ a message naming the offending key.
 
     [engines.default]           # the engine named "default" serves every model by default
     type = "llamacpp"           # llamacpp | scripted | openai (upstream = "http://host:8000/v1")
-    model = "/path/model.gguf"  # omitted: the embedded Gemma 3 270M
-    n_ctx = 4096
+    model = "/path/model.gguf"  # or "smollm2-135m" / "gemma3-270m"; omitted: smollm2-135m
+    n_ctx = 4096                # context tokens per slot (prompt + output)
+    parallel = 4                # slots: streams llama-server generates together
+    n_threads = 1               # CPU threads (`serve --threads`); 1 is fastest on a shared box
+    n_threads_batch = 1         # prompt-evaluation threads; omitted: n_threads
+    n_gpu_layers = 99           # layers on a GPU (a CUDA build); omitted: llama-server default
+    batch_size = 2048           # llama-server --batch-size / --ubatch-size; omitted: its default
+    ubatch_size = 512
+    token_timeout_s = 120       # no token for this long: the stream ends (ModelTimeoutException)
+    binary = "/path/llama-server"   # omitted: built once into ~/.cache/outcrop/llama.cpp
 
     [engines.fast]
     type = "scripted"
@@ -142,10 +150,24 @@ class ServerSettings(_Strict):
 
 
 class LlamaCppSettings(_Strict):
+    """A GGUF model served by a managed llama-server child (`engines/llama_server.py`).
+
+    `model` is a GGUF path or an embedded model's name (`smollm2-135m`, `gemma3-270m`);
+    omitted: the embedded default. Keys left unset take llama-server's defaults, except
+    `n_threads` (Outcrop's measured default, `DEFAULT_THREADS`) and `parallel`.
+    """
+
     type: Literal["llamacpp"]
     model: Path | None = None
-    n_ctx: int = Field(4096, ge=256)
-    n_threads: int | None = Field(None, ge=1)
+    n_ctx: int = Field(4096, ge=256)  # context tokens per slot (prompt + output)
+    n_threads: int | None = Field(None, ge=1)  # generation threads (default 1)
+    n_threads_batch: int | None = Field(None, ge=1)  # prompt threads (default: n_threads)
+    parallel: int = Field(4, ge=1, le=256)  # slots: streams generated together
+    n_gpu_layers: int | None = Field(None, ge=-1)  # layers offloaded to a GPU build
+    batch_size: int | None = Field(None, ge=1)  # llama-server --batch-size
+    ubatch_size: int | None = Field(None, ge=1)  # llama-server --ubatch-size
+    token_timeout_s: float = Field(120.0, gt=0)  # longest wait for the next token
+    binary: Path | None = None  # a llama-server executable; omitted: the cached build
 
 
 class ScriptedToolCallSettings(_Strict):

@@ -143,6 +143,9 @@ class GenerationRequest:
     """Reasoning requested; None: not requested (a model that always reasons may still)."""
     priority: int = 0
     """Scheduling priority in an engine's queue: lower runs first (see services.request_options)."""
+    cache_point: int | None = None
+    """Bedrock prompt caching: the prompt prefix up to the request's last cache point is the
+    system text (and tools) plus this many non-system messages; None: no cache point."""
     response_schema: Mapping[str, Any] | None = None
     """A JSON schema the answer text must follow (structured output); None: free text."""
 
@@ -193,6 +196,11 @@ class Finish:
     input_tokens: int
     output_tokens: int
     stop_sequence: str | None = None
+    cache_read_input_tokens: int | None = None
+    """Of `input_tokens`, those up to the request's cache point that the engine reused from its
+    prompt (prefix) cache; None when the request has no cache point (or the engine no cache)."""
+    cache_write_input_tokens: int | None = None
+    """Of `input_tokens`, those up to the cache point that the engine evaluated and cached."""
 
 
 GenerationEvent = TokenEvent | ToolCallEvent | Finish

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -21,10 +20,6 @@ def test_scripted_start_prints_just_the_url_line() -> None:
 
 
 @pytest.mark.llamacpp
-@pytest.mark.skipif(
-    importlib.util.find_spec("outcrop.engines.llamacpp") is None,
-    reason="the llama.cpp engine is not in this tree yet",
-)
 def test_default_model_start_shows_progress_then_the_url(tmp_path: Path) -> None:
     # An empty model cache makes the server assemble the embedded GGUF before loading it.
     with running_server([], ready_timeout=600, env={"OUTCROP_CACHE_DIR": str(tmp_path)}) as server:

@@ -1,6 +1,6 @@
-"""Every model family's body against `outcrop serve` on the real embedded model (llama.cpp,
-Gemma 3 270M on the CPU) with small max tokens, called with boto3: the stream's text, stop reason
-and usage equal the non-streaming answer's for the same prompt (same default seed)."""
+"""Every model family's body against `outcrop serve` on the real embedded model (llama-server,
+SmolLM2-135M-Instruct on the CPU) with small max tokens, called with boto3: the stream's text,
+stop reason and usage equal the non-streaming answer's for the same prompt (same default seed)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,8 @@ def test_real_model_stream_agrees_with_invoke(llama_server: ServerProcess, famil
     objects = [json.loads(event["chunk"]["bytes"]) for event in streamed["body"]]
 
     text = family.text(answer)
-    assert text.strip(), answer
+    # An instruct model may end a plain raw prompt (no chat template) at once.
+    assert text.strip() or family.stop(answer) == family.natural, answer
     assert family.stream_text(objects) == text
     assert family.stop(answer) == family.stream_stop(objects)
     assert family.stop(answer) in (family.natural, family.length)

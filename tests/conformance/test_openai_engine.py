@@ -1,5 +1,6 @@
 """`outcrop serve --engine openai` in front of a real OpenAI-compatible server
-(llama-cpp-python's own `llama_cpp.server` on the embedded Gemma GGUF), called with boto3.
+(llama.cpp's own `llama-server`, started directly on the embedded default GGUF), called with
+boto3.
 
 The tests share one upstream and one Outcrop, and pass in any order: the health seen before the
 upstream was up is kept from the start, an answer depends on its request alone, and the upstream
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,13 +22,14 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from outcrop.engines.default_model import default_model_path
-from tests.support.server import REPO, ServerProcess, free_port, running_server
+from outcrop.engines import llama_build
+from outcrop.engines.default_model import resolve_model
+from outcrop.engines.llama_server import LlamaServerOptions
+from tests.support.server import ServerProcess, free_port, running_server
 
 pytestmark = pytest.mark.llamacpp
 
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
-UPSTREAM = REPO / "tests" / "support" / "llama_cpp_upstream.py"
 
 
 @dataclass
@@ -48,10 +49,8 @@ def _wait_healthy(server: ServerProcess, upstream: subprocess.Popen[bytes], log:
 
 @contextmanager
 def running_stack(workdir: Path) -> Iterator[Stack]:
-    """Outcrop on `--engine openai`, then its upstream: llama-cpp-python's server on the embedded
-    GGUF, answering every request from an empty KV cache (tests/support/llama_cpp_upstream.py)
-    and to the end, so that an answer depends neither on the requests before it nor on those
-    arriving while it streams."""
+    """Outcrop on `--engine openai`, then its upstream: llama-server on the embedded default
+    GGUF, without its prompt cache, so that an answer depends on its request alone."""
     port = free_port()
     upstream_url = f"http://127.0.0.1:{port}/v1"
     args = ["--engine", "openai", "--upstream", upstream_url]
@@ -60,31 +59,14 @@ def running_stack(workdir: Path) -> Iterator[Stack]:
         before = outcrop.health()
         log = workdir / "llama_server.log"
         with log.open("wb") as sink:
-            upstream = subprocess.Popen(
-                [
-                    sys.executable,
-                    str(UPSTREAM),
-                    "--model",
-                    str(default_model_path()),
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--n_ctx",
-                    "2048",
-                    # the GGUF's template is not picked up by llama-cpp-python (it falls back
-                    # to llama-2), so name Gemma's format
-                    "--chat_format",
-                    "gemma",
-                    # By default a new request, even Outcrop's readiness check (GET /models
-                    # every 5 s), ends the stream in progress with [DONE]: answers were cut
-                    # short or empty depending on when a test's request fell in that cycle.
-                    "--interrupt_requests",
-                    "false",
-                ],
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-            )
+            binary = llama_build.find_binary() or llama_build.build()
+            # The prompt cache reuses the previous request's KV prefix and decodes only the
+            # rest; those logits differ in the last bits from a whole-prompt decode and tip a
+            # tiny model's greedy choices, so the same request was answered differently after
+            # another one (a blank Converse answer, a stream unlike its non-streamed twin).
+            options = LlamaServerOptions(n_ctx=2048, parallel=1, extra_args=("--no-cache-prompt",))
+            command = options.command(binary, resolve_model(None), port)
+            upstream = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
         try:
             _wait_healthy(outcrop, upstream, log)
             yield Stack(outcrop, upstream, before)
@@ -99,7 +81,7 @@ def running_stack(workdir: Path) -> Iterator[Stack]:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """The Outcrop and upstream the tests share; none of them changes its state."""
+    """The Outcrop and upstream the tests share; none of them changes their state."""
     with running_stack(tmp_path_factory.mktemp("upstream")) as shared:
         yield shared
 

@@ -1,6 +1,6 @@
-"""Tool calls from the real embedded model (llama.cpp): for schemas of several kinds, llama.cpp
-accepts the grammar derived from them and the model's forced call validates against the
-schema; input-token counts include the tools' prompt."""
+"""Tool calls from the real embedded model (managed llama-server): for schemas of several
+kinds, llama.cpp accepts the grammar derived from them and the model's forced call validates
+against the schema; input-token counts include the tools' prompt."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from outcrop.engines.llamacpp import LlamaCppEngine
+from outcrop.engines.llama_server import LlamaServerEngine, LlamaServerOptions
 from outcrop.types import (
     ChatMessage,
     Finish,
@@ -65,8 +65,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
 
 
 @pytest.fixture
-async def engine() -> AsyncIterator[LlamaCppEngine]:
-    engine = LlamaCppEngine(n_ctx=2048)
+async def engine() -> AsyncIterator[LlamaServerEngine]:
+    engine = LlamaServerEngine(options=LlamaServerOptions(n_ctx=2048, parallel=1))
     await engine.start()
     assert engine.health().ready, engine.health().detail
     yield engine
@@ -82,12 +82,14 @@ def request(schema: dict[str, Any], choice: ToolChoice, max_tokens: int = 96) ->
     )
 
 
-async def run(engine: LlamaCppEngine, req: GenerationRequest) -> list[GenerationEvent]:
+async def run(engine: LlamaServerEngine, req: GenerationRequest) -> list[GenerationEvent]:
     return [event async for event in engine.generate(req)]
 
 
 @pytest.mark.parametrize("name", sorted(SCHEMAS))
-async def test_forced_call_validates_against_its_schema(engine: LlamaCppEngine, name: str) -> None:
+async def test_forced_call_validates_against_its_schema(
+    engine: LlamaServerEngine, name: str
+) -> None:
     schema = SCHEMAS[name]
     events = await run(engine, request(schema, ToolChoice("tool", "act")))
     calls = [e for e in events if isinstance(e, ToolCallEvent)]
@@ -100,7 +102,7 @@ async def test_forced_call_validates_against_its_schema(engine: LlamaCppEngine, 
     assert finish.output_tokens > sum(c.token_count for c in calls)  # + the closing text, EOT
 
 
-async def test_input_tokens_include_the_tools(engine: LlamaCppEngine) -> None:
+async def test_input_tokens_include_the_tools(engine: LlamaServerEngine) -> None:
     with_tools = request(SCHEMAS["refs_and_formats"], ToolChoice("any"), max_tokens=4)
     plain = GenerationRequest(with_tools.messages, with_tools.sampling)
     counted = engine.count_tokens(with_tools)

@@ -79,3 +79,19 @@ async def test_priority_turn_orders_by_priority_then_arrival() -> None:
     await asyncio.gather(*tasks)
     assert order == ["priority1", "default1", "default2", "flex1"]
     assert not turn.locked() and turn.waiting == 0
+
+
+async def test_priority_turn_with_several_slots_queues_only_beyond_them() -> None:
+    turn = PriorityTurn(capacity=2)
+    await turn.acquire()
+    await turn.acquire(5)
+    assert turn.locked() and turn.held == 2
+    waiter = asyncio.create_task(turn.acquire())
+    await asyncio.sleep(0)
+    assert turn.waiting == 1 and not waiter.done()
+    turn.release()
+    await waiter  # the freed slot passed straight to the waiter
+    assert turn.held == 2
+    turn.release()
+    turn.release()
+    assert turn.held == 0 and not turn.locked()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 from outcrop.engines.tool_grammar import (
-    GrammarSampler,
     build_grammar,
     could_still_call,
     grammar_for,
@@ -118,80 +117,3 @@ def test_auto_answers_in_text_after_tool_results() -> None:
 def test_could_still_call() -> None:
     assert could_still_call("") and could_still_call("<to") and could_still_call("<tool_call>\n{")
     assert not could_still_call("Hello") and not could_still_call("<tool_cal!")
-
-
-class Fake:
-    def __init__(self, tokens: list[int]) -> None:
-        self.tokens = tokens
-        self.closed = False
-
-    def sample(self) -> int:
-        return self.tokens.pop(0)
-
-    def close(self) -> None:
-        self.closed = True
-
-
-class Check:
-    """A grammar that admits the tokens in `admitted`, recording what it accepted; `likely` is
-    what a resample among the most likely candidates finds (None: nothing admitted)."""
-
-    def __init__(self, admitted: set[int], likely: list[int | None] | None = None) -> None:
-        self.admitted = admitted
-        self.accepted: list[int] = []
-        self.likely = likely or []
-
-    def resample(self) -> int | None:
-        return self.likely.pop(0)
-
-    def allows(self, token: int) -> bool:
-        return token in self.admitted
-
-    def accept(self, token: int) -> None:
-        self.accepted.append(token)
-
-
-PIECES = {1: b"<tool", 2: b"_call>\n", 3: b"Hi", 4: b" there", 5: b"{", 6: b"!"}
-
-
-def sampler(free: Fake, constrained: Fake, check: Check, *, text: bool) -> GrammarSampler:
-    return GrammarSampler(free, constrained, check, PIECES.__getitem__, allows_text=text)
-
-
-def test_tokens_the_grammar_admits_skip_the_full_grammar_pass() -> None:
-    free, constrained, check = Fake([1, 2, 5]), Fake([]), Check({1, 2, 5})
-    grammar = sampler(free, constrained, check, text=False)
-    assert [grammar.sample() for _ in range(3)] == [1, 2, 5]
-    assert check.accepted == [1, 2, 5] and grammar.rejected == 0
-
-
-def test_a_refused_token_is_resampled_from_likely_admitted_candidates() -> None:
-    free, constrained, check = Fake([6, 2]), Fake([]), Check({2}, likely=[1])
-    grammar = sampler(free, constrained, check, text=False)
-    assert [grammar.sample(), grammar.sample()] == [1, 2]
-    assert (grammar.rejected, grammar.full_passes) == (1, 0)
-    assert check.accepted == [1, 2]
-
-
-def test_a_full_grammar_pass_when_no_likely_candidate_is_admitted() -> None:
-    free, constrained, check = Fake([6, 2]), Fake([1]), Check({2}, likely=[None])
-    grammar = sampler(free, constrained, check, text=False)
-    assert [grammar.sample(), grammar.sample()] == [1, 2]
-    assert (grammar.rejected, grammar.full_passes) == (1, 1)
-    assert check.accepted == [2]  # the constrained chain accepted 1 itself
-    grammar.close()
-    assert free.closed and constrained.closed
-
-
-def test_auto_drops_the_grammar_once_text_is_decided() -> None:
-    free, constrained, check = Fake([3, 6, 4]), Fake([]), Check({3})
-    grammar = sampler(free, constrained, check, text=True)
-    assert [grammar.sample() for _ in range(3)] == [3, 6, 4]  # 6 would be refused by the grammar
-    assert check.accepted == [3] and grammar.rejected == 0
-
-
-def test_auto_keeps_the_grammar_for_a_call() -> None:
-    free, constrained, check = Fake([1, 2, 6]), Fake([5]), Check({1, 2}, likely=[None])
-    grammar = sampler(free, constrained, check, text=True)
-    assert [grammar.sample() for _ in range(3)] == [1, 2, 5]
-    assert (grammar.rejected, grammar.full_passes) == (1, 1)

@@ -51,6 +51,7 @@ def build_settings(
     invocation_log: str | None = None,
     log_bodies: bool | None = None,
     upstream: str | None = None,
+    threads: int | None = None,
 ) -> Settings:
     """The config file's settings with command-line flags laid over them.
 
@@ -83,6 +84,13 @@ def build_settings(
         engines = {"default": OpenAISettings(type="openai", upstream=upstream)}
     elif engine is EngineKind.llamacpp or model is not None:
         engines = {"default": LlamaCppSettings(type="llamacpp", model=model)}
+    if threads is not None:  # every llama.cpp engine's n_threads
+        engines = {
+            name: s.model_copy(update={"n_threads": threads})
+            if isinstance(s, LlamaCppSettings)
+            else s
+            for name, s in engines.items()
+        }
     models = settings.models if engine is None and model is None else []
     try:
         server_settings = ServerSettings.model_validate(server)
@@ -129,7 +137,20 @@ def serve(
     engine: Annotated[
         EngineKind | None, typer.Option(help="Serve every model from this engine.")
     ] = None,
-    model: Annotated[Path | None, typer.Option(help="GGUF file for the llama.cpp engine.")] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            help="GGUF file, or an embedded model's name (smollm2-135m, gemma3-270m), "
+            "for the llama.cpp engine."
+        ),
+    ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="CPU threads of llama.cpp engines (default 1: fastest on a shared machine).",
+        ),
+    ] = None,
     upstream: Annotated[
         str | None,
         typer.Option(help="OpenAI-compatible server's base URL (--engine openai), e.g. …/v1."),
@@ -189,6 +210,7 @@ def serve(
             invocation_log=invocation_log,
             log_bodies=log_bodies,
             upstream=upstream,
+            threads=threads,
         )
     except (ConfigError, ValueError) as exc:
         typer.echo(f"outcrop: {exc}", err=True)

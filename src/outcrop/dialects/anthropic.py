@@ -196,9 +196,40 @@ def parse(body: dict[str, Any], request_id: str = "") -> ParsedBody:
         tools=tools,
         tool_choice=choice,
         reasoning=reasoning,
+        cache_point=_cache_point(body),
         response_schema=anthropic_schema(body.get("output_config")),
     )
     return ParsedBody(request, legacy=False, thinking=reasoning is not None)
+
+
+def _cache_point(body: dict[str, Any]) -> int | None:
+    """Where the last `cache_control` mark is (`GenerationRequest.cache_point`): on a block of
+    message i, the cached prefix holds i + 1 messages; on `system` or a tool, none."""
+
+    def marked(blocks: Any) -> bool:
+        return isinstance(blocks, list) and any(
+            isinstance(b, dict) and "cache_control" in b for b in blocks
+        )
+
+    found: int | None = 0 if marked(body.get("system")) or marked(body.get("tools")) else None
+    for index, message in enumerate(body.get("messages") or []):
+        if isinstance(message, dict) and marked(message.get("content")):
+            found = index + 1
+    return found
+
+
+def usage(finish: Finish) -> Obj:
+    """A Messages `usage`. With a cache mark (docs/prompt-caching.md), `input_tokens` counts
+    only the prompt tokens after it; the cache fields those before it."""
+    read, write = finish.cache_read_input_tokens, finish.cache_write_input_tokens
+    if read is None or write is None:
+        return {"input_tokens": finish.input_tokens, "output_tokens": finish.output_tokens}
+    return {
+        "input_tokens": finish.input_tokens - read - write,
+        "cache_creation_input_tokens": write,
+        "cache_read_input_tokens": read,
+        "output_tokens": finish.output_tokens,
+    }
 
 
 def _messages(body: dict[str, Any]) -> list[ChatMessage]:
@@ -524,7 +555,7 @@ def complete(
         "content": content,
         "stop_reason": stop_reason_name(finish.stop_reason),
         "stop_sequence": finish.stop_sequence,
-        "usage": {"input_tokens": finish.input_tokens, "output_tokens": finish.output_tokens},
+        "usage": usage(finish),
     }
 
 
@@ -649,11 +680,21 @@ class MessagesStream:
                     "stop_reason": stop_reason_name(finish.stop_reason),
                     "stop_sequence": finish.stop_sequence,
                 },
-                "usage": {"output_tokens": finish.output_tokens},
+                "usage": _delta_usage(finish),
             },
             {"type": "message_stop", METRICS_KEY: invocation_metrics(usage)},
         ]
         return out
+
+
+def _delta_usage(finish: Finish) -> Obj:
+    """`message_delta` usage: output tokens, and with a cache mark the cache counts too (the
+    prompt's are known only at the end here; Anthropic's API sends them in message_delta as
+    well; what Bedrock's stream sends there with caching is unverified)."""
+    full = usage(finish)
+    if finish.cache_read_input_tokens is None:
+        return {"output_tokens": finish.output_tokens}
+    return full
 
 
 class CompletionStream:

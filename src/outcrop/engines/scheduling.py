@@ -1,8 +1,10 @@
-"""Turn-taking for engines that serve one generation at a time.
+"""Admission for engines with a fixed number of generation slots.
 
-`PriorityTurn` is a lock whose waiters are served by priority (lower first) and, at equal
-priority, in arrival order, so the default behaviour is a FIFO. A waiter cancelled while
-queued leaves the queue; one cancelled just after being granted the turn passes it on.
+`PriorityTurn` is a semaphore (a lock when `capacity` is 1) whose waiters are served by
+priority (lower first) and, at equal priority, in arrival order, so the default behaviour is a
+FIFO. A waiter cancelled while queued leaves the queue; one cancelled just after being granted
+a slot passes it on. The managed llama-server engine puts one in front of the child's parallel
+slots, because the child itself schedules first come, first served.
 """
 
 from __future__ import annotations
@@ -13,10 +15,13 @@ import itertools
 
 
 class PriorityTurn:
-    """An asyncio lock granted by (priority, arrival)."""
+    """An asyncio semaphore of `capacity` slots granted by (priority, arrival)."""
 
-    def __init__(self) -> None:
-        self._held = False
+    def __init__(self, capacity: int = 1) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be at least 1")
+        self.capacity = capacity
+        self._held = 0
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._arrivals = itertools.count()
 
@@ -24,12 +29,17 @@ class PriorityTurn:
     def waiting(self) -> int:
         return sum(1 for _, _, f in self._waiters if not f.done())
 
-    def locked(self) -> bool:
+    @property
+    def held(self) -> int:
+        """Slots granted and not yet released."""
         return self._held
 
+    def locked(self) -> bool:
+        return self._held >= self.capacity
+
     async def acquire(self, priority: int = 0) -> None:
-        if not self._held and not self.waiting:
-            self._held = True
+        if self._held < self.capacity and not self.waiting:
+            self._held += 1
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._waiters, (priority, next(self._arrivals), future))
@@ -46,6 +56,6 @@ class PriorityTurn:
         while self._waiters:
             _, _, future = heapq.heappop(self._waiters)
             if not future.done():
-                future.set_result(None)
+                future.set_result(None)  # the slot passes straight to the waiter
                 return
-        self._held = False
+        self._held -= 1

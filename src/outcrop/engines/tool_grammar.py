@@ -1,15 +1,16 @@
 """Constrained decoding of tool calls: a GBNF grammar derived from the offered tools' schemas.
 
-When a request offers tools, the llama.cpp engine samples through a grammar (llama.cpp's grammar
-sampler) that admits only the call format of `tool_calls` with, for each tool, arguments that
-follow its JSON schema (converted by llama-cpp-python's `SchemaConverter`, the Python port of
-llama.cpp's json-schema-to-grammar). How the model chooses between answering and calling:
+When a request offers tools, the llama.cpp engine sends llama-server a GBNF grammar (its
+`grammar` field; llama-server samples through it, checking each sampled token against it as
+llama.cpp's common sampler does) that admits only the call format of `tool_calls` with, for
+each tool, arguments that follow its JSON schema (converted by `SchemaConverter`,
+the Python port of llama.cpp's json-schema-to-grammar, in `json_schema_grammar`). How the model
+chooses between answering and calling:
 
 - `toolChoice` `any`: the grammar admits a call to any offered tool and nothing else, so the
   model must call one; `tool`: only a call to the named tool.
 - `auto`: the grammar admits either a call or answer text whose first character is not `<`.
-  The model's first token decides: once the text can no longer be the start of a call,
-  `GrammarSampler` drops the grammar and the answer is sampled freely (no grammar cost).
+  The model's first token decides.
   Exception: in the turn right after tool results, `auto` answers in text (no grammar), as the
   scripted engine does, so that an application's tool loop ends; a small local model without
   tool training otherwise tends to call the same tool again. `any` and `tool` still force a call.
@@ -34,12 +35,11 @@ from __future__ import annotations
 import copy
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from llama_cpp.llama_grammar import SchemaConverter
-
+from outcrop.engines.json_schema_grammar import SchemaConverter
 from outcrop.engines.tool_calls import CALL_CLOSE, CALL_OPEN, answers_tool_results, call_header
 from outcrop.types import GenerationRequest, ToolChoice, ToolSpec
 
@@ -56,7 +56,7 @@ class ToolGrammar:
 
     gbnf: str
     allows_text: bool
-    """True for `auto`: the model may answer instead of calling (see `GrammarSampler`)."""
+    """True for `auto`: the model may answer instead of calling."""
     tool_calls: bool = True
     """False for a structured-output grammar: the text is the answer, not a tool call."""
 
@@ -119,8 +119,8 @@ def _literal(text: str) -> str:
 
 
 class _Converter(SchemaConverter):
-    # llama-cpp-python's converter has no type hints: calls into it are marked below.
-    """llama-cpp-python's converter, with the additions the module docstring lists."""
+    # The vendored converter has no type hints: calls into it are marked below.
+    """llama.cpp's converter, with the additions the module docstring lists."""
 
     def __init__(self) -> None:
         super().__init__(  # type: ignore[no-untyped-call]
@@ -194,87 +194,3 @@ def _bound(schema: Mapping[str, Any], inclusive: str, exclusive: str, step: int)
 
 def _ceil_or_floor(value: float, step: int) -> int:
     return math.ceil(value) if step > 0 else math.floor(value)
-
-
-class TokenSampler(Protocol):
-    def sample(self) -> int: ...
-    def close(self) -> None: ...
-
-
-class GrammarCheck(Protocol):
-    """The grammar's view of one candidate token (the llama.cpp grammar sampler)."""
-
-    def allows(self, token: int) -> bool:
-        """Whether the grammar, in its current state, admits `token` next."""
-        ...
-
-    def accept(self, token: int) -> None:
-        """Advance the grammar past `token`."""
-        ...
-
-    def resample(self) -> int | None:
-        """A token sampled (by the free chain's rules) from the most likely candidates that the
-        grammar admits, or None when it admits none of them."""
-        ...
-
-
-class GrammarSampler:
-    """Samples through the grammar while a call is possible, then (auto mode) freely.
-
-    Applying the grammar to every candidate of a large vocabulary (262k for Gemma) is the
-    costly part, so each token is first sampled without it (`free`) and only checked against the
-    grammar, as llama.cpp's own common sampler does. When the grammar refuses it, the most likely
-    candidates are checked and sampled from (`GrammarCheck.resample`); only when the grammar
-    admits none of them does `constrained` (the chain with the grammar first) pass over the whole
-    vocabulary. For greedy decoding all three give the token that applying the grammar first
-    would give: the best admitted candidate.
-
-    With `allows_text` (auto), once the text can no longer become a call the grammar is
-    dropped for the rest of the answer. `piece` gives a token's bytes.
-    """
-
-    def __init__(
-        self,
-        free: TokenSampler,
-        constrained: TokenSampler,
-        check: GrammarCheck,
-        piece: Callable[[int], bytes],
-        *,
-        allows_text: bool,
-    ) -> None:
-        self._free = free
-        self._constrained = constrained
-        self._check = check
-        self._piece = piece
-        self._allows_text = allows_text
-        self._text = b""
-        self._freed = False
-        self.rejected = 0
-        """Sampled tokens the grammar refused (for tests and tuning)."""
-        self.full_passes = 0
-        """Times the grammar went over the whole vocabulary."""
-
-    def sample(self) -> int:
-        token = self._free.sample()
-        if self._freed:
-            return token
-        if self._check.allows(token):
-            self._check.accept(token)
-        else:
-            self.rejected += 1
-            resampled = self._check.resample()
-            if resampled is None:
-                self.full_passes += 1
-                token = self._constrained.sample()  # the chain's grammar accepts it itself
-            else:
-                token = resampled
-                self._check.accept(token)
-        if self._allows_text:
-            self._text += self._piece(token)
-            if not could_still_call(self._text.decode("utf-8", errors="ignore")):
-                self._freed = True
-        return token
-
-    def close(self) -> None:
-        self._free.close()
-        self._constrained.close()

@@ -197,6 +197,10 @@ def _input(ctx: RequestContext, include_bodies: bool) -> dict[str, Any]:
         section["inputBodyJson"] = _json_or_text(ctx.body)
     if ctx.record.input_tokens is not None:
         section["inputTokenCount"] = ctx.record.input_tokens
+    if ctx.record.cache_read_input_tokens is not None:
+        section["cacheReadInputTokenCount"] = ctx.record.cache_read_input_tokens
+    if ctx.record.cache_write_input_tokens is not None:
+        section["cacheWriteInputTokenCount"] = ctx.record.cache_write_input_tokens
     return section
 
 

@@ -208,6 +208,18 @@ class Metrics(BaseInterceptor):
             _LABELS,
             registry=r,
         )
+        self.cache_read_tokens = Counter(
+            "outcrop_cache_read_input_token_count",
+            "Prompt tokens read from the prompt cache (CloudWatch: CacheReadInputTokenCount).",
+            _LABELS,
+            registry=r,
+        )
+        self.cache_write_tokens = Counter(
+            "outcrop_cache_write_input_token_count",
+            "Prompt tokens written to the prompt cache (CloudWatch: CacheWriteInputTokenCount).",
+            _LABELS,
+            registry=r,
+        )
         self.time_to_first_token = Histogram(
             "outcrop_time_to_first_token_seconds",
             "Time to the first generated token of streams (CloudWatch: TimeToFirstToken).",
@@ -277,6 +289,10 @@ class Metrics(BaseInterceptor):
             self.input_tokens.labels(*labels).inc(record.input_tokens)
         if record.output_tokens:
             self.output_tokens.labels(*labels).inc(record.output_tokens)
+        if record.cache_read_input_tokens:
+            self.cache_read_tokens.labels(*labels).inc(record.cache_read_input_tokens)
+        if record.cache_write_input_tokens:
+            self.cache_write_tokens.labels(*labels).inc(record.cache_write_input_tokens)
         if streaming is not None and record.first_byte_ms is not None:
             self.time_to_first_token.labels(*labels).observe(record.first_byte_ms / 1000)
         kind = outcome(record.error_code, record.error_fault, record.status)

@@ -22,6 +22,10 @@ class InvocationRecord:
     model_id: str | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
+    cache_read_input_tokens: int | None = None
+    """Prompt tokens read from the prompt cache (requests with a cache point only)."""
+    cache_write_input_tokens: int | None = None
+    """Prompt tokens written to the prompt cache (requests with a cache point only)."""
     first_byte_ms: int | None = None
     error_code: str | None = None
     error_message: str | None = None

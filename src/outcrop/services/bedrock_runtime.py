@@ -139,6 +139,7 @@ class BedrockRuntime:
         output = builder.build()
         finish = output.finish
         _record_usage(ctx, finish.input_tokens, finish.output_tokens, first_byte_ms)
+        record_cache_usage(ctx, finish)
         body = invocation.response(output, model_name)
         if guard is not None:
             body = guard.decorate_body(
@@ -150,8 +151,8 @@ class BedrockRuntime:
         latency = ctx.elapsed_ms()
         headers = [
             ("Content-Type", "application/json"),
+            *cache_headers(finish),
             ("X-Amzn-Bedrock-Invocation-Latency", str(latency)),
-            ("X-Amzn-Bedrock-Input-Token-Count", str(finish.input_tokens)),
             ("X-Amzn-Bedrock-Output-Token-Count", str(finish.output_tokens)),
             *invocation.response_headers(output),
         ]
@@ -197,6 +198,7 @@ class BedrockRuntime:
                     else:
                         total = ctx.elapsed_ms()
                         _record_usage(ctx, event.input_tokens, event.output_tokens, first_byte_ms)
+                        record_cache_usage(ctx, event)
                         usage = Usage(
                             event.input_tokens,
                             event.output_tokens,
@@ -307,6 +309,26 @@ def _record_usage(
     ctx.record.input_tokens = input_tokens
     ctx.record.output_tokens = output_tokens
     ctx.record.first_byte_ms = first_byte_ms
+
+
+def cache_headers(finish: Finish) -> list[tuple[str, str]]:
+    """InvokeModel's token-count headers: with a cache point, the cache read and write counts
+    and, as input, only the tokens after the cache point (docs/prompt-caching.md)."""
+    read, write = finish.cache_read_input_tokens, finish.cache_write_input_tokens
+    if read is None or write is None:
+        return [("X-Amzn-Bedrock-Input-Token-Count", str(finish.input_tokens))]
+    return [
+        ("X-Amzn-Bedrock-Cache-Read-Input-Token-Count", str(read)),
+        ("X-Amzn-Bedrock-Cache-Write-Input-Token-Count", str(write)),
+        ("X-Amzn-Bedrock-Input-Token-Count", str(finish.input_tokens - read - write)),
+    ]
+
+
+def record_cache_usage(ctx: RequestContext, finish: Finish) -> None:
+    """Tell the interceptors what a request with a cache point read from and wrote to the
+    prompt cache (docs/prompt-caching.md)."""
+    ctx.record.cache_read_input_tokens = finish.cache_read_input_tokens
+    ctx.record.cache_write_input_tokens = finish.cache_write_input_tokens
 
 
 def _provider_model_name(resolved: ResolvedModel) -> str:

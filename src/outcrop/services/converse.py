@@ -59,6 +59,7 @@ from outcrop.services.bedrock_runtime import (
     _record_usage,
     count_input_tokens,
     guarded_events,
+    record_cache_usage,
     translate_engine_error,
 )
 from outcrop.services.guarded_converse import ConverseGuard
@@ -283,6 +284,7 @@ class ConverseOperations:
         self, ctx: RequestContext, prepared: _Prepared, generation: _Generation, finish: Finish
     ) -> list[ConverseEvent]:
         _record_usage(ctx, finish.input_tokens, finish.output_tokens, generation.first_byte_ms)
+        record_cache_usage(ctx, finish)
         parsed = prepared.parsed
         fields: dict[str, Any] | None = None
         if generation.output is not None:
