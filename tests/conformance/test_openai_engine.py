@@ -61,9 +61,10 @@ def running_stack(workdir: Path) -> Iterator[Stack]:
         with log.open("wb") as sink:
             binary = llama_build.find_binary() or llama_build.build()
             # The prompt cache reuses the previous request's KV prefix and decodes only the
-            # rest; those logits differ in the last bits from a whole-prompt decode and tip a
-            # tiny model's greedy choices, so the same request was answered differently after
-            # another one (a blank Converse answer, a stream unlike its non-streamed twin).
+            # rest, whose logits need not match a whole-prompt decode bit for bit (llama.cpp's
+            # server documentation says so): a tiny model's greedy choice may then tip, and the
+            # same request get another answer after a different one, as the previous upstream
+            # here (llama-cpp-python's server, which always reuses the prefix) was seen to do.
             options = LlamaServerOptions(n_ctx=2048, parallel=1, extra_args=("--no-cache-prompt",))
             command = options.command(binary, resolve_model(None), port)
             upstream = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
