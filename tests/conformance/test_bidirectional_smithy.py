@@ -9,6 +9,7 @@ session's time limits are checked against `outcrop serve` running as a process.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import time
@@ -207,11 +208,26 @@ async def test_a_client_that_stops_sending_times_out_and_others_are_unaffected(
         await idle.send_all(silent.opening())
         await busy.send_all(talker.opening())
         await busy.send_all(talker.text("USER", "Are you there?", interactive=True))
-        started = time.monotonic()
-        await idle.wait_end(15)
-        assert time.monotonic() - started > 1.5  # input_timeout_s = 2
-        await busy.wait_for("completionEnd")
-        await end_session(busy, talker)
+        # The busy client is live: its quiet microphone keeps sending while it waits for the
+        # answer, however long a loaded machine takes to give it (input_timeout_s = 2).
+        await busy.send(talker.audio_start("mic"))
+
+        async def microphone() -> None:
+            while not busy.ended.is_set():
+                await busy.send(talker.audio("mic", silence(0.5)))
+                await asyncio.sleep(0.5)
+
+        live = asyncio.create_task(microphone())
+        try:
+            started = time.monotonic()
+            await idle.wait_end(15)
+            assert time.monotonic() - started > 1.5  # input_timeout_s = 2
+            await busy.wait_for("completionEnd")
+        finally:
+            live.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await live
+        await end_session(busy, talker, audio="mic")
     assert isinstance(idle.error, ValidationException)
     assert idle.error.message == "Timed out waiting for input events"
     assert busy.error is None

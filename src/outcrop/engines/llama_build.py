@@ -19,6 +19,18 @@ what is happening and roughly how long it takes, then lets CMake's own ``[ NN%]`
 through. ``OUTCROP_LLAMA_CMAKE_ARGS`` adds flags (e.g. ``-DGGML_CUDA=ON`` on a GPU machine);
 ``OUTCROP_LLAMA_SOURCE`` points at an already downloaded sdist (``.tar.gz``) or an unpacked
 llama.cpp tree instead of fetching the pinned sdist with pip.
+
+The same sdist also supplies the one piece of upstream Python the engine uses: llama.cpp's
+JSON-schema -> GBNF converter as ported by llama-cpp-python, ``llama_cpp/llama_grammar.py``
+(standard library only; tool-call and structured-output grammars, ``engines/tool_grammar.py``,
+load it through ``engines/json_schema_grammar.py``). ``build`` extracts it, with the sdist's
+licence, into a folder keyed by the version alone (the CMake flags do not matter to it),
+
+    ~/.cache/outcrop/llama.cpp/<version>-python/llama_grammar.py
+
+even when the binary is already cached; ``--grammar`` extracts only that file (the command to
+run where llama-server comes from elsewhere, ``OUTCROP_LLAMA_SERVER``). From an unpacked bare
+llama.cpp tree, which lacks the file, the pinned sdist is fetched for it.
 """
 
 from __future__ import annotations
@@ -65,6 +77,13 @@ EXPECTED_MINUTES = "10-15"
 
 BINARY_NAME = "llama-server"
 
+#: Where the sdist holds the converter and its licence (below its top folder).
+GRAMMAR_MEMBER = ("llama_cpp", "llama_grammar.py")
+LICENSE_MEMBER = "LICENSE.md"
+
+#: The command that installs the converter alone (named by errors about it).
+GRAMMAR_COMMAND = "python -m outcrop.engines.llama_build --grammar"
+
 
 class LlamaBuildError(RuntimeError):
     """The llama-server binary could not be fetched or built; the message says what to do."""
@@ -106,6 +125,11 @@ def find_binary() -> Path | None:
         return Path(explicit).expanduser()
     path = cached_binary()
     return path if path.is_file() and os.access(path, os.X_OK) else None
+
+
+def grammar_module_path() -> Path:
+    """Where the extracted ``llama_grammar.py`` lives (whether or not extracted yet)."""
+    return cache_root() / f"{LLAMA_CPP_PYTHON_VERSION}-python" / GRAMMAR_MEMBER[-1]
 
 
 @contextlib.contextmanager
@@ -160,23 +184,127 @@ def _fetch_sdist(work: Path) -> Path:
 
 
 def _source_tree(work: Path) -> Path:
-    """An unpacked llama.cpp tree: from OUTCROP_LLAMA_SOURCE, or the pinned sdist."""
+    """An unpacked llama.cpp tree: from OUTCROP_LLAMA_SOURCE, or the pinned sdist (whose
+    grammar converter is installed on the way, when missing, to spare a second download)."""
     given = os.environ.get("OUTCROP_LLAMA_SOURCE")
     archive = Path(given).expanduser() if given else _fetch_sdist(work)
     if archive.is_dir():
         vendored = archive / "vendor" / "llama.cpp"
         return vendored if vendored.is_dir() else archive
     with tarfile.open(archive) as tar:
-        members = [m for m in tar.getmembers() if "/vendor/llama.cpp/" in f"{m.name}/"]
+        members = [
+            m
+            for m in tar.getmembers()
+            if "/vendor/llama.cpp/" in f"{m.name}/" or _is_grammar_member(m.name)
+        ]
         tar.extractall(work, members=members, filter="data")
     trees = sorted(work.glob("*/vendor/llama.cpp"))
     if not trees:
         raise LlamaBuildError(f"{archive} holds no vendor/llama.cpp tree")
+    sdist = _sdist_root(trees[0])
+    if sdist is not None and not grammar_module_path().is_file():
+        with _locked(grammar_module_path().parent / ".lock"):
+            if not grammar_module_path().is_file():
+                _install_grammar(sdist)
     return trees[0]
 
 
+def _is_grammar_member(name: str) -> bool:
+    """Whether a tar member is the converter or the licence, below the sdist's top folder."""
+    below = tuple(name.split("/")[1:])
+    return below in (GRAMMAR_MEMBER, (LICENSE_MEMBER,))
+
+
+def _sdist_root(tree: Path) -> Path | None:
+    """The unpacked sdist that holds the converter: `tree` itself, or the sdist around a
+    ``vendor/llama.cpp`` tree; None for a bare llama.cpp tree."""
+    candidates = [tree]
+    if tree.name == "llama.cpp" and tree.parent.name == "vendor":
+        candidates.append(tree.parent.parent)
+    return next((c for c in candidates if c.joinpath(*GRAMMAR_MEMBER).is_file()), None)
+
+
+def _unpack_grammar(archive: Path, work: Path) -> Path | None:
+    """Extract the converter and licence from an sdist archive; its unpacked top folder, or
+    None when the archive holds no converter."""
+    try:
+        with tarfile.open(archive) as tar:
+            members = [m for m in tar.getmembers() if _is_grammar_member(m.name)]
+            tar.extractall(work, members=members, filter="data")
+    except tarfile.TarError as error:
+        raise LlamaBuildError(f"{archive} is not a readable sdist archive: {error}") from error
+    roots = sorted(p.parents[1] for p in work.glob(f"*/{'/'.join(GRAMMAR_MEMBER)}"))
+    return roots[0] if roots else None
+
+
+def _install_grammar(root: Path) -> Path:
+    """Copy the converter (and the sdist's licence) from the unpacked sdist `root` into the
+    cache, atomically; the caller holds the grammar folder's lock."""
+    target = grammar_module_path()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    license_file = root / LICENSE_MEMBER
+    if license_file.is_file():
+        shutil.copy2(license_file, target.parent / LICENSE_MEMBER)
+    staged = target.with_suffix(".partial")
+    shutil.copy2(root.joinpath(*GRAMMAR_MEMBER), staged)
+    staged.replace(target)
+    return target
+
+
+def ensure_grammar_module(force: bool = False) -> Path:
+    """Extract ``llama_cpp/llama_grammar.py`` into the cache unless it is there; its path.
+
+    From ``OUTCROP_LLAMA_SOURCE`` when that holds it (an sdist archive or unpacked sdist),
+    else from the pinned sdist, fetched with pip.
+    """
+    target = grammar_module_path()
+    if target.is_file() and not force:
+        return target
+    with _locked(target.parent / ".lock"):
+        if target.is_file() and not force:
+            return target
+        _say(
+            "extracting llama.cpp's JSON-schema grammar converter (llama_cpp/llama_grammar.py "
+            f"of llama-cpp-python {LLAMA_CPP_PYTHON_VERSION}) into {target.parent}"
+        )
+        with tempfile.TemporaryDirectory(prefix="extract-", dir=target.parent) as tmp:
+            work = Path(tmp)
+            given = os.environ.get("OUTCROP_LLAMA_SOURCE")
+            root: Path | None = None
+            if given:
+                source = Path(given).expanduser()
+                if not source.exists():
+                    raise LlamaBuildError(f"OUTCROP_LLAMA_SOURCE={source} does not exist")
+                root = _sdist_root(source) if source.is_dir() else _unpack_grammar(source, work)
+                if root is None:
+                    _say(f"{source} holds no {'/'.join(GRAMMAR_MEMBER)}; fetching the sdist")
+            if root is None:
+                try:
+                    archive = _fetch_sdist(work)
+                except LlamaBuildError as error:
+                    raise LlamaBuildError(
+                        f"{error}; to install the grammar converter without network access, "
+                        f"point OUTCROP_LLAMA_SOURCE at the llama-cpp-python=="
+                        f"{LLAMA_CPP_PYTHON_VERSION} sdist (`pip download --no-deps --no-binary "
+                        f":all: llama-cpp-python=={LLAMA_CPP_PYTHON_VERSION}`) and run "
+                        f"`{GRAMMAR_COMMAND}`"
+                    ) from error
+                root = _unpack_grammar(archive, work)
+            if root is None:
+                raise LlamaBuildError(f"the sdist holds no {'/'.join(GRAMMAR_MEMBER)}")
+            _install_grammar(root)
+    return target
+
+
 def build(jobs: int = DEFAULT_JOBS, force: bool = False) -> Path:
-    """Build ``llama-server`` into the cache unless it is already there; return its path."""
+    """Build ``llama-server`` into the cache unless it is already there, and extract the
+    grammar converter unless that is there; return the binary's path."""
+    binary = _build_binary(jobs, force)
+    ensure_grammar_module()
+    return binary
+
+
+def _build_binary(jobs: int, force: bool) -> Path:
     args = cmake_args()
     target = cached_binary(args)
     if target.is_file() and not force:
@@ -232,10 +360,18 @@ def build(jobs: int = DEFAULT_JOBS, force: bool = False) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m outcrop.engines.llama_build [--print-path] [--force] [-jN]``."""
+    """``python -m outcrop.engines.llama_build [--print-path] [--grammar] [--force] [-jN]``."""
     args = sys.argv[1:] if argv is None else argv
     if "--print-path" in args:
         print(cached_binary())
+        return 0
+    if "--grammar" in args:
+        try:
+            path = ensure_grammar_module(force="--force" in args)
+        except LlamaBuildError as error:
+            _say(f"error: {error}")
+            return 1
+        _say(f"grammar converter ready: {path}")
         return 0
     jobs = DEFAULT_JOBS
     for arg in args:
@@ -246,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     except LlamaBuildError as error:
         _say(f"error: {error}")
         return 1
-    _say(f"llama-server ready: {path}")
+    _say(f"llama-server ready: {path}; grammar converter: {grammar_module_path()}")
     return 0
 
 

@@ -67,7 +67,7 @@ from typing import Any, Literal
 
 import aiohttp
 
-from outcrop.engines import llama_build
+from outcrop.engines import json_schema_grammar, llama_build
 from outcrop.engines.base import (
     ContextWindowExceeded,
     Engine,
@@ -453,6 +453,7 @@ class LlamaServerEngine(Engine):
             binary = await asyncio.to_thread(llama_build.build)
         if not binary.is_file():
             raise EngineUnavailable(f"no llama-server binary at {binary}")
+        await asyncio.to_thread(json_schema_grammar.preload)
         self._detail = f"loading {path.name} in llama-server"
         process = LlamaServerProcess(
             self.name,

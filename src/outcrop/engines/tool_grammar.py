@@ -4,8 +4,8 @@ When a request offers tools, the llama.cpp engine sends llama-server a GBNF gram
 `grammar` field; llama-server samples through it, checking each sampled token against it as
 llama.cpp's common sampler does) that admits only the call format of `tool_calls` with, for
 each tool, arguments that follow its JSON schema (converted by `SchemaConverter`,
-the Python port of llama.cpp's json-schema-to-grammar, in `json_schema_grammar`). How the model
-chooses between answering and calling:
+llama-cpp-python's port of llama.cpp's json-schema-to-grammar, which `json_schema_grammar`
+loads from the pinned sdist). How the model chooses between answering and calling:
 
 - `toolChoice` `any`: the grammar admits a call to any offered tool and nothing else, so the
   model must call one; `tool`: only a call to the named tool.
@@ -33,13 +33,14 @@ schema's grammar, and once the JSON value is complete only an end-of-turn token 
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from outcrop.engines.json_schema_grammar import SchemaConverter
+from outcrop.engines.json_schema_grammar import SchemaConverter, schema_converter_class
 from outcrop.engines.tool_calls import CALL_CLOSE, CALL_OPEN, answers_tool_results, call_header
 from outcrop.types import GenerationRequest, ToolChoice, ToolSpec
 
@@ -118,24 +119,37 @@ def _literal(text: str) -> str:
     return json.dumps(text)
 
 
-class _Converter(SchemaConverter):
-    # The vendored converter has no type hints: calls into it are marked below.
+class _Converter:
     """llama.cpp's converter, with the additions the module docstring lists."""
 
     def __init__(self) -> None:
-        super().__init__(  # type: ignore[no-untyped-call]
+        self._upstream = _converter_class()(
             prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False
         )
 
     def arguments_rule(self, schema: Mapping[str, Any], name: str) -> str:
         prepared = _prepare(copy.deepcopy(dict(schema)))
         try:
-            resolved = self.resolve_refs(prepared, name)
-            return str(self.visit(resolved, name))
+            resolved = self._upstream.resolve_refs(prepared, name)
+            return self._upstream.visit(resolved, name)
         except Exception:  # the converter raises assorted errors for schemas it lacks
-            return str(self.visit(_ANY_OBJECT, name))
+            return self._upstream.visit(_ANY_OBJECT, name)
 
-    def visit(self, schema: Any, name: str) -> Any:
+    def rules(self) -> str:
+        lines = self._upstream.format_grammar().splitlines()
+        return "\n".join(_JSON_CHAR if line.startswith("char ::=") else line for line in lines)
+
+
+@functools.cache
+def _converter_class() -> type[SchemaConverter]:
+    """Upstream's `SchemaConverter` with bounded integers in front of its `visit`.
+
+    A subclass, since upstream's `visit` calls `self.visit` for nested schemas too; built once
+    the upstream class is loaded (`json_schema_grammar`), hence with `type()`.
+    """
+    base = schema_converter_class()
+
+    def visit(self: SchemaConverter, schema: Any, name: str) -> str:
         if (
             isinstance(schema, dict)
             and schema.get("type") == "integer"
@@ -144,12 +158,10 @@ class _Converter(SchemaConverter):
         ):
             rule = _integer_rule(schema)
             if rule is not None:
-                return self._add_rule(name or "root", rule)  # type: ignore[no-untyped-call]
-        return super().visit(schema, name)  # type: ignore[no-untyped-call]
+                return self._add_rule(name or "root", rule)
+        return base.visit(self, schema, name)
 
-    def rules(self) -> str:
-        lines = str(self.format_grammar()).splitlines()  # type: ignore[no-untyped-call]
-        return "\n".join(_JSON_CHAR if line.startswith("char ::=") else line for line in lines)
+    return cast(type[SchemaConverter], type("_Converter", (base,), {"visit": visit}))
 
 
 def _prepare(schema: Any) -> Any:
