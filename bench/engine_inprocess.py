@@ -68,7 +68,7 @@ async def run_inprocess(
             if isinstance(event, TokenEvent):
                 if first is None and event.text:
                     first = time.perf_counter()
-            else:
+            elif isinstance(event, Finish):
                 finish = event
         end = time.perf_counter()
         if finish is None:

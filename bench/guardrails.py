@@ -197,7 +197,7 @@ def server_side(requests: int, rounds: int) -> dict[str, Any]:
         path.write_text(config(tmp))
         with running_server(["--config", str(path)]) as server:
             parts = urlsplit(server.url)
-            conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+            conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=60)
             results: dict[str, Any] = {}
             for streaming in (False, True):
                 kind = "stream" if streaming else "invoke"

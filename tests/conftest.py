@@ -46,6 +46,18 @@ def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
         watchdog.cancel()
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The random order's seed at the end of every run, `-q` included (pytest-randomly prints it
+    only in the header), with how to run the same order again."""
+    config = terminalreporter.config
+    if config.pluginmanager.hasplugin("randomly"):
+        seed = config.getoption("randomly_seed")
+        terminalreporter.write_line(
+            f"test order: random, seed {seed} (the same order again: --randomly-seed={seed}; "
+            "file order: -p no:randomly)"
+        )
+
+
 @pytest.fixture(scope="session")
 def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A self-signed certificate for localhost and 127.0.0.1 (cert.pem, key.pem)."""

@@ -119,7 +119,7 @@ engine = "default"
 dialect = "lmi"
 
 [sagemaker.endpoints.short-session]
-session_ttl_s = 1
+session_ttl_s = 3
 variants = [{{ engine = "default", dialect = "lmi" }}]
 
 [[sagemaker.endpoints.multi.variants]]

@@ -51,7 +51,7 @@ class SmithyStream:
         config = await AsyncBedrockRuntimeConfig.resolve(
             endpoint_uri=self.endpoint,
             region="us-east-1",
-            aws_credentials_identity_resolver=EnvironmentCredentialsResolver(),
+            aws_credentials_identity_resolver=EnvironmentCredentialsResolver(),  # type: ignore[no-untyped-call]
             transport=crt_transport(self.ca_file),
         )
         client = AsyncBedrockRuntimeClient(config=config)

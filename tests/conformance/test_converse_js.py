@@ -120,7 +120,10 @@ def test_validation_error(server: ServerProcess) -> None:
 
 
 def test_count_tokens_matches_usage(server: ServerProcess) -> None:
-    conversation = {"messages": [user("How many tokens is this?")], "toolConfig": TOOLS}
+    conversation: dict[str, Any] = {
+        "messages": [user("How many tokens is this?")],
+        "toolConfig": TOOLS,
+    }
     counted = call(server, "CountTokens", input={"converse": conversation}).ok()
     usage = call(server, "Converse", **conversation).ok()["output"]["usage"]
     assert counted["output"]["inputTokens"] == usage["inputTokens"] > 0

@@ -122,7 +122,7 @@ INPUT_CASES = [
 
 
 def _names(policy: dict[str, Any]) -> set[str]:
-    out = set()
+    out: set[Any] = set()  # names, types and matches read from the JSON policy
     for items in policy.values():
         for item in items:
             out.add(item.get("type") if item.get("type") not in (None, "DENY") else None)

@@ -51,7 +51,14 @@ def alive(pid: int) -> bool:
         return False
 
 
-def test_converse_cache_point_reports_cache_write_then_read(llama_server: ServerProcess) -> None:
+def test_converse_cache_point_reports_cache_write_then_read() -> None:
+    """On a server of its own: the shared one keeps whatever prefix the tests before this one
+    left in its slot (the chat template's first tokens), which the first call would read."""
+    with running_server([], ready_timeout=300) as llama_server:
+        _cache_point_write_then_read(llama_server)
+
+
+def _cache_point_write_then_read(llama_server: ServerProcess) -> None:
     rt = client(llama_server)
     document = "Basalt is a dark volcanic rock that cools quickly at the surface. " * 30
     messages = [

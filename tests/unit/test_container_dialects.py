@@ -7,7 +7,12 @@ from typing import Any
 
 import pytest
 
-from outcrop.dialects.containers.base import ContainerRejected, ContainerRequest, token_id
+from outcrop.dialects.containers.base import (
+    ContainerRejected,
+    ContainerRequest,
+    ContainerStream,
+    token_id,
+)
 from outcrop.dialects.containers.choice import dialect_name_for_body
 from outcrop.dialects.containers.lmi import LmiDialect
 from outcrop.dialects.containers.openai_chat import OpenAIChatDialect
@@ -26,7 +31,7 @@ def _tok(text: str) -> str:
     return f'{{"id":{token_id(text)},"text":"{text}","logprob":0.0,"special":false}}'
 
 
-def _run(stream: Any, pieces: list[str], finish: Finish) -> list[bytes]:
+def _run(stream: ContainerStream, pieces: list[str], finish: Finish) -> list[bytes]:
     out = list(stream.start())
     for piece in pieces:
         out += stream.token(piece)

@@ -80,12 +80,13 @@ def test_sign_frame_round_trips_through_the_verifier() -> None:
 def test_outer_headers_are_format_checked() -> None:
     sig = b"\1" * 32
     assert read_signed_frame({":date": 5, ":chunk-signature": sig}, b"x").date_ms == 5
-    for headers, message in [
+    cases: list[tuple[dict[str, object], str]] = [
         ({":chunk-signature": sig}, ":date"),
         ({":date": 5, ":chunk-signature": b"short"}, "32-byte"),
         ({":date": "today", ":chunk-signature": sig}, ":date"),
         ({":date": 5, ":chunk-signature": sig, ":extra": "x"}, "Unexpected header :extra"),
-    ]:
+    ]
+    for headers, message in cases:
         with pytest.raises(EventSigningError, match=message):
             read_signed_frame(headers, b"x")
 

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import json
 import time
+from collections.abc import MutableMapping
 from typing import Any
 
 from botocore.eventstream import EventStreamBuffer
@@ -35,7 +36,7 @@ def signed(event: dict[str, Any] | None) -> bytes:
 class Client:
     def __init__(self) -> None:
         self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self.sent: list[dict[str, Any]] = []
+        self.sent: list[MutableMapping[str, Any]] = []
         self.events: list[dict[str, Any]] = []
         self.changed = asyncio.Event()
         self._buffer = EventStreamBuffer()
@@ -43,7 +44,7 @@ class Client:
     async def receive(self) -> dict[str, Any]:
         return await self.inbox.get()
 
-    async def send(self, message: dict[str, Any]) -> None:
+    async def send(self, message: MutableMapping[str, Any]) -> None:
         self.sent.append(message)
         self._buffer.add_data(message.get("body", b""))
         for frame in self._buffer:

@@ -125,7 +125,7 @@ async def test_recorded_guard_content_counts_context(guardrails: Guardrails) -> 
 
 
 async def test_guard_content_selects_and_masks_in_place(guardrails: Guardrails) -> None:
-    body = {
+    body: dict[str, Any] = {
         "system": [{"text": "forbidden system words are not checked"}],
         "messages": [
             {

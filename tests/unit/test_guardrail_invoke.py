@@ -63,7 +63,7 @@ def test_headers_errors() -> None:
 
 
 def test_body_config() -> None:
-    unused = {"amazon-bedrock-guardrailConfig": {}}
+    unused: dict[str, Any] = {"amazon-bedrock-guardrailConfig": {}}
     assert guardrail_request(None, unused) is None and unused  # left for the schema to refuse
     with pytest.raises(ValidationException, match="extraneous key"):
         refuse_unused_config(unused)

@@ -123,7 +123,7 @@ def test_content_rules(category: str, text: str, confidence: str) -> None:
 
 def test_strength_thresholds_follow_aws() -> None:
     table = {
-        (strength, conf): content.blocks(strength, conf)  # type: ignore[arg-type]
+        (strength, conf): content.blocks(strength, conf)
         for strength in ("NONE", "LOW", "MEDIUM", "HIGH")
         for conf in ("NONE", "LOW", "MEDIUM", "HIGH")
     }

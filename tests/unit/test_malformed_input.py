@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from outcrop.app import OutcropApp
-from outcrop.config import LimitsSettings, ScriptedSettings, Settings
+from outcrop.config import ScriptedSettings, Settings
+from outcrop.config.security import LimitsSettings
 from outcrop.dialects.converse import bad_schema_message
 from outcrop.engines.scripted import ScriptedEngine
 from outcrop.wire.errors import AwsError

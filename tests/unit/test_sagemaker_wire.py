@@ -58,6 +58,7 @@ def test_stream_members_are_the_models_union_members() -> None:
         "ModelStreamError": "ModelStreamError",
         "InternalStreamFailure": "InternalStreamFailure",
     }
+    cls: type[AwsError]
     for cls in (ModelStreamError, InternalStreamFailure):
         assert cls.stream_member() == sagemaker[cls.code]
     bedrock = _stream_members("bedrock-runtime", "InvokeModelWithResponseStream")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-from typing import Any
+from typing import Any, cast
 
 import botocore.auth
 import pytest
@@ -24,7 +24,7 @@ INVALID = (
 
 
 def token(secret: str = SECRET, key: str = "AKIDEXAMPLE", region: str = "us-east-1") -> str:
-    return BedrockTokenGenerator().get_token(Credentials(key, secret), region)
+    return cast(str, BedrockTokenGenerator().get_token(Credentials(key, secret), region))
 
 
 def bearer(value: str) -> list[tuple[str, str]]:

@@ -82,7 +82,7 @@ def botocore_signed(
     signer = SigV4Auth(Credentials(AKID, secret, token), service, "us-east-1")
     if when is not None:
         request.context["timestamp"] = when.strftime(sigv4.AMZ_DATE_FORMAT)
-        signer._timestamp = lambda: request.context["timestamp"]  # type: ignore[method-assign]
+        signer._timestamp = lambda: request.context["timestamp"]
     signer.add_auth(request)
     prepared = request.prepare()
     parts = urlsplit(prepared.url)

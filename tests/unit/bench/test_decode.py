@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from outcrop.cli.bench.decode import TEXT, Operation, StreamDecoder, StreamFailed, error_type
@@ -15,7 +17,7 @@ METRICS = {
     "invocationLatency": 40,
     "firstByteLatency": 9,
 }
-CLAUDE_STREAM = [
+CLAUDE_STREAM: list[dict[str, Any]] = [
     {"type": "message_start", "message": {"role": "assistant"}},
     {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
     {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hi"}},

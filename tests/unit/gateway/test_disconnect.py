@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, MutableMapping
 from typing import Any
 
 import pytest
@@ -84,7 +84,7 @@ async def test_generation_stops_when_the_client_leaves(operation: str) -> None:
     engine = CountingEngine()
     settings = Settings(engines={"default": ScriptedSettings(type="scripted")})
     app = OutcropApp(settings, engines={"default": engine})
-    sent: list[dict[str, Any]] = []
+    sent: list[MutableMapping[str, Any]] = []
     body_sent = False
     at_disconnect = 0
 
@@ -97,7 +97,7 @@ async def test_generation_stops_when_the_client_leaves(operation: str) -> None:
         at_disconnect = engine.produced
         return {"type": "http.disconnect"}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message)
 
     scope = {

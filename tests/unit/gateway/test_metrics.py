@@ -62,7 +62,9 @@ def _samples(app: OutcropApp) -> dict[tuple[str, frozenset[tuple[str, str]]], fl
     return found
 
 
-def _value(samples: dict, name: str, **labels: str) -> float:
+def _value(
+    samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str
+) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
 
 

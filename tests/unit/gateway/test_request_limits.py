@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import MutableMapping
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from outcrop.gateway.asgi import ClientGone, read_body, wait_disconnect
 from outcrop.gateway.request_limits import RequestLimits, RequestLimitSettings
 
-Message = dict[str, Any]
+Message = MutableMapping[str, Any]
 
 
 def scope(path: str = "/model/m/invoke", method: str = "POST") -> Message:
