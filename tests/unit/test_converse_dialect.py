@@ -279,10 +279,21 @@ def test_empty_content_and_blank_text() -> None:
         "The content field in the Message object at messages.1 is empty. Add a ContentBlock "
         "object to the content field and try again."
     )
-    assert rejected({"messages": [user(text("a"), text("  \n"))]}) == (
+    assert rejected({"messages": [user(text("a"), text(""))]}) == (
         "The text field in the ContentBlock object at messages.0.content.1 is blank. Add text "
         "to the text field, and try again."
     )
+    assert rejected({"messages": [user(text("  \n"))]}) == (
+        "The text field in the ContentBlock object at messages.0.content.0 is blank. Add text "
+        "to the text field, and try again."
+    )
+
+
+def test_whitespace_beside_real_content_is_accepted() -> None:
+    # As Bedrock answered pydantic-ai's cache-point request (a "\n" block after a document).
+    body = {"messages": [user(text("a"), text("\n"), {"cachePoint": {"type": "default"}})]}
+    parsed = parse_request(body)
+    assert parsed is not None
 
 
 def test_tool_blocks_need_a_tool_config() -> None:
