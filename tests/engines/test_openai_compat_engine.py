@@ -218,3 +218,112 @@ async def test_tool_calls_stream_as_tool_call_events() -> None:
     ]
     finish = events[-1]
     assert isinstance(finish, Finish) and finish.stop_reason is StopReason.TOOL_USE
+
+
+def cut_stream(pieces: list[bytes], *, abort: bool) -> Handler:
+    """An upstream that streams `pieces`, then ends the body (`abort`: drops the connection
+    mid-body instead) without ever sending a finish_reason."""
+
+    async def chat(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for piece in pieces:
+            await response.write(piece)
+        if abort:
+            assert request.transport is not None
+            request.transport.close()
+        return response
+
+    return chat
+
+
+async def events_until_error(handler: Handler) -> tuple[list[GenerationEvent], EngineError]:
+    runner, url = await start_upstream(handler)
+    events: list[GenerationEvent] = []
+    try:
+        async for engine in ready_engine(url):
+            with pytest.raises(EngineError) as caught:
+                async for event in engine.generate(REQUEST):
+                    events.append(event)
+    finally:
+        await runner.cleanup()
+    return events, caught.value
+
+
+@pytest.mark.parametrize(
+    ("pieces", "abort"),
+    [
+        ([delta("Hi"), delta(" there")], False),  # body closed, no [DONE]
+        ([delta("Hi"), delta(" there"), b"data: [DONE]\n\n"], False),  # [DONE], no finish
+        ([delta("Hi"), delta(" there")], True),  # connection dropped mid-body
+    ],
+    ids=["closed", "done-without-finish", "dropped"],
+)
+async def test_a_stream_cut_after_tokens_is_a_stream_error_not_a_finish(
+    pieces: list[bytes], abort: bool
+) -> None:
+    events, error = await events_until_error(cut_stream(pieces, abort=abort))
+    assert events == [TokenEvent("Hi"), TokenEvent(" there")]  # and no Finish
+    # a plain EngineError: after the first event it becomes the in-stream exception
+    assert not isinstance(error, EngineUnavailable)
+    assert "without a finish_reason" in str(error) or "broke off" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("pieces", "abort"),
+    [
+        ([], False),
+        ([b"data: [DONE]\n\n"], False),
+        ([sse({"choices": [], "usage": {"prompt_tokens": 4, "completion_tokens": 0}})], False),
+        ([b": keep-alive\n\n"], True),
+    ],
+    ids=["empty", "done-only", "usage-only", "dropped"],
+)
+async def test_a_stream_cut_before_any_token_is_unavailable(
+    pieces: list[bytes], abort: bool
+) -> None:
+    events, error = await events_until_error(cut_stream(pieces, abort=abort))
+    assert events == []
+    assert isinstance(error, EngineUnavailable)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"choices": [{"index": 0, "message": {"content": "Hi"}}]},
+        {"choices": [{"index": 0, "message": {"content": "Hi"}, "finish_reason": None}]},
+        {"choices": []},
+        {"id": "x"},
+    ],
+    ids=["no-finish", "null-finish", "no-choices", "empty"],
+)
+async def test_a_json_answer_without_a_finish_is_unavailable(body: dict[str, Any]) -> None:
+    async def chat(request: web.Request) -> web.Response:
+        return web.json_response(body)
+
+    events, error = await events_until_error(chat)
+    assert events == []  # nothing of a truncated answer is passed on
+    assert isinstance(error, EngineUnavailable)
+
+
+async def test_a_json_answer_with_a_finish_is_unchanged() -> None:
+    async def chat(request: web.Request) -> web.Response:
+        choice = {"index": 0, "message": {"content": "Hi"}, "finish_reason": "length"}
+        usage = {"prompt_tokens": 3, "completion_tokens": 1}
+        return web.json_response({"choices": [choice], "usage": usage})
+
+    runner, url = await start_upstream(chat)
+    try:
+        async for engine in ready_engine(url):
+            events = await collect(engine)
+    finally:
+        await runner.cleanup()
+    assert events == [TokenEvent("Hi"), Finish(StopReason.MAX_TOKENS, 3, 1)]
+
+
+async def test_a_json_answer_that_is_not_json_is_an_engine_error() -> None:
+    async def chat(request: web.Request) -> web.Response:
+        return web.Response(text="<html>gateway</html>", content_type="text/html")
+
+    events, error = await events_until_error(chat)
+    assert events == [] and "malformed" in str(error)

@@ -9,7 +9,9 @@ This module owns three things, the first two sans-IO:
   `include_usage` chunk when it sends one, otherwise counted here).
 - `OpenAICompatEngine`: the I/O around them with aiohttp: `POST {upstream}/chat/completions`
   (`/completions` for raw prompts) with `stream: true`, readiness from `GET {upstream}/models`,
-  and HTTP/connection failures mapped to the engine errors of `engines.base`.
+  and HTTP/connection failures mapped to the engine errors of `engines.base`. An answer that
+  ends without a `finish_reason` (cut, dropped, or `[DONE]` without one) is a failure, never a
+  normal finish: `EngineUnavailable` before the first event, `UpstreamStreamError` after it.
 
 Token counting (`count_tokens`, and usage when the upstream reports none) is an approximation:
 the OpenAI API has no standard tokenize endpoint, so prompts are counted with the scripted
@@ -427,25 +429,35 @@ class OpenAICompatEngine(Engine):
             raise EngineUnavailable(f"upstream {self.upstream} unreachable: {exc}") from exc
         except TimeoutError as exc:
             raise EngineTimeout(f"upstream {self.upstream} timed out") from exc
+        sent = False  # whether an event has been yielded: decides how a cut stream fails
         try:
             if response.status != 200:
                 raise status_error(response.status, await response.text())
             if not response.content_type.startswith("text/event-stream"):
-                # Some servers answer a stream request with one JSON body: map it as one chunk.
-                for event in mapper.feed(_as_chunk(await response.text())):
+                # Some servers answer a stream request with one JSON body: map it as one chunk
+                # (checked for a finish before any of it is passed on).
+                events = mapper.feed(_as_chunk(await response.text()))
+                if mapper.finish_reason is None:
+                    raise cut_off(self.upstream, "answered without a finish_reason", sent)
+                for event in events:
                     yield event
             else:
                 async for raw in response.content.iter_any():
                     for data in decoder.feed(raw):
                         for event in mapper.feed(data):
+                            sent = True
                             yield event
                     if mapper.done:
                         break
                 for data in decoder.close():
                     for event in mapper.feed(data):
+                        sent = True
                         yield event
+                if mapper.finish_reason is None:
+                    how = "sent [DONE]" if mapper.done else "closed the stream"
+                    raise cut_off(self.upstream, f"{how} without a finish_reason", sent)
         except aiohttp.ClientError as exc:
-            raise EngineError(f"upstream {self.upstream} broke off the stream: {exc}") from exc
+            raise cut_off(self.upstream, f"broke off the stream: {exc}", sent) from exc
         except TimeoutError as exc:
             raise EngineTimeout(f"upstream {self.upstream} timed out") from exc
         finally:
@@ -453,6 +465,14 @@ class OpenAICompatEngine(Engine):
             # sees the client go away and stops.
             response.close()
         yield mapper.finish()
+
+
+def cut_off(upstream: str, how: str, sent: bool) -> EngineError:
+    """The error for an upstream answer that ended without a finish: nothing sent yet, the
+    upstream is unavailable (a 503 the SDKs retry); after events, the stream failed (an
+    exception inside the client's stream). Never a normal finish with truncated output."""
+    detail = f"upstream {upstream} {how}"
+    return UpstreamStreamError(detail) if sent else EngineUnavailable(detail)
 
 
 def status_error(status: int, text: str) -> EngineError:
@@ -472,7 +492,12 @@ def status_error(status: int, text: str) -> EngineError:
 
 def _as_chunk(text: str) -> str:
     """A non-streamed completion rewritten as one streamed chunk (message → delta)."""
-    payload = json.loads(text)
+    try:
+        payload = json.loads(text)
+    except ValueError:
+        return text  # the mapper reports it as a malformed event
+    if not isinstance(payload, dict):
+        return text
     for choice in payload.get("choices") or ():
         if isinstance(choice, dict) and "message" in choice:
             choice["delta"] = choice.pop("message")
