@@ -2,7 +2,9 @@
 in front of a small aiohttp upstream (in a thread, on loopback) that fails as the prompt says.
 
 400 from the upstream → ValidationException; 500 → ModelErrorException; an error event after
-the first token → modelStreamErrorException inside the stream; the server keeps serving.
+the first token → modelStreamErrorException inside the stream; the server keeps serving. A
+stream that ends without a finish_reason (cut, or `[DONE]` without one) is never a normal
+answer: ServiceUnavailableException before the first token, modelStreamErrorException after it.
 """
 
 from __future__ import annotations
@@ -40,9 +42,16 @@ async def _chat(request: web.Request) -> web.StreamResponse:
         return web.json_response({"error": {"message": "CUDA error"}}, status=500)
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await response.prepare(request)
+    if prompt == "cut-before-any-token":
+        return response
     await response.write(_sse({"choices": [{"index": 0, "delta": {"content": "Hi"}}]}))
     if prompt == "midstream":
         await response.write(_sse({"error": {"message": "engine died"}}))
+        return response
+    if prompt == "cut":  # the stream ends with neither a finish_reason nor [DONE]
+        return response
+    if prompt == "done-without-finish":
+        await response.write(b"data: [DONE]\n\n")
         return response
     finish = {"index": 0, "delta": {}, "finish_reason": "stop"}
     await response.write(_sse({"choices": [finish]}) + b"data: [DONE]\n\n")
@@ -124,3 +133,53 @@ def test_error_event_mid_stream_is_a_model_stream_error(outcrop: ServerProcess) 
     # still serving
     whole = json.loads(rt.invoke_model(modelId=HAIKU, body=claude("ok"))["body"].read())
     assert whole["content"][0]["text"] == "Hi" and whole["stop_reason"] == "end_turn"
+
+
+def test_stream_cut_before_any_token_is_service_unavailable(outcrop: ServerProcess) -> None:
+    rt = client(outcrop)
+    with pytest.raises(rt.exceptions.ServiceUnavailableException):
+        rt.invoke_model(modelId=HAIKU, body=claude("cut-before-any-token"))
+    with pytest.raises(rt.exceptions.ServiceUnavailableException):
+        rt.invoke_model_with_response_stream(modelId=HAIKU, body=claude("cut-before-any-token"))
+    with pytest.raises(rt.exceptions.ServiceUnavailableException):
+        rt.converse_stream(
+            modelId=HAIKU,
+            messages=[{"role": "user", "content": [{"text": "cut-before-any-token"}]}],
+        )
+
+
+@pytest.mark.parametrize("prompt", ["cut", "done-without-finish"])
+def test_stream_cut_after_a_token_is_a_model_stream_error(
+    outcrop: ServerProcess, prompt: str
+) -> None:
+    rt = client(outcrop)
+    response = rt.invoke_model_with_response_stream(modelId=HAIKU, body=claude(prompt))
+    chunks: list[dict[str, Any]] = []
+    with pytest.raises(EventStreamError) as caught:
+        for event in response["body"]:
+            chunks.append(json.loads(event["chunk"]["bytes"]))
+    assert caught.value.response["Error"]["Code"] == "modelStreamErrorException"
+    assert any(c.get("delta", {}).get("text") == "Hi" for c in chunks)
+    assert not any(c["type"] == "message_stop" for c in chunks)  # no end_turn finish
+
+    stream = rt.converse_stream(
+        modelId=HAIKU, messages=[{"role": "user", "content": [{"text": prompt}]}]
+    )
+    events: list[dict[str, Any]] = []
+    with pytest.raises(EventStreamError) as caught:
+        for event in stream["stream"]:
+            events.append(event)
+    assert caught.value.response["Error"]["Code"] == "modelStreamErrorException"
+    assert not any("messageStop" in event for event in events)
+
+
+def test_stream_cut_after_a_token_fails_a_non_streaming_call(outcrop: ServerProcess) -> None:
+    rt = client(outcrop)
+    # InvokeModel and Converse model no stream exception: a model failing part-way is a
+    # ModelErrorException there, never a 200 with the truncated "Hi".
+    with pytest.raises(rt.exceptions.ModelErrorException) as caught:
+        rt.invoke_model(modelId=HAIKU, body=claude("cut"))
+    assert "without a finish_reason" in caught.value.response["Error"]["Message"]
+    with pytest.raises(rt.exceptions.ModelErrorException) as caught:
+        rt.converse(modelId=HAIKU, messages=[{"role": "user", "content": [{"text": "cut"}]}])
+    assert "without a finish_reason" in caught.value.response["Error"]["Message"]

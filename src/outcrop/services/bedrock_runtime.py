@@ -44,7 +44,12 @@ from outcrop.services.bidirectional import BidirectionalStreaming
 from outcrop.services.embeddings import EmbeddingService, is_embedding_model
 from outcrop.types import Finish, Usage
 from outcrop.wire import eventstream
-from outcrop.wire.errors import NotImplementedYet, ValidationException
+from outcrop.wire.errors import (
+    ModelErrorException,
+    ModelStreamErrorException,
+    NotImplementedYet,
+    ValidationException,
+)
 from outcrop.wire.jsonbody import decode_json_body
 
 # Verbatim from Bedrock (issue aws-samples/amazon-bedrock-client-for-mac#112).
@@ -96,11 +101,20 @@ class BedrockRuntime:
         invocation, generation = await self._start(ctx, resolved, streaming=False)
         model_name = provider_model_name(resolved)
         builder = CompletionBuilder()
-        async with aclosing(generation.events()) as events:
-            async for event in events:
-                if not isinstance(event, Finish):
-                    generation.output_started()
-                builder.add(event)
+        try:
+            async with aclosing(generation.events()) as events:
+                async for event in events:
+                    if not isinstance(event, Finish):
+                        generation.output_started()
+                    builder.add(event)
+        except ModelStreamErrorException as exc:
+            # InvokeModel has no stream: a model that fails part-way is a ModelErrorException
+            # (as in Converse), not the stream's exception, which this operation does not model.
+            raise ModelErrorException(
+                exc.message,
+                original_status_code=int(exc.members.get("originalStatusCode", 500)),
+                resource_name=resolved.model.model_id,
+            ) from None
         output = builder.build()
         finish = output.finish
         generation.finished(finish)
