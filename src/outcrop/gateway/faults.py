@@ -15,7 +15,8 @@ Actions (`after_events` = K counts the stream's frames sent before the fault act
   gives up), then the stream goes on.
 * `latency`: `latency_ms` before every event from event K on (per token for token-per-frame
   streams); non-streaming calls wait `latency_ms` once.
-* `corrupt_crc`: event K+1 goes out with a wrong message CRC.
+* `corrupt_crc`: event K+1 goes out with a wrong message CRC (on server-sent events, which
+  carry no checksum, with its JSON cut short: wire/stream_units.py).
 * `drop`: the connection is dropped after K events (non-streaming: after the response
   headers, mid-body).
 """
@@ -25,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from weakref import WeakKeyDictionary
 
 from outcrop.config.security import FaultRuleSettings
@@ -133,13 +134,19 @@ class FaultInjector(BaseInterceptor):
         rule = self._streams.pop(ctx, None)
         if rule is None:
             return frames
-        return faulty_stream(rule.settings, frames, ctx.service)
+        units = ctx.call.stream_units
+        corrupt = corrupt_crc if units is None else units.corrupt
+        return faulty_stream(rule.settings, frames, ctx.service, corrupt)
 
 
 async def faulty_stream(
-    s: FaultRuleSettings, frames: AsyncGenerator[bytes, None], service: str = "bedrock-runtime"
+    s: FaultRuleSettings,
+    frames: AsyncGenerator[bytes, None],
+    service: str = "bedrock-runtime",
+    corrupt: Callable[[bytes], bytes] | None = None,
 ) -> AsyncGenerator[bytes, None]:
-    """`frames` with the rule's action applied after `after_events` of them."""
+    """`frames` with the rule's action applied after `after_events` of them (`corrupt`: how
+    `corrupt_crc` damages a frame, `corrupt_crc` itself for event-stream frames)."""
     sent = 0
     async with contextlib.aclosing(frames):
         async for frame in frames:
@@ -155,7 +162,7 @@ async def faulty_stream(
                 if s.action == "latency":
                     await asyncio.sleep(s.latency_ms / 1000)
                 if s.action == "corrupt_crc" and sent == s.after_events:
-                    frame = corrupt_crc(frame)
+                    frame = (corrupt or corrupt_crc)(frame)
             yield frame
             sent += 1
     # The stream had K events or fewer: errors and drops still happen, at its end.

@@ -208,11 +208,15 @@ def _output(
     ctx: RequestContext, include_bodies: bool, stream_frames: list[bytes] | None
 ) -> dict[str, Any]:
     streaming = stream_frames is not None
+    units = ctx.call.stream_units
     content_type = "application/vnd.amazon.eventstream" if streaming else "application/json"
+    if streaming and units is not None:
+        content_type = units.content_type
     section: dict[str, Any] = {"outputContentType": content_type}
     if include_bodies:
         if stream_frames is not None:
-            section["outputBodyJson"] = decode_stream_events(stream_frames)
+            decode = decode_stream_events if units is None else units.decode
+            section["outputBodyJson"] = decode(stream_frames)
         elif ctx.record.response_body is not None:
             section["outputBodyJson"] = _json_or_text(ctx.record.response_body)
     if ctx.record.output_tokens is not None:

@@ -21,6 +21,7 @@ from outcrop.wire import sigv4
 
 if TYPE_CHECKING:
     from outcrop.wire.errors import AwsError
+    from outcrop.wire.stream_units import StreamUnits
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +72,9 @@ class CallState:
     """Registered by the scripted-responses interceptor for a generating call."""
     request_metadata: dict[str, str] | None = None
     """The request's metadata (InvokeModel's header, Converse's member), for the log."""
+    stream_units: StreamUnits | None = None
+    """How a streamed answer's units are written when they are not AWS event-stream frames
+    (wire/stream_units.py), for the interceptors that look inside them."""
 
 
 @dataclass(slots=True)

@@ -18,7 +18,9 @@ goes in `message.reasoning_content` (`delta.reasoning_content`), not in `content
 Errors are OpenAI's JSON shape, `{"error": {"message", "type", "param", "code"}}`, with the
 HTTP status of the Bedrock error the call met (its name in `code`, its message as is); an error
 after the first chunk is one `data: {"error": ...}` event before the stream ends. That Bedrock
-words them exactly so is unverified (docs/openai-endpoint.md).
+words them exactly so is unverified (docs/openai-endpoint.md). A stream's events pass through the
+interceptors' `wrap_stream` one server-sent event per unit (wire/stream_units.py), so stream
+fault rules and the active-streams gauge apply as to InvokeModelWithResponseStream.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from outcrop.services.base import RequestContext, Response, StreamResponse
 from outcrop.services.bedrock_runtime import BedrockRuntime
 from outcrop.types import Finish, GenerationEvent, TokenEvent, ToolCallEvent
 from outcrop.wire.errors import AwsError, InternalServerException, ValidationException
+from outcrop.wire.stream_units import SERVER_SENT_EVENTS
 
 PREFIX = "/openai/v1"
 CHAT_COMPLETIONS = f"{PREFIX}/chat/completions"
@@ -56,9 +59,14 @@ _ERROR_TYPES = {
 
 
 class CallHooks(Protocol):
-    """What the gateway runs around every call (its interceptors' `before` and `after`)."""
+    """What the gateway runs around every call (its interceptors' `before`, `wrap_stream` and
+    `after`)."""
 
     async def before(self, ctx: RequestContext) -> None: ...
+
+    def wrap_stream(
+        self, ctx: RequestContext, frames: AsyncGenerator[bytes, None]
+    ) -> AsyncGenerator[bytes, None]: ...
 
     def after(self, ctx: RequestContext) -> None: ...
 
@@ -193,26 +201,40 @@ class OpenAIChatCompletions:
             await events.aclose()
             raise InternalServerException("The engine produced no output.") from None
         chunks = ChunkEncoder(model, include_usage)
+        ctx.call.stream_units = SERVER_SENT_EVENTS
+
+        async def units() -> AsyncGenerator[bytes, None]:
+            event: GenerationEvent = first
+            async with aclosing(events):
+                while True:
+                    if ctx.record.first_byte_ms is None and not isinstance(event, Finish):
+                        ctx.record.first_byte_ms = ctx.elapsed_ms()
+                    for chunk in chunks.encode(event):
+                        yield chunk
+                    if isinstance(event, Finish):
+                        ctx.record.input_tokens = event.input_tokens
+                        ctx.record.output_tokens = event.output_tokens
+                        return
+                    try:
+                        event = await anext(events)
+                    except StopAsyncIteration:
+                        raise InternalServerException(
+                            "The engine ended the stream without finishing."
+                        ) from None
+
+        # The interceptors see one server-sent event per unit, as the gateway's see event-stream
+        # frames (fault injection, the active-streams gauge, the invocation log); an error they
+        # or the engine raise ends the stream with an error event, a dropped connection passes
+        # on to the gateway.
+        wrapped = units()
+        for hook in hooks:
+            wrapped = hook.wrap_stream(ctx, wrapped)
 
         async def frames() -> AsyncGenerator[bytes, None]:
-            event: GenerationEvent = first
             try:
-                async with aclosing(events):
-                    while True:
-                        if ctx.record.first_byte_ms is None and not isinstance(event, Finish):
-                            ctx.record.first_byte_ms = ctx.elapsed_ms()
-                        for chunk in chunks.encode(event):
-                            yield chunk
-                        if isinstance(event, Finish):
-                            ctx.record.input_tokens = event.input_tokens
-                            ctx.record.output_tokens = event.output_tokens
-                            return
-                        try:
-                            event = await anext(events)
-                        except StopAsyncIteration:
-                            raise InternalServerException(
-                                "The engine ended the stream without finishing."
-                            ) from None
+                async with aclosing(wrapped) as stream:
+                    async for unit in stream:
+                        yield unit
             except AwsError as err:
                 ctx.record.failed(err)
                 yield b"data: " + error_body(err) + b"\n\n"
