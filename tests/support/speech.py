@@ -70,7 +70,9 @@ def _whisper() -> Any:
 def transcribe(pcm: bytes, rate: int) -> str:
     """What Whisper tiny.en hears in `pcm` (mono 16-bit at `rate`), lower-case."""
     samples = resample(pcm16_to_float(pcm), rate, 16000)
-    segments, _ = _whisper().transcribe(samples, language="en", beam_size=1)
+    # Greedy decoding only: faster-whisper's default falls back to sampling at higher
+    # temperatures when a short clip scores low, which made the same audio heard differently.
+    segments, _ = _whisper().transcribe(samples, language="en", beam_size=1, temperature=0.0)
     return " ".join(s.text.strip() for s in segments).lower()
 
 
