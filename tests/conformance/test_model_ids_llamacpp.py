@@ -6,10 +6,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 
+from tests.conformance.test_invoke_boto3 import client
 from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.llamacpp
@@ -17,12 +16,7 @@ pytestmark = pytest.mark.llamacpp
 
 @pytest.fixture
 def runtime(llama_server: ServerProcess) -> Any:
-    return boto3.client(
-        "bedrock-runtime",
-        endpoint_url=llama_server.url,
-        region_name="us-east-1",
-        config=Config(retries={"max_attempts": 1, "mode": "standard"}, read_timeout=300),
-    )
+    return client(llama_server, read_timeout=300)
 
 
 def test_new_claude_id_streams(runtime: Any) -> None:
