@@ -231,6 +231,50 @@ def _sagemaker_seeds() -> list[Seed]:
     return seeds
 
 
+_SCHEMA = {
+    "type": "object",
+    "properties": {"city": {"type": "string"}, "visitors": {"type": "integer", "minimum": 0}},
+    "required": ["city", "visitors"],
+    "additionalProperties": False,
+}
+
+
+def _client_seeds() -> list[Seed]:
+    """What today's clients send (issue 14): structured outputs, Palmyra, the OpenAI endpoint."""
+    question = [{"role": "user", "content": [{"text": "Where is the Eiffel Tower?"}]}]
+    sonnet = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+    text_format = {
+        "textFormat": {
+            "type": "json_schema",
+            "structure": {"jsonSchema": {"name": "City", "schema": json.dumps(_SCHEMA)}},
+        }
+    }
+    claude = {
+        "anthropic_version": "bedrock-2023-05-31",
+        "max_tokens": 64,
+        "messages": [{"role": "user", "content": "Where is the Eiffel Tower?"}],
+        "output_config": {"format": {"type": "json_schema", "schema": _SCHEMA}},
+    }
+    palmyra = {"messages": [{"role": "user", "content": {"text": "basalt"}}], "max_tokens": 16}
+    chat = {
+        "model": "qwen.qwen3-32b-v1:0",
+        "messages": [{"role": "user", "content": "Name a rock."}],
+        "max_tokens": 16,
+        "response_format": {"type": "json_schema", "json_schema": {"name": "c", "schema": _SCHEMA}},
+    }
+    bearer = (("content-type", "application/json"),
+              ("authorization", "Bearer bedrock-api-key-" + "A" * 40))  # fmt: skip
+    return [
+        Seed("converse-output-config", "POST", _model_path(sonnet, "converse"),
+             {"messages": question, "outputConfig": text_format}),
+        Seed("claude-output-config", "POST", _model_path(sonnet, "invoke"), claude),
+        Seed("palmyra", "POST", _model_path("us.writer.palmyra-x5-v1:0", "invoke"), palmyra),
+        Seed("openai-chat", "POST", "/openai/v1/chat/completions", chat, bearer),
+        Seed("openai-chat-stream", "POST", "/openai/v1/chat/completions",
+             {**chat, "stream": True, "stream_options": {"include_usage": True}}, bearer),
+    ]  # fmt: skip
+
+
 @cache
 def seeds() -> tuple[Seed, ...]:
     """Every seed request, in a stable order."""
@@ -241,6 +285,7 @@ def seeds() -> tuple[Seed, ...]:
         + _converse_seeds()
         + _guardrail_seeds()
         + _sagemaker_seeds()
+        + _client_seeds()
     )
 
 
