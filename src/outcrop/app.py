@@ -28,7 +28,8 @@ from outcrop import config
 from outcrop.catalog.foundation import configured_models
 from outcrop.catalog.resolver import ModelRoute, Resolver
 from outcrop.config import Settings
-from outcrop.config.security import principal_arn
+from outcrop.config.scripted import ScriptedResponseSettings
+from outcrop.config.security import FaultRuleSettings, principal_arn
 from outcrop.engines.base import Engine
 from outcrop.engines.deadline import DeadlineEngine
 from outcrop.engines.embeddings import BertEmbedder
@@ -52,6 +53,7 @@ from outcrop.gateway.metrics import Metrics
 from outcrop.gateway.policies import Policy, PolicyEnforcer, PolicyError, parse_policy
 from outcrop.gateway.quotas import QuotaEnforcer
 from outcrop.gateway.request_limits import RequestLimits, request_limits, transport_limits
+from outcrop.gateway.rules import RuleRegistry
 from outcrop.gateway.scripted_responses import ResponseAdmin, ResponseRegistry, ScriptedResponses
 from outcrop.guardrails.runtime import check_definitions, open_guardrails
 from outcrop.server import TransportLimits
@@ -65,6 +67,9 @@ from outcrop.services.guardrails_admin import GuardrailAdmin
 from outcrop.services.openai_chat import CHAT_COMPLETIONS, OpenAIChatCompletions
 from outcrop.services.sagemaker_admin import EndpointAdmin
 from outcrop.services.sagemaker_runtime import SageMakerRuntime
+from outcrop.shared.client import SharedState, default_replica_id
+from outcrop.shared.quotas import SharedQuotaEnforcer
+from outcrop.shared.rules import SharedRuleRegistry
 from outcrop.wire.errors import InternalStreamFailure
 from outcrop.wire.jsonbody import set_max_json_depth
 
@@ -161,10 +166,34 @@ class OutcropApp:
             self.engines, settings.aliases, settings.limits.max_metric_label_values
         )
         self.invocation_log = InvocationLog.from_settings(settings.invocation_log)
-        self.faults = FaultRegistry()
-        for rule in settings.faults:
-            self.faults.add(rule)
-        self.responses = ResponseRegistry()
+        self.replica_id = settings.server.replica_id or default_replica_id()
+        """This replica's name in logs, metrics and health."""
+        self.shared: SharedState | None = None
+        """Redis, when `[shared] url` is set: quotas and rules are the fleet's."""
+        self.faults: RuleRegistry[FaultRuleSettings]
+        self.responses: RuleRegistry[ScriptedResponseSettings]
+        if settings.shared.url is None:
+            self.faults = FaultRegistry()
+            for rule in settings.faults:
+                self.faults.add(rule)
+            self.responses = ResponseRegistry()
+        else:
+            self.shared = SharedState(settings.shared, self.replica_id)
+            self.faults = SharedRuleRegistry(
+                self.shared, "faults", FaultRuleSettings, "fault", FaultRegistry().check
+            )
+            self.responses = SharedRuleRegistry(
+                self.shared, "responses", ScriptedResponseSettings, "response"
+            )
+        self.quotas: QuotaEnforcer | SharedQuotaEnforcer = (
+            QuotaEnforcer(
+                settings.quotas,
+                aliases=settings.aliases,
+                max_counters=settings.limits.max_quota_counters,
+            )
+            if self.shared is None
+            else SharedQuotaEnforcer(settings.quotas, self.shared, settings.aliases)
+        )
         self.endpoint_admin = EndpointAdmin(self.sagemaker)
         self.gateway = Gateway(
             self._services(),
@@ -178,6 +207,7 @@ class OutcropApp:
             on_shutdown=self.close,
         )
         self._start_tasks: list[asyncio.Task[None]] = []
+        self._shared_started = False
 
     def _services(self) -> list[ServiceBinding]:
         """The AWS services served, matched in this order."""
@@ -243,11 +273,7 @@ class OutcropApp:
                 guardrail_arns=self.guardrails.store.arn_of,
             ),
             FaultInjector(self.faults, settings.aliases),
-            QuotaEnforcer(
-                settings.quotas,
-                aliases=settings.aliases,
-                max_counters=settings.limits.max_quota_counters,
-            ),
+            self.quotas,
             ScriptedResponses(self.responses, settings.aliases, settings.limits.model_timeout_s),
         ]
         return interceptors
@@ -280,6 +306,19 @@ class OutcropApp:
         """Start loading every engine in the background; health reports progress."""
         for engine in self.engines.values():
             self._start_tasks.append(asyncio.create_task(self._start(engine)))
+        if self.shared is not None and not self._shared_started:
+            self._shared_started = True
+            self._start_tasks.append(asyncio.create_task(self._start_shared()))
+
+    async def _start_shared(self) -> None:
+        """Renew stream leases from now on; add the configuration file's fault rules."""
+        if isinstance(self.quotas, SharedQuotaEnforcer):
+            self.quotas.start()
+        if isinstance(self.faults, SharedRuleRegistry) and self.settings.faults:
+            try:
+                await self.faults.preload(self.settings.faults)
+            except Exception as exc:  # Redis down at start: the rules are added by a replica
+                log.error("could not add the configured fault rules to Redis: %s", exc)
 
     async def _start(self, engine: Engine) -> None:
         try:
@@ -303,6 +342,10 @@ class OutcropApp:
         if self.invocation_log is not None:
             self.invocation_log.close()
         await self.embedder.close()
+        if isinstance(self.quotas, SharedQuotaEnforcer):
+            await self.quotas.close()
+        if self.shared is not None:
+            await self.shared.close()
 
     # -- health ------------------------------------------------------------------------------
 
@@ -317,6 +360,7 @@ class OutcropApp:
         served = self.resolver.served_models()
         body: dict[str, Any] = {
             "status": "ready" if ready else "loading",
+            "replica": self.replica_id,
             "engines": {
                 name: {"ready": h.ready, "state": h.state, "detail": h.detail, **h.extra}
                 for name, h in engines.items()
@@ -332,6 +376,8 @@ class OutcropApp:
         # Reported, not gating: text models serve without the embedding model.
         embedder = self.embedder.health()
         body["speech"] = self.bedrock.bidirectional.health()
+        # Where live state lives; reported, not gating (each feature's failure mode applies).
+        body["shared"] = {"backend": "in-process"} if self.shared is None else self.shared.health()
         body["embeddings"] = {
             "ready": embedder.ready,
             "state": embedder.state,

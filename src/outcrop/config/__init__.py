@@ -115,6 +115,7 @@ from outcrop.config.security import (
     QuotaSettings,
     resolved_policies,
 )
+from outcrop.config.shared import SharedSettings
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4590
@@ -141,6 +142,10 @@ class ServerSettings(_Strict):
     region: str = Field("us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d+$")
     access_log: bool = True
     """One line per request on standard error (gateway/access_log.py); `--quiet` turns it off."""
+    replica_id: str | None = Field(None, min_length=1, max_length=128, pattern=r"^[\w.:-]+$")
+    """This replica's name in logs, metrics and health (default: HOSTNAME-PID)."""
+    drain_timeout_s: float = Field(30.0, ge=0, le=3600)
+    """On SIGTERM: how long streams in flight may go on once new requests are refused."""
 
     @model_validator(mode="after")
     def _tls_pair(self) -> ServerSettings:
@@ -376,6 +381,8 @@ class Settings(_Strict):
     limits: LimitsSettings = LimitsSettings()
     admin: AdminSettings = AdminSettings()
     guardrails: GuardrailSettings = GuardrailSettings()
+    shared: SharedSettings = SharedSettings()
+    """Live state shared by replicas through Redis (outcrop.config.shared)."""
 
     @model_validator(mode="after")
     def _engines_exist(self) -> Settings:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from outcrop.config.security import AdminSettings, FaultRuleSettings
-from outcrop.gateway.faults import FaultRegistry
 from outcrop.gateway.rule_admin import RuleAdmin, RuleApi
+from outcrop.gateway.rules import RuleRegistry
 
 PREFIX = "/_outcrop/faults"
 
@@ -18,6 +18,9 @@ FAULTS_API = RuleApi(
 
 class FaultAdmin(RuleAdmin[FaultRuleSettings]):
     def __init__(
-        self, registry: FaultRegistry, enabled: bool, limits: AdminSettings | None = None
+        self,
+        registry: RuleRegistry[FaultRuleSettings],
+        enabled: bool,
+        limits: AdminSettings | None = None,
     ) -> None:
         super().__init__(registry, FaultRuleSettings, FAULTS_API, enabled, limits)

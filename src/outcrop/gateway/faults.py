@@ -96,7 +96,9 @@ class FaultRegistry(RuleRegistry[FaultRuleSettings]):
 class FaultInjector(BaseInterceptor):
     """Applies the first firing rule to a call: before it, or inside its stream."""
 
-    def __init__(self, registry: FaultRegistry, aliases: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, registry: RuleRegistry[FaultRuleSettings], aliases: Mapping[str, str] | None = None
+    ) -> None:
         self._streams: WeakKeyDictionary[RequestContext, FaultRule] = WeakKeyDictionary()
         """The rule a streaming call's frames are given to (`wrap_stream`)."""
         self.registry = registry
@@ -105,7 +107,7 @@ class FaultInjector(BaseInterceptor):
     async def before(self, ctx: RequestContext) -> None:
         if not self.registry:
             return
-        rule = self.registry.pick(
+        rule = await self.registry.take(
             ctx.operation, model_key(ctx, self.aliases), principal_of(ctx), ctx.body
         )
         if rule is None:

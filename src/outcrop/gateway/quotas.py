@@ -194,7 +194,7 @@ class QuotaEnforcer(BaseInterceptor):
             lambda counted, max_output: self._reserve(lease, counted, max_output)
         )
 
-    def _reserve(self, lease: Lease, input_tokens: int, max_output: int) -> None:
+    async def _reserve(self, lease: Lease, input_tokens: int, max_output: int) -> None:
         wanted = input_tokens + max_output
         now = self.clock()
         for counters in lease.counters:

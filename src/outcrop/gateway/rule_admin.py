@@ -10,13 +10,15 @@ routes under `/_outcrop/` outside AWS's API. For PREFIX = /_outcrop/faults, /_ou
 Misuse (a body that is not JSON, an unknown field, a value that does not validate, a missing
 or unknown id, a size or count beyond the `[admin]` limits of gateway/admin_limits.py) gets a
 400 or 404 with `{"message": ...}` naming the problem; nothing else
-changes. When the API is disabled (by default in auth mode `verify`) every route answers 403
+changes. With rules shared through Redis (shared/rules.py), a route answers 503 while Redis is
+unreachable. When the API is disabled (by default in auth mode `verify`) every route answers 403
 saying so.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
@@ -27,6 +29,7 @@ from outcrop.config.security import AdminSettings, RuleMatchSettings
 from outcrop.gateway.admin_limits import body_problem, count_problem, rule_problem
 from outcrop.gateway.rules import RuleRegistry
 from outcrop.services.base import Response
+from outcrop.shared.client import SharedUnavailable
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,24 +65,24 @@ class RuleAdmin[S: RuleMatchSettings]:
     def routes(self) -> dict[tuple[str, str], Any]:
         prefix = self.api.prefix
         return {
-            ("GET", prefix): self.list_rules,
-            ("POST", prefix): self.add_rule,
-            ("DELETE", prefix): self.clear_rules,
-            ("GET", f"{prefix}/rule"): self.get_rule,
-            ("DELETE", f"{prefix}/rule"): self.delete_rule,
+            ("GET", prefix): _shared(self.list_rules),
+            ("POST", prefix): _shared(self.add_rule),
+            ("DELETE", prefix): _shared(self.clear_rules),
+            ("GET", f"{prefix}/rule"): _shared(self.get_rule),
+            ("DELETE", f"{prefix}/rule"): _shared(self.delete_rule),
         }
 
     async def list_rules(self, request: Any) -> Response:
         if not self.enabled:
             return self._disabled()
-        return _json(200, {"rules": [r.describe() for r in self.registry.rules()]})
+        return _json(200, {"rules": await self.registry.describe_rules()})
 
     async def add_rule(self, request: Any) -> Response:
         if not self.enabled:
             return self._disabled()
         noun = self.api.noun
         too_much = body_problem(len(request.body), self.limits) or count_problem(
-            len(self.registry.rules()), self.limits
+            await self.registry.count_rules(), self.limits
         )
         if too_much is not None:
             return _json(400, {"message": too_much})
@@ -94,7 +97,7 @@ class RuleAdmin[S: RuleMatchSettings]:
             too_much = rule_problem(settings, self.limits)
             if too_much is not None:
                 return _json(400, {"message": f"Invalid {noun}: {too_much}"})
-            rule = self.registry.add(settings)
+            described = await self.registry.add_rule(settings)
         except ValidationError as exc:
             problems = [
                 f"{'.'.join(str(p) for p in e['loc']) or 'rule'}: {e['msg']}" for e in exc.errors()
@@ -102,12 +105,12 @@ class RuleAdmin[S: RuleMatchSettings]:
             return _json(400, {"message": f"Invalid {noun}: " + "; ".join(problems)})
         except ValueError as exc:
             return _json(400, {"message": f"Invalid {noun}: {exc}"})
-        return _json(201, rule.describe())
+        return _json(201, described)
 
     async def clear_rules(self, request: Any) -> Response:
         if not self.enabled:
             return self._disabled()
-        return _json(200, {"cleared": self.registry.clear()})
+        return _json(200, {"cleared": await self.registry.clear_rules()})
 
     async def get_rule(self, request: Any) -> Response:
         if not self.enabled:
@@ -115,10 +118,10 @@ class RuleAdmin[S: RuleMatchSettings]:
         rule_id, error = _rule_id(request.query)
         if error is not None:
             return error
-        rule = self.registry.get(rule_id)
-        if rule is None:
+        described = await self.registry.describe_rule(rule_id)
+        if described is None:
             return _json(404, {"message": f"No {self.api.noun} with id {rule_id!r}."})
-        return _json(200, rule.describe())
+        return _json(200, described)
 
     async def delete_rule(self, request: Any) -> Response:
         if not self.enabled:
@@ -126,12 +129,26 @@ class RuleAdmin[S: RuleMatchSettings]:
         rule_id, error = _rule_id(request.query)
         if error is not None:
             return error
-        if not self.registry.remove(rule_id):
+        if not await self.registry.remove_rule(rule_id):
             return _json(404, {"message": f"No {self.api.noun} with id {rule_id!r}."})
         return _json(200, {"deleted": rule_id})
 
     def _disabled(self) -> Response:
         return _json(403, {"message": self.api.disabled})
+
+
+def _shared(
+    handler: Callable[[Any], Awaitable[Response]],
+) -> Callable[[Any], Awaitable[Response]]:
+    """`handler`, answering 503 while the shared store is unreachable."""
+
+    async def handle(request: Any) -> Response:
+        try:
+            return await handler(request)
+        except SharedUnavailable as exc:
+            return _json(503, {"message": f"The shared rule store (Redis) is unreachable: {exc}"})
+
+    return handle
 
 
 def _rule_id(query: str) -> tuple[str, Response | None]:

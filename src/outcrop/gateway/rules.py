@@ -6,6 +6,10 @@ principal (glob over the caller's ARN) and prompt (an RE2 regular expression, ma
 linear time, searched in the text of the request body), fires at most `times` times (None:
 every match), each time with `probability`. Rules are tried in the order they were added; the
 first that fires wins.
+
+`RuleRegistry` keeps the rules in this process. The gateway (interceptors, admin API) uses its
+async methods (`take`, `add_rule`, `describe_rules`, ...), which a shared registry
+(shared/rules.py: the rules in Redis, for a fleet of replicas) implements over the network.
 """
 
 from __future__ import annotations
@@ -128,3 +132,29 @@ class RuleRegistry[S: RuleMatchSettings]:
             rule.fired += 1
             return rule
         return None
+
+    # -- what the gateway calls (async, so that a shared registry can answer over the network) -
+
+    async def take(self, operation: str, model: str, principal: str, body: bytes) -> Rule[S] | None:
+        """`pick`: the first live rule that matches and fires, counted."""
+        return self.pick(operation, model, principal, body)
+
+    async def add_rule(self, settings: S) -> dict[str, Any]:
+        """Add a rule (ValueError as `add`); its description."""
+        return self.add(settings).describe()
+
+    async def count_rules(self) -> int:
+        return len(self._rules)
+
+    async def describe_rules(self) -> list[dict[str, Any]]:
+        return [r.describe() for r in self._rules.values()]
+
+    async def describe_rule(self, rule_id: str) -> dict[str, Any] | None:
+        rule = self._rules.get(rule_id)
+        return None if rule is None else rule.describe()
+
+    async def remove_rule(self, rule_id: str) -> bool:
+        return self.remove(rule_id)
+
+    async def clear_rules(self) -> int:
+        return self.clear()

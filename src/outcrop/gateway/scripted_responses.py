@@ -60,7 +60,10 @@ RESPONSES_API = RuleApi(
 
 class ResponseAdmin(RuleAdmin[ScriptedResponseSettings]):
     def __init__(
-        self, registry: ResponseRegistry, enabled: bool, limits: AdminSettings | None = None
+        self,
+        registry: RuleRegistry[ScriptedResponseSettings],
+        enabled: bool,
+        limits: AdminSettings | None = None,
     ) -> None:
         super().__init__(registry, ScriptedResponseSettings, RESPONSES_API, enabled, limits)
 
@@ -70,7 +73,7 @@ class ScriptedResponses(BaseInterceptor):
 
     def __init__(
         self,
-        registry: ResponseRegistry,
+        registry: RuleRegistry[ScriptedResponseSettings],
         aliases: Mapping[str, str] | None = None,
         timeout_s: float | None = None,
     ) -> None:
@@ -85,8 +88,8 @@ class ScriptedResponses(BaseInterceptor):
         model = model_key(ctx, self.aliases)
         principal = principal_of(ctx)
 
-        def pick() -> ScriptedAnswer | None:
-            rule = self.registry.pick(ctx.operation, model, principal, ctx.body)
+        async def pick() -> ScriptedAnswer | None:
+            rule = await self.registry.take(ctx.operation, model, principal, ctx.body)
             return None if rule is None else ScriptedAnswer(rule.settings, self.timeout_s)
 
         ctx.call.scripted = pick

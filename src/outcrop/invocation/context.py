@@ -12,7 +12,7 @@ their own per-call state to themselves (keyed weakly by the context).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -52,10 +52,10 @@ class ScriptedAnswer:
     timeout_s: float | None = None
 
 
-AdmissionCheck = Callable[[int, int], None]
+AdmissionCheck = Callable[[int, int], Awaitable[None]]
 """Raises an AwsError to refuse a call once its size is known: (input tokens, max output)."""
 
-ScriptedPick = Callable[[], ScriptedAnswer | None]
+ScriptedPick = Callable[[], Awaitable[ScriptedAnswer | None]]
 """Picks, when called, the scripted answer queued for this call, if any (called once the call
 is admitted, so that a call refused by a quota consumes none)."""
 

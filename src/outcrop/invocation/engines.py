@@ -82,18 +82,18 @@ def scripted_engine(settings: ScriptedResponseSettings) -> ScriptedEngine:
     return ScriptedEngine(config, name="scripted-response")
 
 
-def picked_engine(ctx: RequestContext) -> Engine | None:
+async def picked_engine(ctx: RequestContext) -> Engine | None:
     """The engine of the scripted answer queued for this call, if any (call it once the call
     is admitted, so that a call refused by a quota consumes none)."""
     pick = ctx.call.scripted
-    answer = pick() if pick is not None else None
+    answer = await pick() if pick is not None else None
     if answer is None:
         return None
     engine = scripted_engine(answer.settings)
     return engine if answer.timeout_s is None else DeadlineEngine(engine, answer.timeout_s)
 
 
-def answering_engine(ctx: RequestContext, engine: Engine) -> Engine:
+async def answering_engine(ctx: RequestContext, engine: Engine) -> Engine:
     """The engine that answers an admitted call: a scripted answer's, else `engine`."""
-    chosen = picked_engine(ctx)
+    chosen = await picked_engine(ctx)
     return chosen if chosen is not None else engine

@@ -42,7 +42,7 @@ def on_demand_message(model_id: str) -> str:
     )
 
 
-def admit(
+async def admit(
     ctx: RequestContext, model_id: str, input_tokens: Callable[[], int], max_output_tokens: int
 ) -> None:
     """Record the call's model and size, and run the admission checks the gateway registered
@@ -56,7 +56,7 @@ def admit(
     counted = input_tokens()
     ctx.record.input_tokens = counted
     for check in checks:
-        check(counted, max_output_tokens)
+        await check(counted, max_output_tokens)
 
 
 def provider_model_name(resolved: ResolvedModel) -> str:
@@ -83,7 +83,7 @@ class Invoker:
         """The engine that serves a resolved model."""
         return self.engines[resolved.engine]
 
-    def start(
+    async def start(
         self,
         ctx: RequestContext,
         resolved: ResolvedModel,
@@ -93,13 +93,13 @@ class Invoker:
         """Admit the call (steps 2-3): the generation, on the engine that answers it."""
         engine = self.engine(resolved)
         model_id = resolved.model.model_id
-        admit(
+        await admit(
             ctx,
             model_id,
             lambda: count_input_tokens(engine, request, model_id),
             request.sampling.max_tokens,
         )
-        return Generation(ctx, resolved, answering_engine(ctx, engine), request, guard)
+        return Generation(ctx, resolved, await answering_engine(ctx, engine), request, guard)
 
 
 @dataclass(slots=True)

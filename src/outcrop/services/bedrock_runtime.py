@@ -217,7 +217,7 @@ class BedrockRuntime:
         if options is None:
             refuse_unused_config(body)
         request = with_request_options(ctx, invocation.request)
-        generation = self.invoker.start(ctx, resolved, request)
+        generation = await self.invoker.start(ctx, resolved, request)
         if options is not None and self.guardrails is not None and guardrail is not None:
             guard = InvokeGuard(self.guardrails, guardrail, options, streaming=streaming)
             generation.guard = guard

@@ -208,7 +208,7 @@ class ConverseOperations:
                 parsed, request=dataclasses.replace(parsed.request, priority=priority)
             )
         check_supported(resolved.model.model_id, parsed.request.response_schema)
-        run = self.runtime.invoker.start(ctx, resolved, parsed.request, guard)
+        run = await self.runtime.invoker.start(ctx, resolved, parsed.request, guard)
         return _Prepared(parsed, run, guard)
 
     @staticmethod

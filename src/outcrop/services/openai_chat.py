@@ -126,7 +126,7 @@ class OpenAIChatCompletions:
         _after(call, hooks)
         return answer
 
-    def _prepare(
+    async def _prepare(
         self, ctx: RequestContext, body: Mapping[str, Any], model: str, streaming: bool
     ) -> Generation:
         resolved = self.runtime.resolve(model)
@@ -137,10 +137,10 @@ class OpenAIChatCompletions:
             raise not_served(model)
         fields = {k: v for k, v in body.items() if k not in ("model", "stream")}
         request = dialect.parse(fields, InvokeCall(ctx.request_id, model_id, streaming)).request
-        return self.runtime.invoker.start(ctx, resolved, request)
+        return await self.runtime.invoker.start(ctx, resolved, request)
 
     async def _complete(self, ctx: RequestContext, body: Mapping[str, Any], model: str) -> Response:
-        generation = self._prepare(ctx, body, model, streaming=False)
+        generation = await self._prepare(ctx, body, model, streaming=False)
         builder = CompletionBuilder()
         async with aclosing(generation.events()) as events:
             async for event in events:
@@ -190,7 +190,7 @@ class OpenAIChatCompletions:
         model: str,
         hooks: Sequence[CallHooks],
     ) -> StreamResponse:
-        generation = self._prepare(ctx, body, model, streaming=True)
+        generation = await self._prepare(ctx, body, model, streaming=True)
         options = body.get("stream_options")
         include_usage = isinstance(options, Mapping) and options.get("include_usage") is True
         events = generation.events()

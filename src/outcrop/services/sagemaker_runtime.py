@@ -338,7 +338,7 @@ class SageMakerRuntime:
             target_model=_param(ctx, "TargetModel"),
         )
         backend = self.backend(route)
-        scripted = picked_engine(ctx)
+        scripted = await picked_engine(ctx)
         if scripted is not None:  # a queued scripted response, in the container's format
             backend = EngineBackend(
                 scripted,

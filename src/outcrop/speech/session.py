@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,7 +96,7 @@ class SpeechSession:
         emit: Callable[[dict[str, Any]], None],
         fail: Callable[[BaseException], None],
         options: SessionOptions | None = None,
-        turn_engine: Callable[[], Engine | None] | None = None,
+        turn_engine: Callable[[], Awaitable[Engine | None]] | None = None,
     ) -> None:
         self.models = models
         self.engine = engine
@@ -333,7 +333,7 @@ class SpeechSession:
 
         async def produce() -> None:
             splitter, scanner = SentenceSplitter(), ToolCallScanner()
-            picked = self.turn_engine() if self.turn_engine is not None else None
+            picked = await self.turn_engine() if self.turn_engine is not None else None
             engine = picked if picked is not None else self.engine
             try:
                 async with aclosing(generate(engine, self._request())) as events:

@@ -1,0 +1,352 @@
+"""Quotas enforced across replicas: the counters of gateway/quotas.py in Redis, taken atomically.
+
+The same quotas, errors and order of checks as the in-process `QuotaEnforcer` (see
+gateway/quotas.py), with every counter in Redis and every decision one Lua script, so that N
+replicas admit what one would:
+
+* rates (requests and tokens per minute) are token buckets in a hash per counter (level and
+  time of the last update, Redis's own clock, so replicas' clocks do not matter); a counter
+  untouched for `IDLE_TTL_MS` has refilled and expires.
+* concurrent streams are leases: a sorted set per counter of lease id -> expiry. Admitting a
+  stream drops the lapsed leases, counts the rest and adds one; the replica renews the leases
+  it holds every third of `[shared] lease_s`, and removes each when its stream ends. A replica
+  that dies stops renewing: its slots lapse within `lease_s`.
+* the token reservation at admission and its settlement after the call are scripts too.
+
+Redis unreachable (`shared/client.py`): `[shared] quotas_on_failure = "open"` (default) admits
+calls with no quota; `"closed"` refuses every call a quota matches with
+ServiceUnavailableException. A call admitted without Redis holds nothing, so nothing needs
+releasing when Redis returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from weakref import WeakKeyDictionary
+
+from outcrop.config.security import QuotaSettings
+from outcrop.gateway.call_facts import is_streaming, model_key, principal_of
+from outcrop.gateway.interceptors import BaseInterceptor
+from outcrop.gateway.quotas import (
+    QUOTA_EXCEEDED,
+    TOO_MANY_REQUESTS,
+    TOO_MANY_TOKENS,
+    QuotaRule,
+)
+from outcrop.invocation.context import RequestContext
+from outcrop.shared.client import SharedState, SharedUnavailable
+from outcrop.wire.errors import (
+    ServiceQuotaExceededException,
+    ServiceUnavailableException,
+    ThrottlingException,
+)
+
+log = logging.getLogger("outcrop.shared")
+
+IDLE_TTL_MS = 10 * 60 * 1000
+"""A rate counter untouched this long has refilled (a minute does it) and is dropped."""
+UNAVAILABLE = "The quota service is unavailable. Try your request again."
+
+# Shared by the scripts: Redis's clock in milliseconds, and a bucket's level now.
+_PRELUDE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local function level(key, f, cap)
+  local v = redis.call('HMGET', key, f, f .. '_at')
+  local lvl, at = tonumber(v[1]), tonumber(v[2])
+  if lvl == nil then return cap end
+  local l = lvl + math.max(0, now - at) * cap / 60000
+  if l > cap then l = cap end
+  return l
+end
+"""
+
+ADMIT = (
+    _PRELUDE
+    + """
+-- KEYS: per counter, its bucket hash and its stream-lease set.
+-- ARGV: lease id, lease ms, streaming (1/0), idle ttl ms; per counter rpm, tpm, streams ('' none)
+local lease, lease_ms = ARGV[1], tonumber(ARGV[2])
+local streaming, ttl = ARGV[3] == '1', tonumber(ARGV[4])
+local n = #KEYS / 2
+local rl, tl = {}, {}
+for i = 1, n do
+  local tpm, conc = tonumber(ARGV[3 * i + 3]), tonumber(ARGV[3 * i + 4])
+  if tpm then
+    tl[i] = level(KEYS[2 * i - 1], 't', tpm)
+    if tl[i] <= 0 then return 1 end
+  end
+  if streaming and conc then
+    redis.call('ZREMRANGEBYSCORE', KEYS[2 * i], '-inf', now)
+    if redis.call('ZCARD', KEYS[2 * i]) >= conc then return 2 end
+  end
+end
+for i = 1, n do
+  local rpm = tonumber(ARGV[3 * i + 2])
+  if rpm then
+    rl[i] = level(KEYS[2 * i - 1], 'r', rpm)
+    if rl[i] < 1 then return 3 end
+  end
+end
+for i = 1, n do
+  local b = KEYS[2 * i - 1]
+  if rl[i] then redis.call('HSET', b, 'r', rl[i] - 1, 'r_at', now) end
+  if tl[i] then redis.call('HSET', b, 't', tl[i], 't_at', now) end
+  if rl[i] or tl[i] then redis.call('PEXPIRE', b, ttl) end
+  if streaming and tonumber(ARGV[3 * i + 4]) then
+    redis.call('ZADD', KEYS[2 * i], now + lease_ms, lease)
+    redis.call('PEXPIRE', KEYS[2 * i], 2 * lease_ms)
+  end
+end
+return 0
+"""
+)
+
+RESERVE = (
+    _PRELUDE
+    + """
+-- KEYS: bucket hashes with a token quota. ARGV: tokens wanted, idle ttl ms, then each tpm.
+local wanted, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
+local levels = {}
+for i = 1, #KEYS do
+  if wanted > tonumber(ARGV[i + 2]) then return 2 end
+end
+for i = 1, #KEYS do
+  levels[i] = level(KEYS[i], 't', tonumber(ARGV[i + 2]))
+  if levels[i] < wanted then return 1 end
+end
+for i = 1, #KEYS do
+  redis.call('HSET', KEYS[i], 't', levels[i] - wanted, 't_at', now)
+  redis.call('PEXPIRE', KEYS[i], ttl)
+end
+return 0
+"""
+)
+
+SETTLE = (
+    _PRELUDE
+    + """
+-- KEYS: bucket hashes to adjust (ARGV[3] of them), then stream-lease sets to leave.
+-- ARGV: lease id, idle ttl ms, number of buckets, then per bucket tpm and tokens given back.
+local lease, ttl, nb = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+for i = 1, nb do
+  local cap, delta = tonumber(ARGV[2 * i + 2]), tonumber(ARGV[2 * i + 3])
+  local l = level(KEYS[i], 't', cap) + delta
+  if l > cap then l = cap end
+  redis.call('HSET', KEYS[i], 't', l, 't_at', now)
+  redis.call('PEXPIRE', KEYS[i], ttl)
+end
+for i = nb + 1, #KEYS do redis.call('ZREM', KEYS[i], lease) end
+return 0
+"""
+)
+
+RENEW = """
+-- KEYS: stream-lease sets; ARGV: lease ms, then the lease id held in each set.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local lease_ms = tonumber(ARGV[1])
+for i = 1, #KEYS do
+  redis.call('ZADD', KEYS[i], 'XX', now + lease_ms, ARGV[i + 1])
+  redis.call('PEXPIRE', KEYS[i], 2 * lease_ms)
+end
+return 0
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Counter:
+    """One counter of one quota: its keys and limits."""
+
+    bucket: str
+    streams: str
+    settings: QuotaSettings
+
+
+@dataclass(slots=True)
+class SharedLease:
+    """What one call holds in Redis, so that `after` gives back exactly that."""
+
+    lease_id: str
+    counters: list[Counter]
+    streams: list[Counter] = field(default_factory=list)
+    reserved: int = 0
+    """Tokens reserved in every token bucket of `counters`."""
+
+
+def _rule_tag(settings: QuotaSettings) -> str:
+    """The same quota names the same counters on every replica (same configuration)."""
+    text = settings.model_dump_json()
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class SharedQuotaEnforcer(BaseInterceptor):
+    """Throttles calls beyond the configured quotas, counted fleet-wide in Redis."""
+
+    def __init__(
+        self,
+        quotas: Sequence[QuotaSettings],
+        shared: SharedState,
+        aliases: Mapping[str, str] | None = None,
+    ) -> None:
+        self.rules = [(QuotaRule(q, 0), _rule_tag(q)) for q in quotas]
+        self.shared = shared
+        self.aliases = dict(aliases or {})
+        settings = shared.settings
+        self.lease_ms = int(settings.lease_s * 1000)
+        self.fail_open = settings.quotas_on_failure == "open"
+        self._admit = shared.script(ADMIT)
+        self._reserve_script = shared.script(RESERVE)
+        self._settle = shared.script(SETTLE)
+        self._renew = shared.script(RENEW)
+        self._leases: WeakKeyDictionary[RequestContext, SharedLease] = WeakKeyDictionary()
+        self._held: dict[str, SharedLease] = {}
+        """Leases with streams, by id: renewed until released."""
+        self._releasing: set[asyncio.Task[None]] = set()
+        self._renewer: asyncio.Task[None] | None = None
+
+    def _counters(self, ctx: RequestContext) -> list[Counter]:
+        model = model_key(ctx, self.aliases)
+        principal = principal_of(ctx)
+        found = []
+        for rule, tag in self.rules:
+            if not rule.matches(ctx.operation, model, principal):
+                continue
+            per = rule.settings.per
+            key = json.dumps(
+                [
+                    model if per in ("model", "model+principal") else "",
+                    principal if per in ("principal", "model+principal") else "",
+                ]
+            )
+            base = self.shared.key("quota", tag, key)
+            found.append(Counter(base + ":rate", base + ":streams", rule.settings))
+        return found
+
+    async def before(self, ctx: RequestContext) -> None:
+        counters = self._counters(ctx)
+        if not counters:
+            return
+        streaming = is_streaming(ctx)
+        lease = SharedLease(f"{self.shared.replica_id}:{ctx.request_id}", counters)
+        keys: list[str] = []
+        args: list[str | int] = [lease.lease_id, self.lease_ms, int(streaming), IDLE_TTL_MS]
+        for c in counters:
+            s = c.settings
+            keys += [c.bucket, c.streams]
+            args += [_opt(s.requests_per_minute), _opt(s.tokens_per_minute)]
+            args.append(_opt(s.concurrent_streams))
+        try:
+            verdict = await self.shared.run("quotas", lambda: self._admit(keys, args))
+        except SharedUnavailable:
+            self._unavailable()
+            return
+        if verdict == 1:
+            raise ThrottlingException(TOO_MANY_TOKENS)
+        if verdict == 2:
+            raise ServiceQuotaExceededException(QUOTA_EXCEEDED)
+        if verdict == 3:
+            raise ThrottlingException(TOO_MANY_REQUESTS)
+        self._leases[ctx] = lease
+        if streaming:
+            lease.streams = [c for c in counters if c.settings.concurrent_streams is not None]
+            if lease.streams:
+                self._held[lease.lease_id] = lease
+        if any(c.settings.tokens_per_minute is not None for c in counters):
+            ctx.call.admission.append(
+                lambda counted, max_output: self._reserve(lease, counted, max_output)
+            )
+
+    def _unavailable(self) -> None:
+        if not self.fail_open:
+            raise ServiceUnavailableException(UNAVAILABLE)
+
+    async def _reserve(self, lease: SharedLease, input_tokens: int, max_output: int) -> None:
+        wanted = input_tokens + max_output
+        buckets = [c for c in lease.counters if c.settings.tokens_per_minute is not None]
+        keys = [c.bucket for c in buckets]
+        args = [wanted, IDLE_TTL_MS, *(c.settings.tokens_per_minute or 0 for c in buckets)]
+        try:
+            verdict = await self.shared.run("quotas", lambda: self._reserve_script(keys, args))
+        except SharedUnavailable:
+            self._unavailable()
+            return
+        if verdict == 2:
+            raise ServiceQuotaExceededException(QUOTA_EXCEEDED)
+        if verdict == 1:
+            raise ThrottlingException(TOO_MANY_TOKENS)
+        lease.reserved = wanted
+
+    def after(self, ctx: RequestContext) -> None:
+        lease = self._leases.pop(ctx, None)
+        if lease is None:
+            return
+        self._held.pop(lease.lease_id, None)
+        record = ctx.record
+        buckets: list[tuple[Counter, int]] = []
+        if record.output_tokens is not None:
+            # As in-process: usage unknown keeps the reservation (gateway/quotas.py).
+            used = (record.input_tokens or 0) + (record.output_tokens or 0)
+            buckets = [
+                (c, lease.reserved - used)
+                for c in lease.counters
+                if c.settings.tokens_per_minute is not None
+            ]
+        if not buckets and not lease.streams:
+            return
+        task = asyncio.get_running_loop().create_task(self._release(lease, buckets))
+        self._releasing.add(task)
+        task.add_done_callback(self._releasing.discard)
+
+    async def _release(self, lease: SharedLease, buckets: list[tuple[Counter, int]]) -> None:
+        keys = [c.bucket for c, _ in buckets] + [c.streams for c in lease.streams]
+        args: list[str | int] = [lease.lease_id, IDLE_TTL_MS, len(buckets)]
+        for c, delta in buckets:
+            args += [c.settings.tokens_per_minute or 0, delta]
+        with contextlib.suppress(SharedUnavailable):  # the lease lapses on its own
+            await self.shared.run("quotas", lambda: self._settle(keys, args))
+
+    # -- lease renewal -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._renewer is None and any(
+            rule.settings.concurrent_streams is not None for rule, _ in self.rules
+        ):
+            self._renewer = asyncio.get_running_loop().create_task(self._renew_forever())
+
+    async def _renew_forever(self) -> None:
+        interval = self.shared.settings.lease_s / 3
+        while True:
+            await asyncio.sleep(interval)
+            await self.renew()
+
+    async def renew(self) -> None:
+        """Extend every stream lease this replica holds by `lease_s` from now."""
+        keys: list[str] = []
+        args: list[str | int] = [self.lease_ms]
+        for lease in list(self._held.values()):
+            for c in lease.streams:
+                keys.append(c.streams)
+                args.append(lease.lease_id)
+        if not keys:
+            return
+        with contextlib.suppress(SharedUnavailable):
+            await self.shared.run("quotas", lambda: self._renew(keys, args))
+
+    async def close(self) -> None:
+        if self._renewer is not None:
+            self._renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewer
+        if self._releasing:
+            await asyncio.gather(*self._releasing, return_exceptions=True)
+
+
+def _opt(value: int | None) -> str | int:
+    return "" if value is None else value
