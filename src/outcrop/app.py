@@ -350,6 +350,8 @@ class OutcropApp:
     # -- health ------------------------------------------------------------------------------
 
     async def _health_route(self, request: LocalRequest) -> Response:
+        if self.shared is not None:
+            await self.shared.check()
         status, body = self.health()
         return Response(json.dumps(body).encode(), [("Content-Type", "application/json")], status)
 

@@ -109,6 +109,7 @@ def build_settings(
         speech=settings.speech,
         **{name: getattr(settings, name) for name in SECURITY_SECTIONS},
         guardrails=settings.guardrails,
+        shared=settings.shared,
     )
 
 
@@ -282,6 +283,7 @@ async def _serve(settings: Settings, starting: StartupTracebacks) -> None:
             stop=stop,
             on_signal=_stopping,
             limits=transport,
+            shutdown_timeout=s.drain_timeout_s,
         )
     finally:
         await app_.close()

@@ -13,6 +13,7 @@ report the state and the failures per feature.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -116,6 +117,11 @@ class SharedState:
             )
         self.up = False
         self._down_until = self.clock() + self.settings.retry_after_s
+
+    async def check(self) -> None:
+        """Ping Redis (health), so that `up` says how it is now."""
+        with contextlib.suppress(SharedUnavailable):
+            await self.run("health", self.redis.ping)
 
     def failure_modes(self) -> str:
         s = self.settings
