@@ -49,7 +49,7 @@ retry_after_s = 0.2
 # Generous bounds (the test machine is loaded), and a failure shows up instead of admitting.
 socket_timeout_s = 20
 connect_timeout_s = 20
-quotas_on_failure = "closed"
+quotas_on_failure = "{on_failure}"
 
 [[quotas]]
 model = "anthropic.claude-3-haiku*"
@@ -70,12 +70,18 @@ def fleet(
     streams: int = 5,
     rpm: int = 60,
     lease_s: float = 15,
+    on_failure: str = "closed",
 ) -> Iterator[list[ServerProcess]]:
     """`replicas` servers on one Redis under a fresh key prefix (replica ids: hostname-pid)."""
     config = tmp / f"fleet-{uuid.uuid4().hex[:8]}.toml"
     prefix = f"fleet{uuid.uuid4().hex[:10]}"
     text = FLEET_TOML.format(
-        url=redis.url, prefix=prefix, lease_s=lease_s, streams=streams, rpm=rpm
+        url=redis.url,
+        prefix=prefix,
+        lease_s=lease_s,
+        streams=streams,
+        rpm=rpm,
+        on_failure=on_failure,
     )
     config.write_text(text)
     with ExitStack() as stack:
