@@ -70,6 +70,7 @@ from outcrop.services.sagemaker_runtime import SageMakerRuntime
 from outcrop.shared.client import SharedState, default_replica_id
 from outcrop.shared.quotas import SharedQuotaEnforcer
 from outcrop.shared.rules import SharedRuleRegistry
+from outcrop.shared.sessions import SharedSessionTable
 from outcrop.wire.errors import InternalStreamFailure
 from outcrop.wire.jsonbody import set_max_json_depth
 
@@ -179,6 +180,7 @@ class OutcropApp:
             self.responses = ResponseRegistry()
         else:
             self.shared = SharedState(settings.shared, self.replica_id)
+            self.sagemaker.sessions = SharedSessionTable(self.shared, self.sagemaker.registry)
             self.faults = SharedRuleRegistry(
                 self.shared, "faults", FaultRuleSettings, "fault", FaultRegistry().check
             )

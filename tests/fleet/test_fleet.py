@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import queue
 import threading
 import time
@@ -11,7 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from tests.conformance.jsclient import run_js
@@ -181,3 +184,50 @@ def test_killing_a_replica_mid_stream_releases_its_slots(
                 continue
             assert [e for e in again["body"]]
             break
+
+
+def test_a_sagemaker_session_opened_on_a_routes_on_b_and_closes_on_c(
+    replicas: list[ServerProcess],
+) -> None:
+    a, b, c = replicas
+    sm = [
+        boto3.client(
+            "sagemaker-runtime",
+            endpoint_url=server.url,
+            region_name="us-east-1",
+            aws_access_key_id="AKIDEXAMPLE",
+            aws_secret_access_key="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            config=Config(retries={"max_attempts": 1, "mode": "standard"}),
+        )
+        for server in (a, b, c)
+    ]
+    opened = sm[0].invoke_endpoint(
+        EndpointName="fleet-sessions",
+        Body=json.dumps({"requestType": "NEW_SESSION"}),
+        ContentType="application/json",
+        SessionId="NEW_SESSION",
+    )
+    session_id = opened["NewSessionId"].split(";")[0]
+    answered = sm[1].invoke_endpoint(
+        EndpointName="fleet-sessions",
+        Body=json.dumps({"inputs": "hello"}),
+        ContentType="application/json",
+        SessionId=session_id,
+    )
+    assert answered["ResponseMetadata"]["HTTPStatusCode"] == 200
+    closed = sm[2].invoke_endpoint(
+        EndpointName="fleet-sessions",
+        Body=json.dumps({"requestType": "CLOSE"}),
+        ContentType="application/json",
+        SessionId=session_id,
+    )
+    assert closed["ClosedSessionId"] == session_id
+    with pytest.raises(ClientError) as refused:
+        sm[0].invoke_endpoint(
+            EndpointName="fleet-sessions",
+            Body=json.dumps({"inputs": "again"}),
+            ContentType="application/json",
+            SessionId=session_id,
+        )
+    assert refused.value.response["Error"]["Code"] == "ValidationError"
+    assert session_id in refused.value.response["Error"]["Message"]

@@ -4,7 +4,8 @@ SageMaker routes every request carrying a session ID to the instance that create
 session. The model creates sessions (answering `SessionId: NEW_SESSION` with the header
 `X-Amzn-SageMaker-New-Session-Id: <id>; Expires=<ISO time>`) and closes them (answering with
 `X-Amzn-SageMaker-Closed-Session-Id: <id>`); this table records what the model said. Pure
-state with an injected clock.
+state with an injected clock. The runtime uses its async methods (`find`, `record`, `forget`,
+`listed`), which shared/sessions.py implements in Redis for a fleet of replicas.
 """
 
 from __future__ import annotations
@@ -97,3 +98,19 @@ class SessionTable:
         now = self._clock()
         for session_id in [k for k, s in self._sessions.items() if s.expires_at <= now]:
             del self._sessions[session_id]
+
+    # -- what the runtime calls (async, so that a shared table can answer over the network) --
+
+    async def find(self, endpoint: str, session_id: str) -> Session:
+        return self.lookup(endpoint, session_id)
+
+    async def record(
+        self, session_id: str, route: Destination, instance: int, expires_at: float
+    ) -> Session:
+        return self.open(session_id, route, instance, expires_at)
+
+    async def forget(self, session_id: str) -> None:
+        self.close(session_id)
+
+    async def listed(self, endpoint: str) -> list[Session]:
+        return self.open_sessions(endpoint)

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from outcrop.sagemaker.endpoints import ContainerSpec, Destination, EndpointSpec, VariantSpec
+from outcrop.sagemaker.sessions import Session
 from outcrop.services.base import Response
 from outcrop.services.sagemaker_runtime import SageMakerRuntime
 from outcrop.wire.errors import UnknownOperationException
@@ -47,7 +48,7 @@ class EndpointAdmin:
         endpoint = self.runtime.registry.known(name)
         if endpoint is None or "/" in name:
             raise UnknownOperationException(f"No operation matches GET {request.path}.")
-        return _json(self.describe(endpoint))
+        return _json(self.describe(endpoint, await self.runtime.sessions.listed(endpoint.name)))
 
     async def _list(self, request: _LocalRequest) -> Response:
         endpoints = sorted(self.runtime.registry.endpoints(), key=lambda e: e.name)
@@ -69,7 +70,11 @@ class EndpointAdmin:
             "EndpointStatus": "InService",
         }
 
-    def describe(self, endpoint: EndpointSpec) -> dict[str, Any]:
+    def describe(
+        self, endpoint: EndpointSpec, sessions: list[Session] | None = None
+    ) -> dict[str, Any]:
+        if sessions is None:
+            sessions = self.runtime.sessions.open_sessions(endpoint.name)
         answer = {
             **self.summary(endpoint),
             "EndpointConfigName": endpoint.name,
@@ -104,7 +109,7 @@ class EndpointAdmin:
                     "Instance": s.instance,
                     "Expires": _time(datetime.fromtimestamp(s.expires_at).astimezone()),
                 }
-                for s in self.runtime.sessions.open_sessions(endpoint.name)
+                for s in sessions
             ],
         }
         return answer

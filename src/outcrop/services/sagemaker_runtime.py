@@ -138,7 +138,7 @@ class SageMakerRuntime:
     # -- operations --------------------------------------------------------------------------
 
     async def invoke_endpoint(self, ctx: RequestContext) -> Response:
-        target = self._target(ctx)
+        target = await self._target(ctx)
         route = target.route
         deadline = _deadline(route.endpoint.invocation_timeout_s)
         session_id = _param(ctx, "SessionId")
@@ -167,11 +167,11 @@ class SageMakerRuntime:
             ("x-Amzn-Invoked-Production-Variant", route.variant.name),
             *_custom_attributes(response),
         ]
-        headers += self._session_headers(target, slot.instance, response, session_id)
+        headers += await self._session_headers(target, slot.instance, response, session_id)
         return Response(body, headers)
 
     async def invoke_endpoint_with_response_stream(self, ctx: RequestContext) -> StreamResponse:
-        target = self._target(ctx)
+        target = await self._target(ctx)
         route = target.route
         deadline = _deadline(route.endpoint.invocation_timeout_s)
         slot = await self._slot(target, deadline)
@@ -187,7 +187,7 @@ class SageMakerRuntime:
                 response.close()
                 slot.release()
             raise self.model_error(ctx, route, response.status, body)
-        self._session_headers(target, slot.instance, response, _param(ctx, "SessionId"))
+        await self._session_headers(target, slot.instance, response, _param(ctx, "SessionId"))
         lease = _Lease(slot, response)
         frames = self._frames(ctx, route, response, deadline, lease)
         # A stream closed before it started never runs its `finally`; give the slot back when
@@ -250,13 +250,13 @@ class SageMakerRuntime:
         for backend_key in [k for k in self._backends if k[0] == endpoint.name]:
             del self._backends[backend_key]
 
-    def _target(self, ctx: RequestContext) -> Target:
+    async def _target(self, ctx: RequestContext) -> Target:
         endpoint = str(ctx.params["EndpointName"])
         ctx.record.model_id = endpoint
         session_id = _param(ctx, "SessionId")
         if session_id is not None and session_id != NEW_SESSION:
             self.registry.get(endpoint)
-            session = self.sessions.lookup(endpoint, session_id)
+            session = await self.sessions.find(endpoint, session_id)
             return Target(session.route, session.instance, session)
         route = self.registry.route(
             RouteRequest(
@@ -481,7 +481,7 @@ class SageMakerRuntime:
 
     # -- sessions ----------------------------------------------------------------------------
 
-    def _session_headers(
+    async def _session_headers(
         self,
         target: Target,
         instance: int,
@@ -495,11 +495,11 @@ class SageMakerRuntime:
             default_expiry = self.sessions.now() + target.route.endpoint.session_ttl_s
             session_id, expires = parse_new_session(announced, default_expiry)
             if session_id:
-                self.sessions.open(session_id, target.route, instance, expires)
+                await self.sessions.record(session_id, target.route, instance, expires)
                 out.append(("X-Amzn-SageMaker-New-Session-Id", announced))
         closed = response.headers.get(CLOSED_SESSION_HEADER)
         if closed is not None:
-            self.sessions.close(closed.strip())
+            await self.sessions.forget(closed.strip())
             out.append(("X-Amzn-SageMaker-Closed-Session-Id", closed))
         return out
 
