@@ -68,6 +68,7 @@ from outcrop.services.openai_chat import CHAT_COMPLETIONS, OpenAIChatCompletions
 from outcrop.services.sagemaker_admin import EndpointAdmin
 from outcrop.services.sagemaker_runtime import SageMakerRuntime
 from outcrop.shared.client import SharedState, default_replica_id
+from outcrop.shared.metrics import ReplicaCollector
 from outcrop.shared.quotas import SharedQuotaEnforcer
 from outcrop.shared.rules import SharedRuleRegistry
 from outcrop.shared.sessions import SharedSessionTable
@@ -197,6 +198,7 @@ class OutcropApp:
             else SharedQuotaEnforcer(settings.quotas, self.shared, settings.aliases)
         )
         self.endpoint_admin = EndpointAdmin(self.sagemaker)
+        self.metrics.registry.register(ReplicaCollector(self.replica_id, self.shared))
         self.gateway = Gateway(
             self._services(),
             self._interceptors(),
@@ -260,7 +262,12 @@ class OutcropApp:
         if self.invocation_log is not None:
             interceptors.append(self.invocation_log)
         access_log = AccessLog.from_settings(settings.server)
+        fleet = settings.shared.url is not None or settings.server.replica_id is not None
+        if self.invocation_log is not None and fleet:
+            self.invocation_log.replica = self.replica_id
         if access_log is not None:
+            if fleet:
+                access_log.replica = self.replica_id
             interceptors.append(access_log)
         interceptors += [
             HeaderLimit(settings.limits.max_header_bytes),

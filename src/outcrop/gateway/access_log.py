@@ -9,8 +9,10 @@ written once the call is over (for streams: once the stream has ended), reads
 local time, HTTP method, operation, the model as the caller named it (a SageMaker endpoint's
 name; `-` for calls without one), HTTP status, latency, input/output tokens (`-` where unknown),
 and the error code when the call failed (also for a stream that ended with an exception event
-after its 200). Admin routes, `/metrics` and health checks are not logged. This is not the
-Bedrock-shaped invocation log (gateway/invocation_log.py), which is JSON for machines.
+after its 200). In a fleet (`[shared]` set, or `[server] replica_id`) the replica that served
+the call follows the time, in brackets. Admin routes, `/metrics` and health checks are not
+logged. This is not the Bedrock-shaped invocation log (gateway/invocation_log.py), which is
+JSON for machines.
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ class AccessLog(BaseInterceptor):
     ) -> None:
         self._sink = sink
         self._clock = clock
+        self.replica: str | None = None
+        """Shown after the time when set (replicas of a fleet)."""
 
     @classmethod
     def from_settings(cls, settings: ServerSettings) -> AccessLog | None:
@@ -67,5 +71,8 @@ class AccessLog(BaseInterceptor):
 
     def after(self, ctx: RequestContext) -> None:
         out = self._sink()
-        out.write(access_line(ctx, self._clock()) + "\n")
+        clock = self._clock()
+        if self.replica is not None:
+            clock = f"{clock} [{self.replica}]"
+        out.write(access_line(ctx, clock) + "\n")
         out.flush()

@@ -6,9 +6,10 @@ caller named it), an `input` object (`inputContentType`, `inputTokenCount`, `inp
 and an `output` object (`outputContentType`, `outputTokenCount`, `outputBodyJson`), plus
 `errorCode` when the call failed, and `requestMetadata` when the call carried request metadata
 (the InvokeModel header or Converse's member). Outcrop writes the same keys and adds
-`errorMessage`, `latencyMs` and, for streams, `timeToFirstTokenMs`. Bodies are written only
-when configured (`include_bodies`); a stream's `outputBodyJson` is the list of its events as
-the client decodes them (the model's chunk objects for InvokeModelWithResponseStream,
+`errorMessage`, `latencyMs` and, for streams, `timeToFirstTokenMs`; in a fleet (`[shared]`
+set, or `[server] replica_id`), `replicaId`, the replica that served the call. Bodies are
+written only when configured (`include_bodies`); a stream's `outputBodyJson` is the list of
+its events as the client decodes them (the model's chunk objects for InvokeModelWithResponseStream,
 `{eventType: payload}` for other streams; unverified against a real ConverseStream log).
 
 `identity.arn`, `accountId` and `region` come from the `Identity` the authentication
@@ -124,6 +125,8 @@ class InvocationLog(BaseInterceptor):
         self.sink = sink
         self.include_bodies = include_bodies
         self.owns_sink = owns_sink
+        self.replica: str | None = None
+        """Written as `replicaId` when set (replicas of a fleet)."""
 
     @classmethod
     def from_settings(cls, settings: InvocationLogSettings) -> InvocationLog | None:
@@ -156,6 +159,8 @@ class InvocationLog(BaseInterceptor):
             include_bodies=self.include_bodies,
             stream_frames=self._frames.pop(ctx, None),
         )
+        if self.replica is not None:
+            entry["replicaId"] = self.replica
         self.sink.write(json.dumps(entry, ensure_ascii=False) + "\n")
         self.sink.flush()
 
