@@ -31,6 +31,10 @@ class SharedSettings(BaseModel):
     quotas_on_failure: Literal["open", "closed"] = "open"
     """Redis unreachable: `open` admits calls unthrottled; `closed` refuses every call that a
     quota matches with ServiceUnavailableException."""
+    rules_refresh_s: float = Field(0.1, ge=0, le=60)
+    """A replica re-reads the rules' version at most this often (0: on every call); a change
+    through the admin API answers only this long after it is written, so that the next call
+    on any replica sees it."""
     rules_on_failure: Literal["last_known", "none"] = "last_known"
     """Redis unreachable: `last_known` applies the rules as last read from Redis, `times`
     counted by this replica alone; `none` applies no fault or scripted rule."""

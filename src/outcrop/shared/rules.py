@@ -4,9 +4,12 @@ The admin API on any replica writes the rules to Redis (`<prefix>:<kind>:*`: the
 id, their order, how often each matched and fired, a version counter bumped by every change);
 every replica matches calls against its local copy of them, so matching (globs, the RE2 prompt
 pattern, the probability roll) costs no network. Before matching, a call reads the version (one
-`GET`) and reloads the copy when it moved, so a rule added through replica A applies to the
-very next call on replica C. When a rule matches, one Lua script counts the match and claims
-the firing: it fires only while `fired < times`, so `times` counts once fleet-wide.
+`GET`, at most once per `[shared] rules_refresh_s`, 0.1 s by default) and reloads the copy
+when it moved. A change through the admin API answers only `rules_refresh_s` after it is
+written: by then every replica's next call reads the version again, so a rule added through
+replica A applies to the very next call on replica C. When a rule matches, one Lua script
+counts the match and claims the firing: it fires only while `fired < times`, so `times`
+counts once fleet-wide.
 
 Redis unreachable (shared/client.py): `[shared] rules_on_failure = "last_known"` (default)
 keeps matching the copy last read, with the counts last read, counting `times` on this replica
@@ -20,6 +23,7 @@ the same file add them once.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import time
@@ -104,7 +108,12 @@ class SharedRuleRegistry[S: RuleMatchSettings](RuleRegistry[S]):
         self._claim = shared.script(CLAIM)
         self._remove = shared.script(REMOVE)
         self._version: bytes | None = None
-        """The version the local copy was read at (None: never read)."""
+        """The version the local copy was read at (None: no rule was ever added)."""
+        self.refresh_s = shared.settings.rules_refresh_s
+        self._checked_at = 0.0
+        self._loaded = False
+        """Whether the local copy was ever read."""
+        """When the version was last asked for (shared.clock, before asking)."""
 
     def __bool__(self) -> bool:
         # Another replica may have added a rule: every call asks (`take`).
@@ -121,8 +130,12 @@ class SharedRuleRegistry[S: RuleMatchSettings](RuleRegistry[S]):
 
     async def refresh(self) -> None:
         """Reload the local copy if the rules changed since it was read."""
+        now = self.shared.clock()
+        if self._loaded and now - self._checked_at < self.refresh_s:
+            return
+        self._checked_at = now
         version = await self._run(lambda: self.shared.redis.get(self.k_version))
-        if version is not None and version == self._version:
+        if self._loaded and version == self._version:
             return
         async with self.shared.redis.pipeline(transaction=True) as pipe:
             pipe.get(self.k_version)
@@ -133,6 +146,7 @@ class SharedRuleRegistry[S: RuleMatchSettings](RuleRegistry[S]):
             version, rules, order, matched, fired = await self._run(pipe.execute)
         self._rules = {r.id: r for r in self._decode(rules, order, matched, fired)}
         self._version = version
+        self._loaded = True
 
     def _decode(
         self,
@@ -215,7 +229,13 @@ class SharedRuleRegistry[S: RuleMatchSettings](RuleRegistry[S]):
         doc = settings.model_dump_json()
         args: list[str | float] = [settings.id or "", self.id_prefix, doc, created]
         added, rule_id = await self._run(lambda: self._add(keys, args))
+        await self._settle()
         return rule_id.decode() if added == 1 else None
+
+    async def _settle(self) -> None:
+        """Wait until every replica's next call re-reads the version (module docstring)."""
+        if self.refresh_s > 0:
+            await asyncio.sleep(self.refresh_s)
 
     async def preload(self, rules: Sequence[S]) -> None:
         """Add the configuration file's rules unless their ids are in Redis already."""
@@ -252,4 +272,6 @@ class SharedRuleRegistry[S: RuleMatchSettings](RuleRegistry[S]):
 
     async def _delete(self, rule_id: str) -> int:
         keys = [self.k_rules, self.k_order, self.k_matched, self.k_fired, self.k_version]
-        return int(await self._run(lambda: self._remove(keys, [rule_id])))
+        removed = int(await self._run(lambda: self._remove(keys, [rule_id])))
+        await self._settle()
+        return removed
