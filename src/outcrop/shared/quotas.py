@@ -15,8 +15,8 @@ replicas admit what one would:
 
 Redis unreachable (`shared/client.py`): `[shared] quotas_on_failure = "open"` (default) admits
 calls with no quota; `"closed"` refuses every call a quota matches with
-ServiceUnavailableException. A call admitted without Redis holds nothing, so nothing needs
-releasing when Redis returns.
+ServiceUnavailableException (SageMaker's ServiceUnavailable on its endpoints). A call admitted
+without Redis holds nothing, so nothing needs releasing when Redis returns.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from outcrop.invocation.context import RequestContext
 from outcrop.shared.client import SharedState, SharedUnavailable
 from outcrop.wire.errors import (
     ServiceQuotaExceededException,
+    ServiceUnavailable,
     ServiceUnavailableException,
     ThrottlingException,
 )
@@ -245,7 +246,7 @@ class SharedQuotaEnforcer(BaseInterceptor):
         try:
             verdict = await self.shared.run("quotas", lambda: self._admit(keys, args))
         except SharedUnavailable:
-            self._unavailable()
+            self._unavailable(ctx.service)
             return
         if verdict == 1:
             raise ThrottlingException(TOO_MANY_TOKENS)
@@ -263,9 +264,12 @@ class SharedQuotaEnforcer(BaseInterceptor):
                 lambda counted, max_output: self._reserve(lease, counted, max_output)
             )
 
-    def _unavailable(self) -> None:
-        if not self.fail_open:
-            raise ServiceUnavailableException(UNAVAILABLE)
+    def _unavailable(self, service: str = "bedrock-runtime") -> None:
+        if self.fail_open:
+            return
+        if service.startswith("sagemaker"):
+            raise ServiceUnavailable(UNAVAILABLE)
+        raise ServiceUnavailableException(UNAVAILABLE)
 
     async def _reserve(self, lease: SharedLease, input_tokens: int, max_output: int) -> None:
         wanted = input_tokens + max_output

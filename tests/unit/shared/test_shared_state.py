@@ -190,3 +190,14 @@ async def test_rules_fall_back_to_the_last_known_copy() -> None:
             assert error(await call(app, "POST", PATH, claude()))[1] == "ThrottlingException"
             assert (await call(app, "POST", PATH, claude())).status == 200
             assert app.health()[1]["shared"]["up"] is False
+
+
+async def test_quotas_failing_closed_answer_sagemaker_in_its_own_shape() -> None:
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    quotas = [{"model": "my-endpoint", "requests_per_minute": 1}]
+    async with replicas(1, dead, quotas=quotas, shared={"quotas_on_failure": "closed"}) as (app,):
+        result = await call(
+            app, "POST", "/endpoints/my-endpoint/invocations", b'{"inputs": "hi"}', JSON
+        )
+        assert result.status == 503
+        assert result.headers["x-amzn-errortype"].split(":")[0] == "ServiceUnavailable"
