@@ -166,6 +166,13 @@ async def test_redis_unreachable_quotas_fail_open_or_closed_and_rules_keep_the_l
         assert health["shared"]["up"] is False
         assert health["shared"]["failures"]["quotas"] >= 3
         assert health["replica"] == fail_open.replica_id
+        metrics = (await call(fail_open, "GET", "/metrics")).body.decode().splitlines()
+        replica_label = f'replica="{fail_open.replica_id}"'
+        assert f'outcrop_shared_up{{backend="redis",{replica_label}}} 0.0' in metrics
+        quota_failures = f'outcrop_shared_failures_total{{feature="quotas",{replica_label}}}'
+        assert any(
+            line.startswith(quota_failures) and float(line.split()[-1]) >= 3 for line in metrics
+        )
         listed = await call(fail_open, "GET", "/_outcrop/faults")
         assert listed.status == 503
         assert "Redis" in json.loads(listed.body)["message"]
@@ -201,3 +208,44 @@ async def test_quotas_failing_closed_answer_sagemaker_in_its_own_shape() -> None
         )
         assert result.status == 503
         assert result.headers["x-amzn-errortype"].split(":")[0] == "ServiceUnavailable"
+
+
+async def test_a_replica_renews_the_leases_of_its_streams(redis_server: RedisServer) -> None:
+    """A stream outliving `lease_s` keeps its slot: its replica renews the lease."""
+    slow = ScriptedEngine(ScriptedConfig(token_count=100_000, delay_ms=20))
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+    sections: dict[str, Any] = {
+        "quotas": [{"model": HAIKU, "concurrent_streams": 1}],
+        "shared": {"lease_s": 1},
+    }
+    a = replica(redis_server.url, prefix, slow, **sections)
+    b = replica(redis_server.url, prefix, **sections)
+    a.start_engines()
+    try:
+        held = asyncio.create_task(
+            call(a, "POST", STREAM, claude(max_tokens=50_000), disconnect_after_chunks=10**6)
+        )
+        assert a.shared is not None
+        redis = a.shared.redis
+        for _ in range(6000):  # polled: admitted once the lease is held
+            if quota(a)._held:
+                break
+            await asyncio.sleep(0.01)
+        (lease,) = quota(a)._held.values()
+        key = lease.streams[0].streams
+        first = await redis.zscore(key, lease.lease_id)
+        assert first is not None
+        # Until Redis's clock is past the first expiry, with the lease still there (renewed).
+        for _ in range(6000):
+            seconds, micros = await redis.time()
+            if seconds * 1000 + micros // 1000 > first:
+                break
+            await asyncio.sleep(0.05)
+        renewed = await redis.zscore(key, lease.lease_id)
+        assert renewed is not None and renewed > first
+        status, code, _ = error(await call(b, "POST", STREAM, claude()))
+        assert (status, code) == (400, "ServiceQuotaExceededException")
+        held.cancel()
+    finally:
+        await a.close()
+        await b.close()
