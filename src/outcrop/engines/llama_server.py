@@ -520,6 +520,20 @@ class LlamaServerEngine(Engine):
         if self._session is not None:
             await self._session.close()
 
+    async def probe(self, timeout_s: float) -> str | None:
+        """One active health check (an engine pool's): None when the child answers
+        `/health` with 200, else what is wrong."""
+        if self._state != "ready" or self._process is None or self._session is None:
+            return self._detail or self._state
+        try:
+            timeout = aiohttp.ClientTimeout(total=timeout_s)
+            async with self._session.get(self._url("/health"), timeout=timeout) as response:
+                if response.status != 200:
+                    return f"llama-server /health answered HTTP {response.status}"
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return f"llama-server unreachable: {exc or type(exc).__name__}"
+        return None
+
     def health(self) -> EngineHealth:
         process = self._process
         extra: dict[str, object] = {

@@ -372,9 +372,15 @@ class OpenAICompatEngine(Engine):
             await self._check()
             await asyncio.sleep(MONITOR_SECONDS if self._answered else POLL_SECONDS)
 
-    async def _check(self) -> None:
+    async def probe(self, timeout_s: float) -> str | None:
+        """One readiness check (an engine pool's active health check): None when the
+        upstream answered `GET /models`, else what is wrong."""
+        await self._check(timeout_s)
+        return None if self._state == "ready" else self._detail or self._state
+
+    async def _check(self, timeout_s: float = 5.0) -> None:
         try:
-            timeout = aiohttp.ClientTimeout(total=5)
+            timeout = aiohttp.ClientTimeout(total=timeout_s)
             async with self._client().get(f"{self.upstream}/models", timeout=timeout) as r:
                 if r.status != 200:
                     raise EngineError(f"GET /models answered HTTP {r.status}")
