@@ -182,8 +182,9 @@ class PoolEngine(Engine):
             if isinstance(first, EngineError):
                 last = first
                 continue
-            async for event in self._rest(ticket, stream, first):
-                yield event
+            async with contextlib.aclosing(self._rest(ticket, stream, first)) as events:
+                async for event in events:
+                    yield event
             return
         if last is not None:
             raise last

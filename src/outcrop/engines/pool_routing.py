@@ -174,6 +174,7 @@ class Router:
     # -- a request's life -------------------------------------------------------------------
 
     def begin(self, upstream: Upstream) -> Ticket:
+        self._refresh(upstream)
         upstream.outstanding += 1
         upstream.requests += 1
         trial = upstream.circuit is Circuit.HALF_OPEN
