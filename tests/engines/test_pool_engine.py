@@ -185,6 +185,22 @@ async def test_closing_the_stream_releases_the_upstream() -> None:
     assert members[held[0].index].closed_streams == 1
 
 
+async def test_a_consumer_that_stops_at_the_finish_records_a_success() -> None:
+    engine, members = await pool(failure_threshold=1, cooldown_s=0)
+    home = engine.router.preferred(affinity_key(request(), 2048) or "")
+    members[home.index].fail_before = EngineUnavailable("refused")
+    await texts(engine, request())
+    assert home.circuit is Circuit.OPEN
+    members[home.index].fail_before = None
+    stream = engine.generate(request())  # the half-open trial goes home again
+    async for event in stream:
+        if isinstance(event, Finish):
+            break  # as the gateway does: it stops reading at the Finish, then closes
+    await stream.aclose()
+    assert home.circuit.value == "closed"
+    assert (home.outstanding, home.consecutive_failures, home.latency_count) == (0, 0, 1)
+
+
 async def test_health_states_and_upstreams() -> None:
     members = [Member("a"), Member("b")]
     engine = PoolEngine("p", [("u-a", members[0]), ("u-b", members[1])], PoolPolicy())

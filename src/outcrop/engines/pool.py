@@ -29,7 +29,7 @@ from typing import Protocol
 
 from outcrop.engines.base import Engine, EngineError, EngineRequestError, EngineUnavailable
 from outcrop.engines.pool_routing import PoolPolicy, Router, Ticket, Upstream
-from outcrop.types import EngineHealth, GenerationEvent, GenerationRequest
+from outcrop.types import EngineHealth, Finish, GenerationEvent, GenerationRequest
 
 log = logging.getLogger(__name__)
 
@@ -229,8 +229,13 @@ class PoolEngine(Engine):
         verdict: Callable[[Ticket], None] = self.router.release
         try:
             async with contextlib.aclosing(stream):
+                if isinstance(first, Finish):
+                    verdict = self.router.succeed
                 yield first
                 async for event in stream:
+                    # The answer is whole at its Finish (consumers may stop reading there).
+                    if isinstance(event, Finish):
+                        verdict = self.router.succeed
                     yield event
             verdict = self.router.succeed
         except EngineRequestError:
