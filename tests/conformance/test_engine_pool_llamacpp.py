@@ -230,7 +230,7 @@ def test_pool_of_three_llama_servers(tmp_path: Path) -> None:
                 out = Outcome()
                 converse_stream(rt, system, "Hi", 6, out)
                 assert out.error is None and out.stop_reason is not None, out
-            state = upstreams(outcrop)[victim]
-            assert state["requests"] - before_requests == 3
-            assert state["circuit"] == "closed"
+            returned = upstreams(outcrop)[victim]
+            assert returned["requests"] - before_requests == 3
+            assert returned["circuit"] == "closed"
             assert metric(outcrop, "outcrop_upstream_circuit_state", victim) == 0.0
