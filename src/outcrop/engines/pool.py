@@ -130,9 +130,10 @@ class PoolEngine(Engine):
         for upstream, member in self._pairs():
             snapshot = upstream.snapshot()
             snapshot["available"] = self.router.available(upstream)
-            model = member.health().extra.get("model")
-            if model is not None:
-                snapshot["model"] = model
+            member_extra = member.health().extra
+            for name in ("model", "prefix_cache", "pid", "port", "restarts"):
+                if member_extra.get(name) is not None:
+                    snapshot[name] = member_extra[name]
             upstreams.append(snapshot)
         extra: dict[str, object] = {"upstreams": upstreams}
         if self.router.any_available():
