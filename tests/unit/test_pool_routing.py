@@ -60,8 +60,18 @@ def test_same_key_same_upstream_and_keys_spread() -> None:
     assert min(spread.values()) > 60  # rendezvous hashing spreads keys about evenly
 
 
+def test_affinity_keeps_its_upstream_up_to_the_minimum_load() -> None:
+    r, _ = router(PoolPolicy(load_factor=1.25, affinity_min_load=3))
+    home = r.preferred("conv")
+    for _ in range(3):
+        assert r.pick("conv") is home  # others idle, yet home keeps it: below 3
+        r.begin(home)
+    spill = r.pick("conv")
+    assert spill is not None and spill is not home
+
+
 def test_affinity_is_bounded_by_load() -> None:
-    r, _ = router(PoolPolicy(load_factor=1.25))
+    r, _ = router(PoolPolicy(load_factor=1.25, affinity_min_load=1))
     home = r.preferred("hot prefix")
     a, b = (u for u in r.upstreams if u is not home)
     for upstream in (home, home, a, a, b):

@@ -14,6 +14,7 @@ docs/engine-pools.md).
     cooldown_s = 10             # open circuit: seconds before one half-open trial request
     affinity_prefix_chars = 2048  # conversation start hashed for prefix affinity; 0: off
     load_factor = 1.25          # bounded load of affinity routing (times the average)
+    affinity_min_load = 4       # ... but an upstream always takes this many for affinity
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class PoolSettings(BaseModel):
     cooldown_s: float = Field(10.0, ge=0)
     affinity_prefix_chars: int = Field(2048, ge=0)
     load_factor: float = Field(1.25, ge=1.0)
+    affinity_min_load: int = Field(4, ge=1)
 
     def policy(self) -> PoolPolicy:
         return PoolPolicy(**self.model_dump())

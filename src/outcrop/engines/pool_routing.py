@@ -10,7 +10,8 @@ upstream's health, circuit and counters are. The clock is passed in, so tests dr
   fewest requests in flight (ties go round-robin).
 - **Prefix affinity** (consistent hashing with bounded loads, Mirrokni et al. 2016, over
   rendezvous hashing): upstreams are ranked by a hash of (key, upstream); the first in that
-  order whose outstanding requests are below `ceil(load_factor * (total + 1) / n)` serves. The
+  order whose outstanding requests are below `max(ceil(load_factor * (total + 1) / n),
+  affinity_min_load)` serves. The
   same key (the same conversation prefix) thus goes to the same upstream while it is available
   and not overloaded, keeping that upstream's prefix cache warm; removing an upstream moves
   only the keys it held.
@@ -47,7 +48,10 @@ class PoolPolicy:
     affinity; 0: no affinity (least outstanding requests only)."""
     load_factor: float = 1.25
     """Bounded load: an upstream takes an affinity request only while its outstanding requests
-    stay below this times the pool's average (plus one)."""
+    stay below this times the pool's average (plus one) ..."""
+    affinity_min_load: int = 4
+    """... or below this many (a model server batches several streams at no loss: a strict
+    bound on a lightly loaded pool would scatter conversations and lose their caches)."""
 
 
 class Circuit(enum.StrEnum):
@@ -157,7 +161,10 @@ class Router:
             return None
         if key is not None:
             total = sum(u.outstanding for u in candidates)
-            bound = math.ceil(self.policy.load_factor * (total + 1) / len(candidates))
+            bound = max(
+                math.ceil(self.policy.load_factor * (total + 1) / len(candidates)),
+                self.policy.affinity_min_load,
+            )
             for upstream in sorted(candidates, key=lambda u: _rank(key, u.name), reverse=True):
                 if upstream.outstanding < bound:
                     return upstream
