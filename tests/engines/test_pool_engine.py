@@ -72,6 +72,8 @@ class Member(Engine):
             raise
 
     def count_tokens(self, request: GenerationRequest) -> int:
+        if self.fail_before is not None:
+            raise self.fail_before
         return 7
 
     def health(self) -> EngineHealth:
@@ -171,6 +173,20 @@ async def test_same_conversation_same_member() -> None:
     assert engine.count_tokens(request()) == 7
 
 
+async def test_tokens_are_counted_by_an_upstream_that_can() -> None:
+    engine, members = await pool()
+    home = engine.router.preferred(affinity_key(request(), 2048) or "")
+    members[home.index].fail_before = EngineUnavailable("child died")
+    assert engine.count_tokens(request()) == 7
+    members[home.index].fail_before = EngineRequestError("bad template")
+    with pytest.raises(EngineRequestError):
+        engine.count_tokens(request())
+    for m in members:
+        m.fail_before = EngineUnavailable("down")
+    with pytest.raises(EngineUnavailable, match="no upstream"):
+        engine.count_tokens(request())
+
+
 async def test_closing_the_stream_releases_the_upstream() -> None:
     engine, members = await pool()
     gate = asyncio.Event()
@@ -223,6 +239,20 @@ async def test_health_states_and_upstreams() -> None:
     await engine.check_all()
     health = engine.health()
     assert (health.ready, health.state) == (False, "failed")
+
+
+async def test_start_returns_and_checks_go_on_until_close() -> None:
+    members = [Member("a")]
+    members[0].healthy = "refused"
+    engine = PoolEngine("p", [("u", members[0])], PoolPolicy(health_interval_s=0.01))
+    await asyncio.wait_for(engine.start(), 10)
+    assert not engine.health().ready
+    members[0].healthy = None
+    async with asyncio.timeout(30):
+        while not engine.health().ready:  # noqa: ASYNC110 - the checks run on their own
+            await asyncio.sleep(0.01)
+    await engine.close()
+    assert engine.health().state == "failed"
 
 
 async def test_a_probe_that_hangs_or_raises_is_a_failed_check() -> None:

@@ -86,10 +86,15 @@ class PoolEngine(Engine):
     # -- lifecycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start the members (if managed) and run the health checks until `close`."""
+        """Start the members (if managed), check every upstream once, and leave the health
+        checks running in the background until `close`."""
         if self._start_members:
             await asyncio.gather(*(member.start() for member in self.members))
         await self.check_all()
+        if self._checker is None and not self._closed:
+            self._checker = asyncio.get_running_loop().create_task(self._check_forever())
+
+    async def _check_forever(self) -> None:
         while not self._closed:
             interval = self.policy.health_interval_s
             await asyncio.sleep(interval if self._answered else min(interval, FIRST_POLL_S))
@@ -121,6 +126,10 @@ class PoolEngine(Engine):
 
     async def close(self) -> None:
         self._closed = True
+        if self._checker is not None:
+            self._checker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checker
         await asyncio.gather(*(member.close() for member in self.members))
 
     # -- state ------------------------------------------------------------------------------
@@ -136,10 +145,10 @@ class PoolEngine(Engine):
                     snapshot[name] = member_extra[name]
             upstreams.append(snapshot)
         extra: dict[str, object] = {"upstreams": upstreams}
-        if self.router.any_available():
-            return EngineHealth(ready=True, state="ready", extra=extra)
         if self._closed:
             return EngineHealth(False, "failed", "engine closed", extra)
+        if self.router.any_available():
+            return EngineHealth(ready=True, state="ready", extra=extra)
         failed = [m.health() for m in self.members]
         if all(h.state == "failed" for h in failed) and failed[0].detail.startswith("failed"):
             return EngineHealth(False, "failed", failed[0].detail, extra)  # managed: none loaded
@@ -152,11 +161,18 @@ class PoolEngine(Engine):
         return sum(member.queue_depth for member in self.members)
 
     def count_tokens(self, request: GenerationRequest) -> int:
-        """Counted by the upstream the request would go to (any available one)."""
-        upstream = self.router.pick(affinity_key(request, self.policy.affinity_prefix_chars))
-        if upstream is None:
-            raise EngineUnavailable(f"engine {self.name!r}: no upstream is available")
-        return self.members[upstream.index].count_tokens(request)
+        """Counted by the upstream the request would go to, or by the next available one
+        if that one cannot count now (it died since its last health check)."""
+        key = affinity_key(request, self.policy.affinity_prefix_chars)
+        tried: set[int] = set()
+        while (upstream := self.router.pick(key, frozenset(tried))) is not None:
+            try:
+                return self.members[upstream.index].count_tokens(request)
+            except EngineRequestError:
+                raise
+            except EngineError:
+                tried.add(upstream.index)
+        raise EngineUnavailable(f"engine {self.name!r}: no upstream of the pool is available")
 
     # -- generation -------------------------------------------------------------------------
 
