@@ -5,8 +5,10 @@ each, prompt cache on) form the `openai` pool of `outcrop serve`. The same workl
 in one run: with prefix affinity (the default, `affinity_prefix_chars = 2048`) and without it
 (`affinity_prefix_chars = 0`: least outstanding requests, ties round-robin). The workload:
 `--conversations` multi-turn conversations, each with its own system prompt of about 150
-tokens, `--turns` turns each (the answer of one turn is part of the next turn's prompt), run by
-three client threads at a time, with ConverseStream (boto3). Each run uses conversations of its
+tokens, `--turns` turns each (the answer of one turn is part of the next turn's prompt), sent
+with ConverseStream (boto3) by four client threads; turns interleave (a conversation's next turn
+joins the back of the queue once its previous turn is answered), so the twelve conversations
+take turns on the pool's six slots. Each run uses conversations of its
 own, so nothing is cached from the other.
 
 Per request the upstream reports the prompt tokens it took from its prefix cache
@@ -23,6 +25,7 @@ Results: bench/results/pool_affinity.json and .md.
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import platform
@@ -31,6 +34,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +48,7 @@ from tests.support.server import ServerProcess, running_server  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
-WORKERS = 3
+WORKERS = 4
 SENTENCES = (
     "Granite forms when magma cools slowly deep below the surface.",
     "Basalt cools quickly at the surface and has very fine grains.",
@@ -78,25 +82,33 @@ def client(server: ServerProcess) -> Any:
     )
 
 
-def converse(rt: Any, system: str, turns: int, ttfts: list[float]) -> None:
-    messages: list[dict[str, Any]] = []
-    for turn in range(turns):
-        messages.append({"role": "user", "content": [{"text": QUESTIONS[turn % len(QUESTIONS)]}]})
-        start = time.perf_counter()
-        response = rt.converse_stream(
-            modelId=MODEL,
-            system=[{"text": system}],
-            messages=messages,
-            inferenceConfig={"maxTokens": 12, "temperature": 0},
-        )
-        text = ""
-        first: float | None = None
-        for event in response["stream"]:
-            if "contentBlockDelta" in event:
-                first = first or time.perf_counter() - start
-                text += event["contentBlockDelta"]["delta"].get("text", "")
-        ttfts.append(first if first is not None else time.perf_counter() - start)
-        messages.append({"role": "assistant", "content": [{"text": text or "OK."}]})
+@dataclass
+class Conversation:
+    system: str
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    turns_done: int = 0
+
+
+def ask(rt: Any, conversation: Conversation, ttfts: list[float]) -> None:
+    """One turn: the next question, streamed; the answer joins the conversation."""
+    question = QUESTIONS[conversation.turns_done % len(QUESTIONS)]
+    conversation.messages.append({"role": "user", "content": [{"text": question}]})
+    start = time.perf_counter()
+    response = rt.converse_stream(
+        modelId=MODEL,
+        system=[{"text": conversation.system}],
+        messages=conversation.messages,
+        inferenceConfig={"maxTokens": 12, "temperature": 0},
+    )
+    text = ""
+    first: float | None = None
+    for event in response["stream"]:
+        if "contentBlockDelta" in event:
+            first = first or time.perf_counter() - start
+            text += event["contentBlockDelta"]["delta"].get("text", "")
+    ttfts.append(first if first is not None else time.perf_counter() - start)
+    conversation.messages.append({"role": "assistant", "content": [{"text": text or "OK."}]})
+    conversation.turns_done += 1
 
 
 def cache_totals(server: ServerProcess) -> dict[str, int]:
@@ -116,18 +128,34 @@ def run(workdir: Path, urls: list[str], name: str, affinity: bool, args: Any) ->
     with running_server(["--config", str(config), "--quiet"]) as server:
         while not all(u["healthy"] for u in _upstreams(server)):
             time.sleep(0.1)
-        pending = list(range(args.conversations))
+        # Turns interleave: a conversation's next turn joins the back of the queue when its
+        # previous one is answered, as users who read before they reply.
+        queue = collections.deque(
+            Conversation(system_prompt(name, c)) for c in range(args.conversations)
+        )
         lock = threading.Lock()
         ttfts: list[float] = []
+        in_progress = [0]
 
         def worker() -> None:
             rt = client(server)
             while True:
                 with lock:
-                    if not pending:
-                        return
-                    conversation = pending.pop(0)
-                converse(rt, system_prompt(name, conversation), args.turns, ttfts)
+                    if not queue:
+                        if in_progress[0] == 0:
+                            return
+                        conversation = None
+                    else:
+                        conversation = queue.popleft()
+                        in_progress[0] += 1
+                if conversation is None:
+                    time.sleep(0.05)
+                    continue
+                ask(rt, conversation, ttfts)
+                with lock:
+                    in_progress[0] -= 1
+                    if conversation.turns_done < args.turns:
+                        queue.append(conversation)
 
         started = time.perf_counter()
         threads = [threading.Thread(target=worker) for _ in range(WORKERS)]
@@ -182,7 +210,8 @@ def main() -> None:
     lines = [
         "# Engine pool prefix affinity (bench/pool_affinity.py)",
         "",
-        f"{args.conversations} conversations x {args.turns} turns, 3 client threads, "
+        f"{args.conversations} conversations x {args.turns} turns, interleaved, "
+        f"{WORKERS} client threads, "
         f"{result['machine']}. Best possible warm share: "
         f"{result['best_possible_warm_share']:.0%} (a first turn is never warm).",
         "",
