@@ -323,10 +323,16 @@ def test_openai_settings_take_one_form() -> None:
         OpenAISettings(type="openai", upstream="http://a/v1", pool={"surprise": 1})
 
 
-def test_llamacpp_replicas_build_a_pool_of_children() -> None:
+def test_llamacpp_replicas_or_upstreams_build_a_pool() -> None:
     one = build_engine("e", LlamaCppSettings(type="llamacpp"))
     assert type(one).__name__ == "LlamaServerEngine"
     three = build_engine("e", LlamaCppSettings(type="llamacpp", replicas=3))
     assert isinstance(three, PoolEngine)
     assert [u.name for u in three.router.upstreams] == ["replica-0", "replica-1", "replica-2"]
     assert [m.name for m in three.members] == ["e/0", "e/1", "e/2"]
+    urls = ["http://gpu-1:8080", "http://gpu-2:8080"]
+    external = build_engine("e", LlamaCppSettings(type="llamacpp", upstreams=urls))
+    assert isinstance(external, PoolEngine)
+    assert [u.name for u in external.router.upstreams] == urls
+    with pytest.raises(ValidationError, match="either replicas or upstreams"):
+        LlamaCppSettings(type="llamacpp", replicas=2, upstreams=urls)

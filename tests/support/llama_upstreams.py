@@ -24,11 +24,12 @@ READY_TIMEOUT_S = 300.0
 
 
 class LlamaUpstream:
-    """One llama-server child on `port` (`url` is its OpenAI base URL, `…/v1`)."""
+    """One llama-server child on `port` (`base` its address, `url` its OpenAI base URL)."""
 
     def __init__(self, workdir: Path, index: int, options: LlamaServerOptions) -> None:
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/v1"
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.url = f"{self.base}/v1"
         self.log = workdir / f"llama_server_{index}.log"
         self.options = options
         self.proc: subprocess.Popen[bytes] | None = None

@@ -26,6 +26,7 @@ a message naming the offending key.
     token_timeout_s = 120       # no token for this long: the stream ends (ModelTimeoutException)
     binary = "/path/llama-server"   # omitted: built once into ~/.cache/outcrop/llama.cpp
     replicas = 1                # > 1: that many children as a pool (outcrop.config.pools)
+    upstreams = ["http://h:8080"]   # or: llama-servers already running, as a pool
 
     [engines.fast]
     type = "scripted"
@@ -172,7 +173,16 @@ class LlamaCppSettings(_Strict):
     token_timeout_s: float = Field(120.0, gt=0)  # longest wait for the next token
     binary: Path | None = None  # a llama-server executable; omitted: the cached build
     replicas: int = Field(1, ge=1, le=64)  # > 1: a pool of children (docs/engine-pools.md)
+    upstreams: list[Annotated[str, Field(pattern=r"^https?://")]] | None = Field(
+        None, min_length=1, max_length=256
+    )  # llama-servers running elsewhere, as a pool (instead of children)
     pool: PoolSettings = Field(default_factory=PoolSettings)
+
+    @model_validator(mode="after")
+    def _children_or_upstreams(self) -> LlamaCppSettings:
+        if self.upstreams is not None and self.replicas > 1:
+            raise ValueError("give either replicas or upstreams")
+        return self
 
 
 class ScriptedToolCallSettings(_Strict):

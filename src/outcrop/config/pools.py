@@ -1,6 +1,6 @@
 """The `[engines.NAME.pool]` table: routing, health and failure settings of an engine pool
-(an `openai` engine with several `upstreams`, a `llamacpp` engine with `replicas` > 1;
-docs/engine-pools.md).
+(an `openai` engine with `upstreams`, a `llamacpp` engine with `replicas` > 1 or
+`upstreams`; docs/engine-pools.md).
 
     [engines.default]
     type = "openai"

@@ -48,6 +48,13 @@ def build_engine(name: str, settings: EngineSettings) -> Engine:
             settings.pool.policy(),
         )
     assert isinstance(settings, LlamaCppSettings)
+    if settings.upstreams is not None:
+        from outcrop.engines.pool import PoolEngine
+
+        external = [
+            (url, _llama_server(f"{name}[{url}]", settings, url)) for url in settings.upstreams
+        ]
+        return PoolEngine(name, external, settings.pool.policy(), start_members=True)
     if settings.replicas > 1:
         from outcrop.engines.pool import PoolEngine
 
@@ -59,10 +66,11 @@ def build_engine(name: str, settings: EngineSettings) -> Engine:
     return _llama_server(name, settings)
 
 
-def _llama_server(name: str, settings: LlamaCppSettings) -> Engine:
+def _llama_server(name: str, settings: LlamaCppSettings, external: str | None = None) -> Engine:
     from outcrop.engines.llama_server import LlamaServerEngine, LlamaServerOptions
 
     return LlamaServerEngine(
+        external_url=external,
         model_path=settings.model,
         options=LlamaServerOptions(
             n_ctx=settings.n_ctx,

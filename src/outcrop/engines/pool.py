@@ -2,7 +2,8 @@
 `pool_routing.Router`).
 
 The members are ordinary engines, one per upstream: `OpenAICompatEngine`s for the `upstreams`
-of an `openai` engine, `LlamaServerEngine`s for the `replicas` of a `llamacpp` engine. Each
+of an `openai` engine, `LlamaServerEngine`s for the `replicas` (children) or `upstreams`
+(servers running elsewhere) of a `llamacpp` engine. Each
 implements `PoolMember.probe`, the active health check the pool runs every
 `health_interval_s` (more often while no upstream has answered yet).
 
@@ -82,6 +83,7 @@ class PoolEngine(Engine):
         self._answered = False
         self._closed = False
         self._checker: asyncio.Task[None] | None = None
+        self._starting: list[asyncio.Task[None]] = []
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -89,7 +91,13 @@ class PoolEngine(Engine):
         """Start the members (if managed), check every upstream once, and leave the health
         checks running in the background until `close`."""
         if self._start_members:
-            await asyncio.gather(*(member.start() for member in self.members))
+            # Ready with the first member that is: one still loading (or an external server
+            # still down) comes in later through the health checks.
+            loop = asyncio.get_running_loop()
+            self._starting = [loop.create_task(member.start()) for member in self.members]
+            pending: set[asyncio.Task[None]] = set(self._starting)
+            while pending and not any(member.health().ready for member in self.members):
+                _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
         await self.check_all()
         if self._checker is None and not self._closed:
             self._checker = asyncio.get_running_loop().create_task(self._check_forever())
@@ -126,10 +134,11 @@ class PoolEngine(Engine):
 
     async def close(self) -> None:
         self._closed = True
-        if self._checker is not None:
-            self._checker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._checker
+        for task in [self._checker, *self._starting]:
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await asyncio.gather(*(member.close() for member in self.members))
 
     # -- state ------------------------------------------------------------------------------
