@@ -12,6 +12,8 @@ This module owns three things, the first two sans-IO:
   and HTTP/connection failures mapped to the engine errors of `engines.base`. An answer that
   ends without a `finish_reason` (cut, dropped, or `[DONE]` without one) is a failure, never a
   normal finish: `EngineUnavailable` before the first event, `UpstreamStreamError` after it.
+  `probe` is one readiness check (an engine pool's health check, `engines/pool.py`), and the
+  prompt tokens the upstream reports as cached are totalled in `cache` (health).
 
 Token counting (`count_tokens`, and usage when the upstream reports none) is an approximation:
 the OpenAI API has no standard tokenize endpoint, so prompts are counted with the scripted
