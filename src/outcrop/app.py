@@ -33,6 +33,7 @@ from outcrop.engines.base import Engine
 from outcrop.engines.deadline import DeadlineEngine
 from outcrop.engines.embeddings import BertEmbedder
 from outcrop.engines.factory import build_engine
+from outcrop.engines.pool_metrics import PoolCollector
 from outcrop.gateway.access_log import AccessLog
 from outcrop.gateway.admin_guard import AdminGuard
 from outcrop.gateway.auth import Authenticator
@@ -158,7 +159,10 @@ class OutcropApp:
             settings.sagemaker, self.engines, engine_settings=settings.engines
         )
         self.metrics = Metrics(
-            self.engines, settings.aliases, settings.limits.max_metric_label_values
+            self.engines,
+            settings.aliases,
+            settings.limits.max_metric_label_values,
+            collectors=[PoolCollector(self.engines)],
         )
         self.invocation_log = InvocationLog.from_settings(settings.invocation_log)
         self.faults = FaultRegistry()
