@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -433,3 +434,40 @@ def test_a_miss_names_the_nearest_recorded_call(replayer: ServerProcess) -> None
     assert "no recorded call matches this Converse call" in error["Message"]
     assert '"recorded": "Say hi.", "request": "Say hello."' in error["Message"]
     assert "body.messages[0].content[0].text" in error["Message"]
+
+
+def _admin(server: ServerProcess, method: str, body: Any = None) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(
+        f"{server.url}/_outcrop/recording",
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method=method,
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_admin_api_selects_the_cassette(
+    recorded: tuple[Path, dict[str, Any], str], tls_files: tuple[Path, Path]
+) -> None:
+    cassettes = recorded[0]
+    args = ["--engine", "scripted", "--replay", str(cassettes), "--replay-speed", "0"]
+    with running_server(args) as server:
+        status, state = _admin(server, "GET")
+        assert status == 200 and state["cassette"] is None and state["mode"] == "none"
+        assert state["interactions"] >= len(BOTO_CALLS)
+        status, state = _admin(server, "PUT", {"cassette": "per-test/empty", "mode": "none"})
+        assert status == 200 and state["cassette"] == "per-test/empty"
+        assert state["interactions"] == 0
+        with pytest.raises(ClientError) as missed:
+            converse(server.url)
+        message = missed.value.response["Error"]["Message"]
+        assert "per-test/empty.json" in message and "Nothing was recorded" in message
+        assert _admin(server, "PUT", {"cassette": None})[0] == 200
+        assert converse(server.url) == recorded[1]["Converse"]
+        for bad in ({"cassette": "../x"}, {"mode": "sometimes"}, {"other": 1}, [1]):
+            status, state = _admin(server, "PUT", bad)
+            assert status == 400 and state["message"]

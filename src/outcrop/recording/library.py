@@ -26,8 +26,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from outcrop.config import ConfigError
 from outcrop.config.recording import RecordingSettings, RecordMode
-from outcrop.recording.cassette import Call, Cassette, Interaction, Matcher, Redaction, Tape
+from outcrop.recording.cassette import (
+    Call,
+    Cassette,
+    CassetteError,
+    Interaction,
+    Matcher,
+    Redaction,
+    Tape,
+)
 
 log = logging.getLogger("outcrop.recording")
 
@@ -83,7 +92,10 @@ class Library:
         self.existed = False
         self._bytes = 0
         self._lock = asyncio.Lock()
-        self._load()
+        try:
+            self._load()
+        except CassetteError as exc:
+            raise ConfigError(f"recording: {exc}") from None
 
     @property
     def path(self) -> Path:
