@@ -54,6 +54,11 @@ def test_default_session_replays_every_cassette_under_the_folder(tmp_path: Path)
     missed = lib.decide(call("three"))
     assert missed.replay is None and not missed.upstream
     assert lib.path.name.startswith("session-")
+    # The session's own cassette is new: `--record DIR` (mode once) records every call.
+    assert library(tmp_path, "once").decide(call("one")).upstream
+    episodes = library(tmp_path, "new_episodes")
+    assert episodes.decide(call("two")).replay is not None
+    assert episodes.decide(call("three")).upstream
 
 
 def test_modes(tmp_path: Path) -> None:

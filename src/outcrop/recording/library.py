@@ -6,8 +6,8 @@ cassette by name (`PUT /_outcrop/recording`, what the pytest plugin does per tes
 records `<dir>/<name>.json` only. Modes, as VCR's (docs/cassettes.md):
 
 * `none`: replay only; a call no interaction matches is refused.
-* `once`: replay only when the cassette existed (default session: when the folder held any),
-  else record every call.
+* `once`: replay only when the cassette existed, else record every call (the default session's
+  cassette is always new: `outcrop serve --record DIR` records every call).
 * `new_episodes`: replay what matches, record the rest.
 * `all`: every call goes upstream and is recorded (a selected cassette starts empty).
 
@@ -111,7 +111,7 @@ class Library:
             interactions: list[Interaction] = []
             for file in files:
                 interactions += Cassette.load(file).interactions
-            self.existed = bool(files)
+            self.existed = False  # the session's own cassette is always new
             self.cassette = Cassette()
         else:
             self.existed = self.path.is_file()
