@@ -62,6 +62,13 @@ error = "ModelStreamErrorException"
 message = "recorded mid-stream failure"
 after_events = 2
 
+[[faults]]
+operation = "ConverseStream"
+prompt = "Stall here"
+action = "stall"
+after_events = 2
+stall_seconds = 600
+
 [guardrails]
 state_dir = "{state_dir}"
 
@@ -167,6 +174,20 @@ def invoke_endpoint_stream(url: str) -> Any:
     return [base64.b64encode(event["PayloadPart"]["Bytes"]).decode() for event in out["Body"]]
 
 
+PLANTED_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+
+
+def converse_with_secret(url: str) -> Any:
+    out = boto("bedrock-runtime", url).converse(
+        modelId=MODEL,
+        messages=user(f"My key is {PLANTED_SECRET}. Say ok."),
+        inferenceConfig={"maxTokens": 8},
+        requestMetadata={"patient": "Jane Q. Doe"},
+    )
+    out.pop("ResponseMetadata")
+    return out
+
+
 def validation_error(url: str) -> Any:
     try:
         boto("bedrock-runtime", url).converse(
@@ -250,6 +271,7 @@ BOTO_CALLS: dict[str, Callable[[str], Any]] = {
     "ApplyGuardrail": apply_guardrail,
     "InvokeEndpoint": invoke_endpoint,
     "InvokeEndpointWithResponseStream": invoke_endpoint_stream,
+    "Converse with a secret": converse_with_secret,
     "ValidationException": validation_error,
     "mid-stream exception": mid_stream_error,
 }
@@ -290,6 +312,18 @@ JS_CALLS: dict[str, Callable[[str], Any]] = {
 }
 
 
+def first_events_of_a_stalled_stream(url: str) -> list[Any]:
+    """The events a client gets while B holds the rest of the stream back (a stall rule on
+    B): A forwards each event as it arrives. The client then leaves."""
+    out = boto("bedrock-runtime", url).converse_stream(
+        modelId=MODEL, messages=user("Stall here please."), inferenceConfig={"maxTokens": 8}
+    )
+    events = iter(out["stream"])
+    first = [next(events), next(events)]
+    out["stream"].close()
+    return first
+
+
 def run_all(server: ServerProcess, ca_file: Path) -> dict[str, Any]:
     results = {name: call(server.url) for name, call in {**BOTO_CALLS, **JS_CALLS}.items()}
     results["smithy ConverseStream"] = smithy_converse_stream(server.tls_url, ca_file)
@@ -325,8 +359,11 @@ def recorded(
         assert refused.value.response["Error"]["Code"] == "UnrecognizedClientException"
         args = ["--engine", "scripted", "--record", str(cassettes)]
         args += ["--record-upstream", upstream.url]
+        args += ["--config", str(tmp / "a.toml")]
+        (tmp / "a.toml").write_text('[recording]\nredact_paths = ["requestMetadata.patient"]\n')
         with running_server(args, env=a_env, tls=tls_files) as recorder:
             results = run_all(recorder, tls_files[0])
+            results["stalled"] = first_events_of_a_stalled_stream(recorder.url)
         b_log = upstream.log()
     yield cassettes, results, b_log
 
@@ -337,6 +374,8 @@ def replayer(
 ) -> Iterator[ServerProcess]:
     cassettes = recorded[0]
     args = ["--engine", "scripted", "--replay", str(cassettes), "--replay-speed", "0"]
+    # The same [recording] redaction as when recording, so that matching sees the same.
+    args += ["--config", str(cassettes.parent / "a.toml")]
     with running_server(args, tls=tls_files) as server:
         yield server
 
@@ -356,6 +395,8 @@ def test_recording_went_through_b_signed_by_a(recorded: tuple[Path, dict[str, An
     assert len(results["mid-stream exception"]["events"]) == 2
     assert results["js Converse error"]["error"][0] == "ValidationException"
     assert results["ApplyGuardrail"]["action"] == "GUARDRAIL_INTERVENED"
+    assert list(results["stalled"][0]) == ["messageStart"]
+    assert list(results["stalled"][1]) == ["contentBlockDelta"]
 
 
 def test_cassette_is_readable_and_holds_no_credentials(
@@ -367,9 +408,17 @@ def test_cassette_is_readable_and_holds_no_credentials(
     text = files[0].read_text()
     for secret in (ACCESS_KEY, SECRET_KEY, "AKIDCLIENTONLY", "client-side-dummy-secret"):
         assert secret not in text
+    # The planted secret and the PII field are redacted; replay still matches (test below).
+    assert PLANTED_SECRET not in text and "Jane Q. Doe" not in text
+    assert "My key is [REDACTED]. Say ok." in text
+    # A stream the client left is forwarded as it came but not recorded.
+    assert "Stall here" not in text
     data = json.loads(text)
     operations = {i["operation"] for i in data["interactions"]}
-    assert set(BOTO_CALLS) - {"ValidationException", "mid-stream exception"} <= operations
+    assert (
+        set(BOTO_CALLS) - {"ValidationException", "mid-stream exception", "Converse with a secret"}
+        <= operations
+    )
     stream = next(i for i in data["interactions"] if i["operation"] == "ConverseStream")
     kinds = [e["headers"][":event-type"] for e in stream["response"]["events"]]
     assert kinds[0] == "messageStart" and kinds[-1] == "metadata"
