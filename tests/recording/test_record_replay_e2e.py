@@ -520,7 +520,7 @@ def test_admin_api_selects_the_cassette(
         for bad in ({"cassette": "../x"}, {"mode": "sometimes"}, {"other": 1}, [1]):
             status, state = _admin(server, "PUT", bad)
             assert status == 400 and state["message"]
-        # Not recorded yet: refused rather than answered by a local engine.
+        # A speech session nothing recorded is a miss too, not a local engine's session.
         request = urllib.request.Request(
             f"{server.url}/model/amazon.nova-sonic-v1:0/invoke-with-bidirectional-stream",
             data=b"",
@@ -528,5 +528,6 @@ def test_admin_api_selects_the_cassette(
         )
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(request, timeout=10)
-        assert refused.value.code == 501
-        assert refused.value.headers["X-Amzn-ErrorType"].startswith("NotImplementedException")
+        assert refused.value.code == 400
+        assert refused.value.headers["X-Amzn-ErrorType"].startswith("ValidationException")
+        assert b"InvokeModelWithBidirectionalStream" in refused.value.read()

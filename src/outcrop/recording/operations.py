@@ -1,6 +1,6 @@
 """Record and replay as the gateway's operations: in recording mode (`[recording] dir` set)
 the Bedrock Runtime and SageMaker Runtime operations below are answered from cassettes or by
-the upstream, instead of the local engines.
+the upstream, instead of the local engines (the bidirectional stream: recording/bidi.py).
 
 The seam is the operation: the gateway has routed and bound the call (so its operation and
 target are known), and its interceptors run as configured (authentication of the incoming
@@ -31,6 +31,7 @@ from typing import Any
 import aiohttp
 
 from outcrop.config.recording import RecordingSettings
+from outcrop.recording.bidi import Bidirectional
 from outcrop.recording.cassette import (
     Call,
     FrameSplitter,
@@ -57,7 +58,6 @@ from outcrop.services.base import (
 from outcrop.wire.errors import (
     AccessDeniedException,
     AwsError,
-    NotImplementedYet,
     SageMakerValidationError,
     ServiceUnavailable,
     ServiceUnavailableException,
@@ -79,10 +79,10 @@ RECORDED: Mapping[str, tuple[str, ...]] = {
 }
 """The operations recorded and replayed, by service."""
 
-NOT_YET: Mapping[str, tuple[str, ...]] = {
+DUPLEX: Mapping[str, tuple[str, ...]] = {
     "bedrock-runtime": ("InvokeModelWithBidirectionalStream",),
 }
-"""Operations refused in recording mode (501) rather than served by a local engine."""
+"""The full-duplex operations recorded and replayed (recording/bidi.py)."""
 
 EVENT_STREAM = "application/vnd.amazon.eventstream"
 
@@ -106,15 +106,24 @@ class RecordingOperations:
         self.library = Library(settings)
         self.upstream = Upstream(settings.upstream, settings.upstream_timeout_s)
         self.default_region = default_region
+        self.bidirectional = Bidirectional(
+            self.library, self.upstream, lambda: settings.replay_speed, default_region, self._miss
+        )
 
     def wrap(self, service: str, operations: Mapping[str, Any]) -> dict[str, Any]:
         """`operations` with the recorded ones answered here."""
         out = dict(operations)
         for name in RECORDED.get(service, ()):
             out[name] = self._operation(service, name)
-        for name in NOT_YET.get(service, ()):
-            out[name] = DuplexOperation(_refuse(name))
+        for name in DUPLEX.get(service, ()):
+            out[name] = self._duplex(service)
         return out
+
+    def _duplex(self, service: str) -> DuplexOperation:
+        async def handle(ctx: RequestContext, body: AsyncIterator[bytes]) -> StreamResponse:
+            return await self.bidirectional.handle(service, ctx, body)
+
+        return DuplexOperation(handle)
 
     def _operation(self, service: str, name: str) -> Operation:
         async def handle(ctx: RequestContext) -> Response | StreamResponse:
@@ -295,10 +304,3 @@ def _unavailable(service: str, message: str) -> AwsError:
     if service == "sagemaker-runtime":
         return ServiceUnavailable(message)
     return ServiceUnavailableException(message)
-
-
-def _refuse(name: str) -> Any:
-    async def handler(ctx: RequestContext, chunks: AsyncIterator[bytes]) -> StreamResponse:
-        raise NotImplementedYet(f"Outcrop does not record or replay {name} yet.")
-
-    return handler

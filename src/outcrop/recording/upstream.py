@@ -31,6 +31,18 @@ SIGNING_NAMES = {"bedrock-runtime": "bedrock", "sagemaker-runtime": "sagemaker"}
 _NOT_FORWARDED = VOLATILE_REQUEST_HEADERS | {"x-amz-content-sha256"}
 
 
+def forwarded_headers(headers: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """The client's headers worth sending upstream: not its signature, dates, transport."""
+    forwarded = {
+        name: value
+        for name, value in headers
+        if name.lower() not in _NOT_FORWARDED and not name.startswith(":")
+    }
+    # Bodies as sent, uncompressed: what is recorded is what a client decodes.
+    forwarded["Accept-Encoding"] = "identity"
+    return forwarded
+
+
 def aws_endpoint(service: str, region: str) -> str:
     """The public endpoint of `service` in `region`."""
     if service == "sagemaker-runtime":
@@ -110,13 +122,7 @@ class Upstream:
         body: bytes,
     ) -> UpstreamResponse:
         url = self.url(service, region, raw_path, query)
-        forwarded = {
-            name: value
-            for name, value in headers
-            if name.lower() not in _NOT_FORWARDED and not name.startswith(":")
-        }
-        # Bodies as sent, uncompressed: what is recorded is what a client decodes.
-        forwarded["Accept-Encoding"] = "identity"
+        forwarded = forwarded_headers(headers)
         request = AWSRequest(method=method, url=url, data=body, headers=forwarded)
         try:
             frozen = self.credentials().get_frozen_credentials()
