@@ -7,13 +7,14 @@ blob, not as a base64 string per event."""
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
 
 from tests.conformance.smithy_bidi import SmithyStream
 from tests.support.server import running_server
-from tests.support.speech import NovaInput
+from tests.support.speech import NovaInput, pieces, silence
 
 ACCESS_KEY = "AKIDRECORDERBIDI"
 SECRET_KEY = "recorder-bidi-secret"
@@ -49,6 +50,11 @@ async def session(url: str, ca_file: Path) -> tuple[list[dict[str, Any]], str | 
     nova = NovaInput(prompt="recorded-prompt")
     async with SmithyStream(url, ca_file) as stream:
         await stream.send_all(nova.opening(rate=16000))
+        # A moment of microphone silence (audio input), then a typed question.
+        await stream.send(nova.audio_start("mic"))
+        for piece in pieces(silence(0.3)):
+            await stream.send(nova.audio("mic", piece))
+        await stream.send(nova.content_end("mic"))
         await stream.send_all(nova.text("USER", "Basalt is a rock.", interactive=True))
         await stream.wait_for("completionEnd", within=120)
         await stream.send(nova.prompt_end())
@@ -91,6 +97,9 @@ async def test_bidirectional_session_records_and_replays(
     (interaction,) = data["interactions"]
     assert interaction["operation"] == "InvokeModelWithBidirectionalStream"
     assert interaction["audio"]["output"]
+    # The microphone's 32 ms pieces are one blob too, not a base64 string per event.
+    assert len(base64.b64decode(interaction["audio"]["input"])) == len(silence(0.3))
+    assert "@audio:1024:1024" in text
     inputs = [e["chunk"] for e in interaction["request"]["events"]]
     assert any("Basalt is a rock." in json.dumps(i) for i in inputs)
     first_audio = next(e for e in recorded if "audioOutput" in e)["audioOutput"]["content"]
