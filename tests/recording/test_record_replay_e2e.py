@@ -225,13 +225,17 @@ def js(command: dict[str, Any]) -> Callable[[str], Any]:
     return call
 
 
-def smithy_converse_stream(url: str, ca_file: Path) -> Any:
+def smithy_calls(url: str, ca_file: Path) -> dict[str, Any]:
+    """ConverseStream, Converse and InvokeModelWithResponseStream with the Python smithy SDK
+    (awscrt, TLS + h2), each answer as the SDK's objects print."""
     from aws_sdk_bedrock_runtime.client import AsyncBedrockRuntimeClient
     from aws_sdk_bedrock_runtime.config import AsyncBedrockRuntimeConfig
     from aws_sdk_bedrock_runtime.models import (
         ContentBlockText,
+        ConverseInput,
         ConverseStreamInput,
         InferenceConfiguration,
+        InvokeModelWithResponseStreamInput,
         Message,
     )
     from smithy_aws_core.identity import AWSCredentialsIdentity
@@ -239,7 +243,10 @@ def smithy_converse_stream(url: str, ca_file: Path) -> Any:
 
     from tests.conformance.smithy_bidi import crt_transport
 
-    async def run() -> list[str]:
+    def ask(text: str) -> list[Message]:
+        return [Message(role="user", content=[ContentBlockText(value=text)])]
+
+    async def run() -> dict[str, Any]:
         identity = AWSCredentialsIdentity(
             access_key_id="AKIDCLIENTONLY", secret_access_key="client-side-dummy-secret"
         )
@@ -250,16 +257,41 @@ def smithy_converse_stream(url: str, ca_file: Path) -> Any:
             transport=crt_transport(ca_file),
         )
         client = AsyncBedrockRuntimeClient(config=config)
-        request = ConverseStreamInput(
-            model_id=MODEL,
-            messages=[Message(role="user", content=[ContentBlockText(value="Name a colour.")])],
-            inference_config=InferenceConfiguration(max_tokens=8),
-        )
+        limit = InferenceConfiguration(max_tokens=8)
+        out: dict[str, Any] = {}
         async with asyncio.timeout(120):
+            request = ConverseStreamInput(
+                model_id=MODEL, messages=ask("Name a colour."), inference_config=limit
+            )
             async with await client.converse_stream(request) as stream:
-                return [repr(event) async for event in stream.output_stream]
+                out["smithy ConverseStream"] = [repr(e) async for e in stream.output_stream]
+            answer = await client.converse(
+                ConverseInput(model_id=MODEL, messages=ask("Name a fruit."), inference_config=limit)
+            )
+            out["smithy Converse"] = repr(answer)
+            body = {
+                "anthropic_version": "bedrock-2023-05-31",
+                "max_tokens": 8,
+                "messages": [{"role": "user", "content": "Name a metal."}],
+            }
+            invoke = InvokeModelWithResponseStreamInput(
+                model_id=MODEL, body=json.dumps(body).encode(), content_type="application/json"
+            )
+            async with await client.invoke_model_with_response_stream(invoke) as chunks:
+                # (the chunk's repr hides its bytes)
+                out["smithy InvokeModelWithResponseStream"] = [
+                    e.value.bytes_.decode() async for e in chunks.output_stream
+                ]
+        return out
 
     return asyncio.run(run())
+
+
+SMITHY_CALLS = (
+    "smithy ConverseStream",
+    "smithy Converse",
+    "smithy InvokeModelWithResponseStream",
+)
 
 
 BOTO_CALLS: dict[str, Callable[[str], Any]] = {
@@ -302,6 +334,49 @@ JS_CALLS: dict[str, Callable[[str], Any]] = {
             "body": {"inputs": "Name a sea.", "parameters": {"max_new_tokens": 8}, "stream": True},
         }
     ),
+    "js InvokeModel": js(
+        {
+            "operation": "InvokeModel",
+            "modelId": MODEL,
+            "body": {
+                "anthropic_version": "bedrock-2023-05-31",
+                "max_tokens": 8,
+                "messages": [{"role": "user", "content": "Name a gem."}],
+            },
+        }
+    ),
+    "js Converse": js(
+        {
+            "operation": "Converse",
+            "modelId": MODEL,
+            "input": {"messages": user("Name a tree."), "inferenceConfig": {"maxTokens": 8}},
+        }
+    ),
+    "js CountTokens": js(
+        {
+            "operation": "CountTokens",
+            "modelId": MODEL,
+            "input": {"input": {"converse": {"messages": user("Count these words.")}}},
+        }
+    ),
+    "js ApplyGuardrail": js(
+        {
+            "operation": "ApplyGuardrail",
+            "input": {
+                "guardrailIdentifier": GUARDRAIL,
+                "guardrailVersion": "DRAFT",
+                "source": "OUTPUT",
+                "content": [{"text": {"text": "Basalt again."}}],
+            },
+        }
+    ),
+    "js InvokeEndpoint": js(
+        {
+            "operation": "InvokeEndpoint",
+            "endpointName": ENDPOINT,
+            "body": {"inputs": "Name a star.", "parameters": {"max_new_tokens": 8}},
+        }
+    ),
     "js Converse error": js(
         {
             "operation": "Converse",
@@ -326,7 +401,7 @@ def first_events_of_a_stalled_stream(url: str) -> list[Any]:
 
 def run_all(server: ServerProcess, ca_file: Path) -> dict[str, Any]:
     results = {name: call(server.url) for name, call in {**BOTO_CALLS, **JS_CALLS}.items()}
-    results["smithy ConverseStream"] = smithy_converse_stream(server.tls_url, ca_file)
+    results.update(smithy_calls(server.tls_url, ca_file))
     return results
 
 
@@ -394,6 +469,9 @@ def test_recording_went_through_b_signed_by_a(recorded: tuple[Path, dict[str, An
     assert results["mid-stream exception"]["error"]["code"] == "modelStreamErrorException"
     assert len(results["mid-stream exception"]["events"]) == 2
     assert results["js Converse error"]["error"][0] == "ValidationException"
+    for name in JS_CALLS:
+        assert name == "js Converse error" or "error" not in results[name], results[name]
+    assert "msg_bdrk_" in results["smithy InvokeModelWithResponseStream"][0]
     assert results["ApplyGuardrail"]["action"] == "GUARDRAIL_INTERVENED"
     assert list(results["stalled"][0]) == ["messageStart"]
     assert list(results["stalled"][1]) == ["contentBlockDelta"]
@@ -430,7 +508,7 @@ def test_cassette_is_readable_and_holds_no_credentials(
     assert chunked["response"]["events"][0]["chunk"]["json"]["type"] == "message_start"
 
 
-@pytest.mark.parametrize("name", [*BOTO_CALLS, *JS_CALLS, "smithy ConverseStream"])
+@pytest.mark.parametrize("name", [*BOTO_CALLS, *JS_CALLS, *SMITHY_CALLS])
 def test_replay_gives_every_client_what_it_recorded(
     name: str, recorded: tuple[Path, dict[str, Any], str], replayed: dict[str, Any]
 ) -> None:
