@@ -235,6 +235,11 @@ def test_nearest_names_the_closest_and_the_difference() -> None:
     )
     assert target_diff == [{"path": "target", "recorded": "m", "request": "y"}]
     assert nearest(Matcher(), _call({}), []) is None
+    # Equally many differences: the most alike text wins, wherever it sits in the tape.
+    unlike, alike = _interaction(_chat("Name a volcano.")), _interaction(_chat("Say hi."))
+    for order in ([unlike, alike], [alike, unlike]):
+        found = nearest(Matcher(), _call(_chat("Say hello.")), order)
+        assert found is not None and found[0] is alike
 
 
 def test_cassette_file_round_trip_and_atomic_save(tmp_path: Path) -> None:

@@ -399,6 +399,25 @@ def first_events_of_a_stalled_stream(url: str) -> list[Any]:
     return first
 
 
+def volcano(url: str) -> Any:
+    out = boto("bedrock-runtime", url).converse(
+        modelId=MODEL, messages=user("Name a volcano."), inferenceConfig={"maxTokens": 8}
+    )
+    out.pop("ResponseMetadata")
+    return out
+
+
+def new_episodes(recorder: ServerProcess) -> dict[str, Any]:
+    """A cassette selected over the admin API in mode new_episodes: the first call goes
+    upstream and is appended, the same call again is replayed from it."""
+    status, state = _admin(recorder, "PUT", {"cassette": "episodes", "mode": "new_episodes"})
+    assert status == 200, state
+    first, second = volcano(recorder.url), volcano(recorder.url)
+    state = _admin(recorder, "GET")[1]
+    _admin(recorder, "PUT", {"cassette": None, "mode": "once"})
+    return {"first": first, "second": second, "state": state}
+
+
 def run_all(server: ServerProcess, ca_file: Path) -> dict[str, Any]:
     results = {name: call(server.url) for name, call in {**BOTO_CALLS, **JS_CALLS}.items()}
     results.update(smithy_calls(server.tls_url, ca_file))
@@ -439,6 +458,7 @@ def recorded(
         with running_server(args, env=a_env, tls=tls_files) as recorder:
             results = run_all(recorder, tls_files[0])
             results["stalled"] = first_events_of_a_stalled_stream(recorder.url)
+            results["episodes"] = new_episodes(recorder)
         b_log = upstream.log()
     yield cassettes, results, b_log
 
@@ -477,12 +497,25 @@ def test_recording_went_through_b_signed_by_a(recorded: tuple[Path, dict[str, An
     assert list(results["stalled"][1]) == ["contentBlockDelta"]
 
 
+def test_new_episodes_records_a_miss_once_and_replays_it(
+    recorded: tuple[Path, dict[str, Any], str],
+) -> None:
+    cassettes, results, _ = recorded
+    episodes = results["episodes"]
+    # One interaction recorded for two calls: the second was a replay of the first.
+    assert episodes["state"]["mode"] == "new_episodes" and episodes["state"]["recorded"] == 1
+    assert episodes["first"] == episodes["second"]
+    data = json.loads((cassettes / "episodes.json").read_text())
+    (interaction,) = data["interactions"]
+    assert "Name a volcano." in json.dumps(interaction["request"]["body"])
+
+
 def test_cassette_is_readable_and_holds_no_credentials(
     recorded: tuple[Path, dict[str, Any], str],
 ) -> None:
     cassettes = recorded[0]
-    files = list(cassettes.glob("*.json"))
-    assert len(files) == 1 and files[0].name.startswith("session-")
+    files = list(cassettes.glob("session-*.json"))
+    assert len(files) == 1
     text = files[0].read_text()
     for secret in (ACCESS_KEY, SECRET_KEY, "AKIDCLIENTONLY", "client-side-dummy-secret"):
         assert secret not in text

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime
+import difflib
 import io
 import json
 import os
@@ -849,23 +850,42 @@ def nearest(
     matcher: Matcher, call: Call, recorded: Iterable[Interaction]
 ) -> tuple[Interaction, list[Difference]] | None:
     """The recorded interaction closest to `call` (same service first, then same operation,
-    then same target, then the fewest differing body values) and the differences."""
-    best: tuple[tuple[int, ...], Interaction, list[Difference]] | None = None
+    then same target, then the fewest differing body values, then the most alike differing
+    strings) and the differences."""
+    best: tuple[tuple[float, ...], Interaction] | None = None
     for interaction in recorded:
-        differences = call_diff(matcher, call, interaction)
-        body_count = len(
-            diff(matcher.view(interaction.request.body), matcher.view(call.body), limit=1000)
+        pairs = _differing(matcher.view(interaction.request.body), matcher.view(call.body))
+        key = (
+            float(interaction.service != call.service),
+            float(interaction.operation != call.operation),
+            float(interaction.target != call.target),
+            float(len(pairs)),
+            sum(_unlike(a, b) for a, b in pairs),
         )
-        score = (
-            interaction.service != call.service,
-            interaction.operation != call.operation,
-            interaction.target != call.target,
-            body_count,
-        )
-        key = tuple(int(s) for s in score)
         if best is None or key < best[0]:
-            best = (key, interaction, differences)
-    return None if best is None else (best[1], best[2])
+            best = (key, interaction)
+    if best is None:
+        return None
+    return best[1], call_diff(matcher, call, best[1])
+
+
+def _differing(a: Any, b: Any) -> list[tuple[Any, Any]]:
+    """The pairs of leaf values where two JSON values differ, whole (unlike `diff`)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        keys = [*a, *(k for k in b if k not in a)]
+        return [p for k in keys for p in _differing(a.get(k, _ABSENT), b.get(k, _ABSENT))]
+    if isinstance(a, list) and isinstance(b, list):
+        pad = [_ABSENT] * abs(len(a) - len(b))
+        longer_a, longer_b = (a, b + pad) if len(a) >= len(b) else (a + pad, b)
+        return [p for x, y in zip(longer_a, longer_b, strict=True) for p in _differing(x, y)]
+    return [] if a == b and type(a) is type(b) else [(a, b)]
+
+
+def _unlike(a: Any, b: Any) -> float:
+    """0 for equal values, up to 1 for nothing in common (strings by difflib's ratio)."""
+    if isinstance(a, str) and isinstance(b, str):
+        return 1.0 - difflib.SequenceMatcher(None, a, b).ratio()
+    return 1.0
 
 
 class Tape:
