@@ -5,7 +5,7 @@ credentials and `x-amz-content-sha256: STREAMING-AWS4-HMAC-SHA256-EVENTS`; each 
 the client sends is unwrapped (its outer `:date`/`:chunk-signature` frame, format-checked: the
 incoming chain is the client's, signed for this server) and its inner `chunk` message re-signed
 in a new chain seeded by the upstream request's signature (wire/event_signing.py, docs/wire.md
-§4.2), ending with the signed empty frame. Output frames are forwarded as they arrive. The
+§4), ending with the signed empty frame. Output frames are forwarded as they arrive. The
 interaction holds the input events (`request.events`) and the output events, each with its
 time since the call started, the audio of both directions moved into one blob each.
 
