@@ -109,6 +109,7 @@ from outcrop.config.catalog import CatalogSettings
 from outcrop.config.guardrails import GuardrailSettings
 from outcrop.config.lines import KeyProblem, file_loc, line_of
 from outcrop.config.pools import PoolSettings
+from outcrop.config.recording import RecordingSettings
 from outcrop.config.security import (
     AdminSettings,
     AuthSettings,
@@ -401,6 +402,7 @@ class Settings(_Strict):
     limits: LimitsSettings = LimitsSettings()
     admin: AdminSettings = AdminSettings()
     guardrails: GuardrailSettings = GuardrailSettings()
+    recording: RecordingSettings = RecordingSettings()
 
     @model_validator(mode="after")
     def _engines_exist(self) -> Settings:
