@@ -105,6 +105,7 @@ from pydantic_core import ErrorDetails
 from outcrop.config.catalog import CatalogSettings
 from outcrop.config.guardrails import GuardrailSettings
 from outcrop.config.lines import KeyProblem, file_loc, line_of
+from outcrop.config.recording import RecordingSettings
 from outcrop.config.security import (
     AdminSettings,
     AuthSettings,
@@ -376,6 +377,7 @@ class Settings(_Strict):
     limits: LimitsSettings = LimitsSettings()
     admin: AdminSettings = AdminSettings()
     guardrails: GuardrailSettings = GuardrailSettings()
+    recording: RecordingSettings = RecordingSettings()
 
     @model_validator(mode="after")
     def _engines_exist(self) -> Settings:

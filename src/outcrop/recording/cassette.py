@@ -39,6 +39,9 @@ from smithy_aws_event_stream.events import (
 )
 from smithy_aws_event_stream.events import _EventEncoder as _FrameEncoder
 
+from outcrop.config.recording import PathStep as PathStep
+from outcrop.config.recording import parse_path as parse_path
+
 FORMAT_VERSION = 1
 """The value of a cassette's `outcrop_cassette` key."""
 
@@ -464,33 +467,6 @@ class _suppress_os_error:
 
 
 # -- JSON paths --------------------------------------------------------------------------------
-
-_STEP = re.compile(r"\.?([^.\[\]]+)|\[(\*|-?\d+)\]")
-
-PathStep = str | int
-"""A key, an index (negative counts from the end) or `*` (every key or item)."""
-
-
-def parse_path(path: str) -> tuple[PathStep, ...]:
-    """`messages[*].content[0].text`, with or without a leading `$.`; `*` matches any key."""
-    text = path.strip()
-    if text.startswith("$"):
-        text = text[1:]
-    steps: list[PathStep] = []
-    pos = 0
-    while pos < len(text):
-        m = _STEP.match(text, pos)
-        if m is None or m.end() == pos:
-            raise ValueError(f"bad JSON path {path!r} at {text[pos:]!r}")
-        if m.group(1) is not None:
-            steps.append(m.group(1))
-        else:
-            index = m.group(2)
-            steps.append("*" if index == "*" else int(index))
-        pos = m.end()
-    if not steps:
-        raise ValueError(f"empty JSON path {path!r}")
-    return tuple(steps)
 
 
 def _children(value: Any, step: PathStep) -> Iterable[tuple[Any, str | int]]:
