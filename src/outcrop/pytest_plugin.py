@@ -37,7 +37,8 @@ from outcrop.testing import Recording
 RECORD_MODES = ("none", "once", "new_episodes", "all")
 MARKER = "outcrop_cassette"
 ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME")
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-\[\]=,+]")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]")
+"""What a cassette name may not hold (the admin API takes letters, digits, `_ . -` and `/`)."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -122,7 +123,8 @@ def cassette_path(item: pytest.Item) -> Path:
     if name is None:
         cls = getattr(item, "cls", None)
         name = item.name if cls is None else f"{cls.__name__}.{item.name}"
-    return base / module / (_UNSAFE.sub("_", str(name)) + ".json")
+    stem = _UNSAFE.sub("_", str(name)).lstrip(".-") or "_"
+    return base / module / (stem[:150] + ".json")
 
 
 @dataclass
@@ -136,6 +138,8 @@ class OutcropSession:
     log_path: Path
     record_mode: str
     recording: Recording = field(init=False)
+    selected: set[str] = field(default_factory=set)
+    """Cassettes selected so far this session."""
 
     def __post_init__(self) -> None:
         self.recording = Recording(self.url)
@@ -146,6 +150,16 @@ class OutcropSession:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def select(self, name: str) -> None:
+        """Make `name` the server's cassette. In mode `all` a cassette starts empty when
+        selected; one that tests share starts empty only for the first of them this session
+        (`new_episodes` for the others, which keeps what they recorded)."""
+        mode = self.record_mode
+        if mode == "all" and name in self.selected:
+            mode = "new_episodes"
+        self.selected.add(name)
+        self.recording.select(name, mode)
 
 
 def _free_port() -> int:
@@ -263,13 +277,11 @@ def outcrop_cassette(
         yield None
         return
     path = cassette_path(request.node)
-    name = outcrop_server.cassette_name(path)
-    mode = outcrop_server.record_mode
     if outcrop_server.mode == "replay" and not path.exists():
         pytest.fail(
             f"no cassette to replay for this test: {path} (record it with --outcrop-record)"
         )
-    outcrop_server.recording.select(name, mode)
+    outcrop_server.select(outcrop_server.cassette_name(path))
     for variable in ENDPOINT_VARIABLES:
         monkeypatch.setenv(variable, outcrop_server.url)
     if outcrop_server.mode == "replay" and "AWS_ACCESS_KEY_ID" not in os.environ:

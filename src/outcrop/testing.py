@@ -182,8 +182,9 @@ class Recording:
         state: dict[str, Any] = self._rules._call("GET", self.url)
         return state
 
-    def select(self, cassette: str, mode: str | None = None) -> dict[str, Any]:
-        """Make `cassette` (a name under the server's DIR, without `.json`) the current one."""
+    def select(self, cassette: str | None, mode: str | None = None) -> dict[str, Any]:
+        """Make `cassette` (a name under the server's DIR, without `.json`; None: the session's
+        default) the current one, in record `mode` (none, once, new_episodes, all) if given."""
         body: dict[str, Any] = {"cassette": cassette}
         if mode is not None:
             body["mode"] = mode
@@ -198,10 +199,9 @@ def cassette(
     """Record into or replay from cassette `name` for the duration of the block; the cassette
     that was current before is selected again when it ends."""
     client = Recording(endpoint)
-    before = client.state().get("cassette")
+    before = client.state()
     client.select(name, mode)
     try:
         yield client
     finally:
-        if isinstance(before, str) and before != name:
-            client.select(before)
+        client.select(before.get("cassette"), before.get("mode"))

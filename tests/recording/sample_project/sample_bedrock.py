@@ -49,11 +49,11 @@ def test_converse_stream(outcrop_bedrock_runtime: Any, request: pytest.FixtureRe
         messages=converse_messages("Count to three."),
         inferenceConfig={"maxTokens": 8},
     )
-    events = [
-        {k: v for k, v in event.items() if k != "metadata"} for event in reply["stream"]
-    ]  # metadata's latencyMs is measured per call by real Bedrock as well
+    events = list(reply["stream"])
+    for event in events:  # metadata's latencyMs is measured per call (by real Bedrock as well)
+        event.get("metadata", {}).pop("metrics", None)
     save(request, events)
-    assert "messageStop" in events[-1]
+    assert any("messageStop" in event for event in events)
 
 
 def test_invoke_model(outcrop_bedrock_runtime: Any, request: pytest.FixtureRequest) -> None:
