@@ -383,3 +383,17 @@ def test_cli_imports_and_appends(recorded: Recorded, tmp_path: Path) -> None:
     assert refused.returncode == 1
     assert "not a vcrpy cassette" in refused.stderr
     assert not (tmp_path / "x.json").exists()
+
+
+def test_imported_cassette_replays_what_boto3_saw_while_vcrpy_recorded(
+    recorded: Recorded, tmp_path: Path
+) -> None:
+    """The upstream that vcrpy recorded is gone; `outcrop serve --replay` answers from the
+    imported cassette, and boto3 gets the same events, bodies and errors as it did then."""
+    folder = tmp_path / "cassettes"
+    result = import_vcr(recorded.yaml_path.read_text())
+    Cassette(result.interactions).save(folder / "imported.json")
+    with running_server(["--engine", "scripted", "--quiet", "--replay", str(folder)]) as server:
+        seen = record_calls(client(server.url))
+    # InvokeModel's message id is random per call: equal only when it came from the cassette
+    assert seen == recorded.seen
