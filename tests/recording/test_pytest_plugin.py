@@ -18,8 +18,10 @@ import sys
 import uuid
 from pathlib import Path
 
+import pytest
+
 from outcrop.recording.cassette import Cassette
-from outcrop.testing import Responses
+from outcrop.testing import AdminApiError, Recording, Responses, cassette
 from tests.support.server import REPO, running_server
 
 SAMPLE = Path(__file__).parent / "sample_project"
@@ -150,3 +152,20 @@ def test_idle_without_options_and_refuses_both(tmp_path: Path) -> None:
     both = run_pytest(tmp_path, "--outcrop-record", "--outcrop-replay")
     assert both.returncode == 4  # pytest's usage error
     assert "--outcrop-record and --outcrop-replay exclude each other" in both.stderr
+
+
+def test_cassette_block_selects_and_restores(tmp_path: Path) -> None:
+    """`outcrop.testing.cassette()`: what the plugin does per test, for code outside pytest."""
+    args = ["--engine", "scripted", "--quiet", "--replay", str(tmp_path)]
+    with running_server(args) as server:
+        recording = Recording(server.url)
+        assert recording.state()["cassette"] is None
+        with cassette("suite/first", server.url, mode="new_episodes") as selected:
+            state = selected.state()
+            assert (state["cassette"], state["mode"]) == ("suite/first", "new_episodes")
+            assert state["path"] == str(tmp_path / "suite" / "first.json")
+        state = recording.state()
+        assert (state["cassette"], state["mode"]) == (None, "none")
+        with pytest.raises(AdminApiError) as refused:
+            recording.select("../outside")
+        assert refused.value.status == 400
