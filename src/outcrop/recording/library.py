@@ -6,8 +6,8 @@ cassette by name (`PUT /_outcrop/recording`, what the pytest plugin does per tes
 records `<dir>/<name>.json` only. Modes, as VCR's (docs/cassettes.md):
 
 * `none`: replay only; a call no interaction matches is refused.
-* `once`: replay only when the cassette existed (default session: when the folder held any),
-  else record every call.
+* `once`: replay only when the cassette existed, else record every call (the default session's
+  cassette is always new: `outcrop serve --record DIR` records every call).
 * `new_episodes`: replay what matches, record the rest.
 * `all`: every call goes upstream and is recorded (a selected cassette starts empty).
 
@@ -26,8 +26,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from outcrop.config import ConfigError
 from outcrop.config.recording import RecordingSettings, RecordMode
-from outcrop.recording.cassette import Call, Cassette, Interaction, Matcher, Redaction, Tape
+from outcrop.recording.cassette import (
+    Call,
+    Cassette,
+    CassetteError,
+    Interaction,
+    Matcher,
+    Redaction,
+    Tape,
+)
 
 log = logging.getLogger("outcrop.recording")
 
@@ -83,7 +92,10 @@ class Library:
         self.existed = False
         self._bytes = 0
         self._lock = asyncio.Lock()
-        self._load()
+        try:
+            self._load()
+        except CassetteError as exc:
+            raise ConfigError(f"recording: {exc}") from None
 
     @property
     def path(self) -> Path:
@@ -99,7 +111,7 @@ class Library:
             interactions: list[Interaction] = []
             for file in files:
                 interactions += Cassette.load(file).interactions
-            self.existed = bool(files)
+            self.existed = False  # the session's own cassette is always new
             self.cassette = Cassette()
         else:
             self.existed = self.path.is_file()

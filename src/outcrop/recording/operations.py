@@ -132,6 +132,8 @@ class RecordingOperations:
         target = target_of(ctx)
         body = library.redaction.body(parsed_body(ctx.body))
         call = Call(service, ctx.operation, target, body)
+        if service == "bedrock-runtime" and "modelId" in ctx.params:
+            ctx.record.model_id = target  # for metrics and the invocation log
         decision = library.decide(call)
         if decision.replay is not None:
             return await self._replay(ctx, decision.replay)

@@ -109,6 +109,8 @@ class Upstream:
             for name, value in headers
             if name.lower() not in _NOT_FORWARDED and not name.startswith(":")
         }
+        # Bodies as sent, uncompressed: what is recorded is what a client decodes.
+        forwarded["Accept-Encoding"] = "identity"
         request = AWSRequest(method=method, url=url, data=body, headers=forwarded)
         frozen = self.credentials().get_frozen_credentials()
         SigV4Auth(frozen, SIGNING_NAMES.get(service, service), region).add_auth(request)
