@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -140,13 +141,24 @@ class OutcropSession:
     recording: Recording = field(init=False)
     selected: set[str] = field(default_factory=set)
     """Cassettes selected so far this session."""
+    aliases: dict[Path, str] = field(default_factory=dict)
+    """Cassette folders (`cassettes/` beside a test module, or the configured one) by the name
+    of their link in `root`."""
 
     def __post_init__(self) -> None:
         self.recording = Recording(self.url)
 
     def cassette_name(self, path: Path) -> str:
-        """The name the admin API takes for cassette file `path` (relative to the root)."""
-        return path.relative_to(self.root).with_suffix("").as_posix()
+        """The name the admin API takes for cassette file `path` (`base/<module>/<name>.json`):
+        `<alias>/<module>/<name>`, the alias a link in the server's folder to `base`."""
+        base = path.parent.parent
+        alias = self.aliases.get(base)
+        if alias is None:
+            alias = self.aliases[base] = f"c{len(self.aliases)}"
+            if self.mode == "record":
+                base.mkdir(parents=True, exist_ok=True)
+            (self.root / alias).symlink_to(base.resolve(), target_is_directory=True)
+        return f"{alias}/{path.parent.name}/{path.stem}"
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -170,11 +182,6 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _common_root(paths: Sequence[Path]) -> Path:
-    folders = [str(p.parent.resolve()) for p in paths]
-    return Path(os.path.commonpath(folders)) if folders else Path.cwd()
-
-
 def start_server(
     mode: str,
     root: Path,
@@ -187,7 +194,6 @@ def start_server(
 ) -> OutcropSession:
     """Start `outcrop serve --record ROOT` or `--replay ROOT` on a free loopback port and wait
     until it answers its health check."""
-    root.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     args = [sys.executable, "-m", "outcrop.cli.main", "serve"]
     args += ["--host", "127.0.0.1", "--port", str(port), "--quiet"]
@@ -241,8 +247,10 @@ def outcrop_server(request: pytest.FixtureRequest) -> Iterator[OutcropSession | 
     if mode is None:
         yield None
         return
-    items = [item for item in request.session.items if _uses_outcrop(item)]
-    root = _common_root([cassette_path(item) for item in items])
+    # The server's folder holds only links to the cassette folders (one per test folder, or
+    # the configured one): a common parent of those could hold other JSON files, which the
+    # server would try to read as cassettes.
+    root = Path(tempfile.mkdtemp(prefix="outcrop-cassettes-"))
     record_mode = config.getoption("--outcrop-record-mode") or "all"
     session = start_server(
         mode,
@@ -256,13 +264,7 @@ def outcrop_server(request: pytest.FixtureRequest) -> Iterator[OutcropSession | 
         yield session
     finally:
         stop_server(session)
-
-
-def _uses_outcrop(item: pytest.Item) -> bool:
-    names = getattr(item, "fixturenames", ())
-    return item.get_closest_marker(MARKER) is not None or any(
-        name.startswith("outcrop_") and name != "outcrop_server" for name in names
-    )
+        shutil.rmtree(root)  # the links only, not what they point to
 
 
 @pytest.fixture

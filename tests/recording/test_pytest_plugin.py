@@ -81,6 +81,7 @@ def test_sample_project_records_then_replays_with_the_upstream_stopped(tmp_path:
         "test_own_client_first",
         "test_own_client_second",
         "TestInAClass.test_converse",
+        "more.test_more",
     }
     first, second = results(tmp_path / "rec"), results(tmp_path / "replay")
     assert set(first) == expected
@@ -105,6 +106,13 @@ def test_sample_project_records_then_replays_with_the_upstream_stopped(tmp_path:
         "test_recorded_error.json",
         "shared-greetings.json",
         "TestInAClass.test_converse.json",
+    }
+    # a second test folder has its own cassettes/; the project's other JSON file (beside both
+    # cassette folders) is never taken for a cassette
+    more = Cassette.load(project / "more" / "cassettes" / "sample_more" / "test_more.json")
+    assert [i.operation for i in more.interactions] == ["Converse"]
+    assert json.loads((project / "app-settings.json").read_text()) == {
+        "feature_flags": {"beta": True}
     }
     shared = Cassette.load(folder / "shared-greetings.json")
     assert [i.operation for i in shared.interactions] == ["Converse", "Converse"]
