@@ -282,3 +282,44 @@ def test_chunk_bytes_that_are_not_canonical_base64_stay_as_sent() -> None:
     event = RecordedEvent.from_frame(frame)
     assert event.chunk is None and event.frame() == frame
     assert base64.b64decode("aGk=") == b"hi"
+
+
+def _speech_chunk(event: dict[str, object], compact: bool = True) -> bytes:
+    inner = json.dumps(event, separators=(",", ":") if compact else None).encode()
+    return eventstream.event_frame("chunk", b'{"bytes":"' + base64.b64encode(inner) + b'"}')
+
+
+def test_speech_audio_moves_into_one_blob_and_comes_back_byte_for_byte() -> None:
+    pcm = [bytes([i]) * 3200 for i in range(3)]
+    frames = [
+        _speech_chunk(
+            {
+                "event": {
+                    "audioInput": {"contentName": "mic", "content": base64.b64encode(p).decode()}
+                }
+            },
+            compact,
+        )
+        for p, compact in zip(pcm, (True, False, True), strict=True)
+    ]
+    frames.append(_speech_chunk({"event": {"textOutput": {"content": "hello"}}}))
+    blob = bytearray()
+    events = [RecordedEvent.from_frame(f).with_audio_in(blob) for f in frames]
+    assert bytes(blob) == b"".join(pcm)
+    stored = json.dumps([e.to_json() for e in events])
+    assert base64.b64encode(pcm[1]).decode() not in stored
+    assert "@audio:3200:3200" in stored
+    loaded = [RecordedEvent.from_json(e) for e in json.loads(stored)]
+    assert [e.frame(bytes(blob)) for e in loaded] == frames
+    interaction = Interaction(
+        "bedrock-runtime",
+        "InvokeModelWithBidirectionalStream",
+        "amazon.nova-sonic-v1:0",
+        RecordedRequest("POST", "/", "", {}, {"text": ""}, tuple(loaded)),
+        RecordedResponse(200, (), events=()),
+        audio={"input": base64.b64encode(bytes(blob)).decode()},
+    )
+    again = Interaction.from_json(json.loads(json.dumps(interaction.to_json())))
+    assert again.audio_bytes("input") == bytes(blob) and again.audio_bytes("output") == b""
+    assert again.request.events is not None
+    assert [e.frame(again.audio_bytes("input")) for e in again.request.events] == frames

@@ -216,18 +216,43 @@ class RecordedEvent:
                 payload = {"json": {**value, "bytes": CHUNK_MARKER}}
         return cls(headers, payload, round(t, 6), chunk)
 
-    def payload_bytes(self) -> bytes:
+    def payload_bytes(self, audio: bytes = b"") -> bytes:
+        """The payload's bytes; `audio`: the interaction's audio blob that `@audio` markers in
+        a speech event's `chunk` point into."""
         if self.chunk is None:
             return body_bytes(self.payload)
+        inner = body_bytes(self.chunk)
+        if audio:
+            inner = expand_audio(inner, audio)
         envelope = dict(self.payload["json"])
-        envelope["bytes"] = base64.b64encode(body_bytes(self.chunk)).decode("ascii")
+        envelope["bytes"] = base64.b64encode(inner).decode("ascii")
         return _compact(envelope)
 
-    def frame(self) -> bytes:
+    def frame(self, audio: bytes = b"") -> bytes:
         """The frame as it was received: same headers, same payload bytes, fresh CRCs."""
         encoder = EventHeaderEncoder()
         encoder.encode_headers({name: _header_value(value) for name, value in self.headers})
-        return _FRAMES.encode_bytes(headers=encoder.get_result(), payload=self.payload_bytes())
+        payload = self.payload_bytes(audio)
+        return _FRAMES.encode_bytes(headers=encoder.get_result(), payload=payload)
+
+    def with_audio_in(self, blob: bytearray) -> RecordedEvent:
+        """This event with a speech event's base64 audio moved into `blob` (appended) and an
+        `"@audio:OFFSET:LENGTH"` marker in its place; unchanged when it carries none."""
+        if self.chunk is None:
+            return self
+        data = body_bytes(self.chunk)
+        content = _audio_content(data)
+        if content is None:
+            return self
+        needle = b'"' + content.encode("ascii") + b'"'
+        raw = base64.b64decode(content)
+        if data.count(needle) != 1 or base64.b64encode(raw) != content.encode("ascii"):
+            return self
+        marker = f'"@audio:{len(blob)}:{len(raw)}"'.encode()
+        blob += raw
+        return RecordedEvent(
+            self.headers, self.payload, self.t, encode_body(data.replace(needle, marker))
+        )
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"t": self.t, "headers": dict(self.headers), "payload": self.payload}
@@ -244,6 +269,43 @@ class RecordedEvent:
             float(data.get("t", 0.0)),
             dict(chunk) if chunk is not None else None,
         )
+
+
+_AUDIO_MARKER = re.compile(rb'"@audio:(\d+):(\d+)"')
+_AUDIO_KINDS = ("audioInput", "audioOutput")
+
+
+def _audio_content(data: bytes) -> str | None:
+    """The base64 `content` of a Nova Sonic `audioInput`/`audioOutput` event (JSON bytes)."""
+    if b'"audio' not in data:
+        return None
+    try:
+        value = json.loads(data)
+    except ValueError:
+        return None
+    event = value.get("event") if isinstance(value, dict) else None
+    if not isinstance(event, dict):
+        return None
+    for kind in _AUDIO_KINDS:
+        part = event.get(kind)
+        if isinstance(part, dict) and isinstance(part.get("content"), str):
+            content: str = part["content"]
+            try:
+                base64.b64decode(content, validate=True)
+            except (binascii.Error, ValueError):
+                return None
+            return content if content else None
+    return None
+
+
+def expand_audio(data: bytes, audio: bytes) -> bytes:
+    """`data` with each `"@audio:OFFSET:LENGTH"` marker replaced by that audio, base64."""
+
+    def back(found: re.Match[bytes]) -> bytes:
+        offset, length = int(found[1]), int(found[2])
+        return b'"' + base64.b64encode(audio[offset : offset + length]) + b'"'
+
+    return _AUDIO_MARKER.sub(back, data)
 
 
 def _split_frame(frame: bytes) -> tuple[bytes, bytes]:
@@ -378,9 +440,16 @@ class Interaction:
     response: RecordedResponse
     recorded_at: str = ""
     duration: float = 0.0
+    audio: Mapping[str, str] = field(default_factory=dict)
+    """A speech session's audio, base64, one blob per direction (`input`, `output`), that the
+    events' `@audio:OFFSET:LENGTH` markers point into."""
+
+    def audio_bytes(self, direction: str) -> bytes:
+        blob = self.audio.get(direction)
+        return base64.b64decode(blob) if blob else b""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "service": self.service,
             "operation": self.operation,
             "target": self.target,
@@ -389,6 +458,9 @@ class Interaction:
             "recorded_at": self.recorded_at,
             "duration": self.duration,
         }
+        if self.audio:
+            out["audio"] = dict(self.audio)
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Interaction:
@@ -400,6 +472,7 @@ class Interaction:
             RecordedResponse.from_json(data["response"]),
             str(data.get("recorded_at", "")),
             float(data.get("duration", 0.0)),
+            {str(k): str(v) for k, v in dict(data.get("audio", {})).items()},
         )
 
     def size(self) -> int:

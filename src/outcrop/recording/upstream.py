@@ -21,6 +21,7 @@ import botocore.session
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+from botocore.exceptions import BotoCoreError
 from yarl import URL
 
 from outcrop.recording.cassette import VOLATILE_REQUEST_HEADERS
@@ -80,7 +81,12 @@ class Upstream:
 
     def credentials(self) -> Credentials:
         if self._credentials is None:
-            found = botocore.session.Session().get_credentials()
+            try:
+                found = botocore.session.Session().get_credentials()
+            except BotoCoreError as exc:  # a profile that does not exist, an expired SSO token
+                raise NoCredentials(
+                    f"Outcrop recording could not load AWS credentials: {exc}"
+                ) from None
             if found is None:
                 raise NoCredentials(
                     "Outcrop recording found no AWS credentials in the credential chain "
@@ -112,7 +118,12 @@ class Upstream:
         # Bodies as sent, uncompressed: what is recorded is what a client decodes.
         forwarded["Accept-Encoding"] = "identity"
         request = AWSRequest(method=method, url=url, data=body, headers=forwarded)
-        frozen = self.credentials().get_frozen_credentials()
+        try:
+            frozen = self.credentials().get_frozen_credentials()
+        except BotoCoreError as exc:  # refreshing failed (an expired role session, say)
+            raise NoCredentials(
+                f"Outcrop recording could not refresh AWS credentials: {exc}"
+            ) from None
         SigV4Auth(frozen, SIGNING_NAMES.get(service, service), region).add_auth(request)
         if self._session is None:
             self._session = aiohttp.ClientSession(
