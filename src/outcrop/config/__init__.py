@@ -222,6 +222,10 @@ class SpeechSettings(_Strict):
     """A session whose client sends nothing for this long ends with a ValidationException."""
     chunk_ms: int = Field(100, ge=10, le=1000)
     playback_lead_ms: int = Field(500, ge=0)
+    tool_result_timeout_s: float = Field(60.0, gt=0)
+    """How long a turn waits for the client's toolResult (then the model gets an error result)."""
+    max_tool_rounds: int = Field(4, ge=0, le=64)
+    """Rounds of tool calls in one turn; the generation after the last may not call a tool."""
     event_signing_secret: str | None = None
     """Verify the input events' signature chain with this secret access key (until the
     authentication settings provide verified credentials, input events are only format-checked

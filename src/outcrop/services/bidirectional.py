@@ -89,7 +89,10 @@ class BidirectionalStreaming:
         self.settings = settings
         self.models = models or SpeechModels(settings.asr_model, settings.voice, settings.workers)
         self.options = SessionOptions(
-            chunk_ms=settings.chunk_ms, lead_s=settings.playback_lead_ms / 1000
+            chunk_ms=settings.chunk_ms,
+            lead_s=settings.playback_lead_ms / 1000,
+            tool_result_timeout_s=settings.tool_result_timeout_s,
+            max_tool_rounds=settings.max_tool_rounds,
         )
         self.operation = DuplexOperation(self.invoke)
         self.sessions = 0

@@ -14,8 +14,8 @@ Nova Sonic sends them: contentStart (TOOL), toolUse (toolName, toolUseId, the in
 string in content), contentEnd (TOOL_USE). The response waits for the client's toolResult for
 each toolUseId, puts the calls and their results in the history (as an assistant turn's
 `tool_calls` and the next user turn's `tool_results`) and generates again, in the same
-completion, until the model answers in text; after `MAX_TOOL_ROUNDS` calls the model must
-answer without tools.
+completion, until the model answers in text; after `max_tool_rounds` rounds of calls the model
+must answer without tools.
 
 Each generation is admitted through `admission` (the invocation layer's `CallAdmission`:
 quotas, a scripted answer queued for the session) and reports its usage back to it.
@@ -68,7 +68,8 @@ log = logging.getLogger("outcrop.speech")
 SPEECH_TOKENS_PER_S = 25.0
 """Estimated speech tokens per second of audio, for usage events (Nova's rate is unpublished)."""
 MAX_TOOL_ROUNDS = 4
-"""Tool-call rounds in one response; the generation after the last may not call a tool."""
+"""Tool-call rounds in one response by default (`[speech] max_tool_rounds`); the generation
+after the last may not call a tool."""
 TOOL_RESULT_TIMEOUT = "the tool result did not arrive in time"
 
 
@@ -91,6 +92,7 @@ class SessionOptions:
     lead_s: float = 0.5
     """How far output audio may run ahead of (simulated) playback while the user can speak."""
     tool_result_timeout_s: float = 60.0
+    max_tool_rounds: int = MAX_TOOL_ROUNDS
 
 
 @dataclass(slots=True)
@@ -338,8 +340,9 @@ class SpeechSession:
             self._state = state
             self._emit(out.completion_start(cid))
         self.history.add("user", text)
-        for round_ in range(MAX_TOOL_ROUNDS + 1):
-            calls = await self._generate(state, delta, tools_allowed=round_ < MAX_TOOL_ROUNDS)
+        rounds = self.options.max_tool_rounds
+        for round_ in range(rounds + 1):
+            calls = await self._generate(state, delta, tools_allowed=round_ < rounds)
             if not calls:
                 break
             results = await self._use_tools(state, calls)
