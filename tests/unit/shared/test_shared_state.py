@@ -250,3 +250,16 @@ async def test_a_replica_renews_the_leases_of_its_streams(redis_server: RedisSer
     finally:
         await a.close()
         await b.close()
+
+
+async def test_sessions_fail_closed_while_redis_is_unreachable() -> None:
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    async with replicas(1, dead) as (app,):
+        path = "/endpoints/my-endpoint/invocations"
+        plain = await call(app, "POST", path, b'{"inputs": "hi"}', JSON)
+        assert plain.status == 200, plain.body
+        named = await call(
+            app, "POST", path, b'{"inputs": "hi"}', [*JSON, ("x-amzn-sagemaker-session-id", "s-1")]
+        )
+        assert named.status == 503, named.body
+        assert named.headers["x-amzn-errortype"].split(":")[0] == "ServiceUnavailable"
