@@ -5,6 +5,7 @@ from __future__ import annotations
 import faulthandler
 import os
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,6 +45,13 @@ def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
         yield
     finally:
         watchdog.cancel()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Servers and apps built without a state directory keep their durable state (the SQLite
+    state store) in one temporary directory per run, not in the user's home."""
+    if "OUTCROP_STATE_DIR" not in os.environ:
+        os.environ["OUTCROP_STATE_DIR"] = tempfile.mkdtemp(prefix="outcrop-test-state-")
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -18,6 +18,7 @@ above `outcrop.config` (policy documents, configured guardrails), errors naming 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Mapping
@@ -44,6 +45,7 @@ from outcrop.gateway.dispatch import (
     service_binding,
 )
 from outcrop.gateway.fault_admin import FaultAdmin
+from outcrop.gateway.guardrail_freshness import GuardrailFreshness
 from outcrop.gateway.faults import FaultInjector, FaultRegistry
 from outcrop.gateway.interceptors import Interceptor
 from outcrop.gateway.invocation_log import InvocationLog
@@ -53,6 +55,7 @@ from outcrop.gateway.policies import Policy, PolicyEnforcer, PolicyError, parse_
 from outcrop.gateway.quotas import QuotaEnforcer
 from outcrop.gateway.request_limits import RequestLimits, request_limits, transport_limits
 from outcrop.gateway.scripted_responses import ResponseAdmin, ResponseRegistry, ScriptedResponses
+from outcrop.gateway.state_metrics import StateCollector
 from outcrop.guardrails.runtime import check_definitions, open_guardrails
 from outcrop.server import TransportLimits
 from outcrop.services.apply_guardrail import ApplyGuardrail
@@ -65,6 +68,8 @@ from outcrop.services.guardrails_admin import GuardrailAdmin
 from outcrop.services.openai_chat import CHAT_COMPLETIONS, OpenAIChatCompletions
 from outcrop.services.sagemaker_admin import EndpointAdmin
 from outcrop.services.sagemaker_runtime import SageMakerRuntime
+from outcrop.state.backends import open_state
+from outcrop.state.store import StateUnavailable
 from outcrop.wire.errors import InternalStreamFailure
 from outcrop.wire.jsonbody import set_max_json_depth
 
@@ -144,8 +149,10 @@ class OutcropApp:
         )
         self.embedder = BertEmbedder(settings.embeddings.model)
         region = settings.server.region
+        self.state = open_state(settings.state, settings.guardrails.resolved_state_dir())
+        """The durable state store (docs/state.md); connects on first use."""
         self.guardrails = open_guardrails(
-            settings.guardrails, region, self.embedder, settings.auth.account_id
+            settings.guardrails, region, self.embedder, settings.auth.account_id, self.state
         )
         self.bedrock = BedrockRuntime(
             self.resolver, self.engines, self.embedder, settings.speech, self.guardrails
@@ -160,6 +167,7 @@ class OutcropApp:
         self.metrics = Metrics(
             self.engines, settings.aliases, settings.limits.max_metric_label_values
         )
+        self.metrics.registry.register(StateCollector(self.state.health))
         self.invocation_log = InvocationLog.from_settings(settings.invocation_log)
         self.faults = FaultRegistry()
         for rule in settings.faults:
@@ -233,6 +241,7 @@ class OutcropApp:
         interceptors += [
             HeaderLimit(settings.limits.max_header_bytes),
             Authenticator(auth),
+            GuardrailFreshness(self.guardrails.store),
             PolicyEnforcer(
                 attached_policies(settings),
                 default_deny=auth.mode == "verify",
@@ -303,10 +312,13 @@ class OutcropApp:
         if self.invocation_log is not None:
             self.invocation_log.close()
         await self.embedder.close()
+        await self.state.close()
 
     # -- health ------------------------------------------------------------------------------
 
     async def _health_route(self, request: LocalRequest) -> Response:
+        with contextlib.suppress(StateUnavailable):
+            await self.state.ping()  # bounded by the store's own time limits
         status, body = self.health()
         return Response(json.dumps(body).encode(), [("Content-Type", "application/json")], status)
 
@@ -337,6 +349,8 @@ class OutcropApp:
             "state": embedder.state,
             "detail": embedder.detail,
         }
+        # Reported, not gating: only guardrail changes and async jobs need the store.
+        body["state"] = self.state.health.report()
         return (200 if ready else 503), body
 
 

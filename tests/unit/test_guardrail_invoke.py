@@ -18,6 +18,7 @@ from outcrop.guardrails.invoke import (
 )
 from outcrop.guardrails.runtime import Guardrails
 from outcrop.guardrails.store import GuardrailStore
+from outcrop.state.sqlite import SQLiteStore
 from outcrop.guardrails.streaming import ChunkBuffer, redistribute
 from outcrop.guardrails.topics import TopicClassifier
 from outcrop.invocation.guarded_invoke import InvokeGuard
@@ -111,7 +112,7 @@ def test_redistribute_keeps_piece_boundaries() -> None:
 
 
 def guardrails(tmp_path: Any, chunk: int = 1000) -> Guardrails:
-    store = GuardrailStore(tmp_path, "123456789012")
+    store = GuardrailStore(SQLiteStore(None), "123456789012")
     store.add_configured(SPEC, "unit01", "us-east-1")
     return Guardrails(store, TopicClassifier(BertEmbedder()), chunk)
 

@@ -50,6 +50,9 @@ a message naming the offending key.
     [guardrails]                # Bedrock Guardrails (outcrop.config.guardrails documents it)
     state_dir = "/var/lib/outcrop"
 
+    [state]                     # durable state: SQLite in the state directory by default;
+    url = "postgresql://..."    # PostgreSQL for fleets (outcrop.config.state documents it)
+
     [catalog]                   # strict = true: refuse IDs not in the catalog, as AWS does;
     strict = false              # [[catalog.models]] adds models (outcrop.config.catalog)
 
@@ -105,6 +108,7 @@ from pydantic_core import ErrorDetails
 from outcrop.config.catalog import CatalogSettings
 from outcrop.config.guardrails import GuardrailSettings
 from outcrop.config.lines import KeyProblem, file_loc, line_of
+from outcrop.config.state import StateSettings
 from outcrop.config.security import (
     AdminSettings,
     AuthSettings,
@@ -376,6 +380,7 @@ class Settings(_Strict):
     limits: LimitsSettings = LimitsSettings()
     admin: AdminSettings = AdminSettings()
     guardrails: GuardrailSettings = GuardrailSettings()
+    state: StateSettings = StateSettings()
 
     @model_validator(mode="after")
     def _engines_exist(self) -> Settings:
