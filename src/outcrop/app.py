@@ -45,8 +45,8 @@ from outcrop.gateway.dispatch import (
     service_binding,
 )
 from outcrop.gateway.fault_admin import FaultAdmin
-from outcrop.gateway.guardrail_freshness import GuardrailFreshness
 from outcrop.gateway.faults import FaultInjector, FaultRegistry
+from outcrop.gateway.guardrail_freshness import GuardrailFreshness
 from outcrop.gateway.interceptors import Interceptor
 from outcrop.gateway.invocation_log import InvocationLog
 from outcrop.gateway.limits import HeaderLimit

@@ -45,3 +45,10 @@ async def documents(state_url: str) -> AsyncIterator[StateStore]:
     await store.open()
     yield store
     await store.close()
+
+
+@pytest.fixture
+def postgres_alone() -> Iterator[PostgresServer]:
+    """A PostgreSQL of the test's own, for tests that stop and start it."""
+    with postgres_server() as server:
+        yield server

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,7 +20,14 @@ import pytest
 from outcrop.state.migrations import LATEST
 from outcrop.state.postgres import PostgresStore
 from outcrop.state.sqlite import SQLiteStore
-from outcrop.state.store import Delete, Put, StateConflict, StateStore, StateUnavailable
+from outcrop.state.store import (
+    Delete,
+    Put,
+    StateConflict,
+    StateStore,
+    StateUnavailable,
+    Write,
+)
 from tests.state.conftest import BACKENDS, store_for
 from tests.support.postgres_server import postgres_server
 
@@ -47,12 +55,13 @@ async def test_documents_are_versioned(documents: StateStore) -> None:
 async def test_a_failed_expectation_applies_nothing(documents: StateStore) -> None:
     await documents.commit([Put("k", "a", {"n": 1}, 0), Put("other", "x", {}, 0)])
     before = await documents.generation("k")
-    for batch in (
+    batches: list[list[Write]] = [
         [Put("k", "a", {"n": 9}, 0)],  # exists
         [Put("k", "new", {}, 0), Put("k", "a", {"n": 9}, 7)],  # stale version
         [Put("k", "new", {}, 0), Delete("other", "x", 5)],
         [Delete("k", "missing", 1)],
-    ):
+    ]
+    for batch in batches:
         with pytest.raises(StateConflict):
             await documents.commit(batch)
     assert [(d.key, d.body) for d in await documents.list("k")] == [("a", {"n": 1})]
@@ -91,23 +100,19 @@ def _schema_rows(url: str) -> list[tuple[object, ...]]:
     if url.startswith("postgresql://"):
         with psycopg.connect(url) as conn:
             return list(conn.execute(query).fetchall())
-    import sqlite3
-
-    with sqlite3.connect(url[len("sqlite:///") :]) as conn:
-        return list(conn.execute(query).fetchall())
+    with sqlite3.connect(url[len("sqlite:///") :]) as lite:
+        return list(lite.execute(query).fetchall())
 
 
 def _execute(url: str, statement: str) -> None:
     if url.startswith("postgresql://"):
         with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(statement)  # type: ignore[arg-type]
+            conn.execute(statement)
         return
-    import sqlite3
-
-    conn = sqlite3.connect(url[len("sqlite:///") :])
-    with conn:
-        conn.execute(statement)
-    conn.close()
+    lite = sqlite3.connect(url[len("sqlite:///") :])
+    with lite:
+        lite.execute(statement)
+    lite.close()
 
 
 @contextmanager

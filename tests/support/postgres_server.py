@@ -111,7 +111,7 @@ class PostgresServer:
     def create_database(self, name: str) -> str:
         """A new empty database; its URL."""
         with psycopg.connect(self.url(), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')  # type: ignore[arg-type]
+            conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
 

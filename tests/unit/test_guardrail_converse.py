@@ -13,9 +13,9 @@ import pytest
 from outcrop.engines.embeddings import BertEmbedder
 from outcrop.guardrails.runtime import Guardrails
 from outcrop.guardrails.store import GuardrailStore
-from outcrop.state.sqlite import SQLiteStore
 from outcrop.guardrails.topics import TopicClassifier
 from outcrop.invocation.guarded_converse import ConverseGuard, converse_segments
+from outcrop.state.sqlite import SQLiteStore
 from outcrop.types import Finish, GenerationEvent, StopReason, TokenEvent
 from outcrop.wire.errors import ValidationException
 

@@ -18,10 +18,10 @@ from outcrop.guardrails.invoke import (
 )
 from outcrop.guardrails.runtime import Guardrails
 from outcrop.guardrails.store import GuardrailStore
-from outcrop.state.sqlite import SQLiteStore
 from outcrop.guardrails.streaming import ChunkBuffer, redistribute
 from outcrop.guardrails.topics import TopicClassifier
 from outcrop.invocation.guarded_invoke import InvokeGuard
+from outcrop.state.sqlite import SQLiteStore
 from outcrop.types import (
     ChatMessage,
     Finish,

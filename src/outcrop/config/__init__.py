@@ -108,7 +108,6 @@ from pydantic_core import ErrorDetails
 from outcrop.config.catalog import CatalogSettings
 from outcrop.config.guardrails import GuardrailSettings
 from outcrop.config.lines import KeyProblem, file_loc, line_of
-from outcrop.config.state import StateSettings
 from outcrop.config.security import (
     AdminSettings,
     AuthSettings,
@@ -119,6 +118,7 @@ from outcrop.config.security import (
     QuotaSettings,
     resolved_policies,
 )
+from outcrop.config.state import StateSettings
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4590

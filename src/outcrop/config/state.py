@@ -37,9 +37,13 @@ class StateSettings(BaseModel):
     def _known_scheme(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(SCHEMES):
             raise ValueError("must start with postgresql://, postgres:// or sqlite://")
-        if value is not None and value.startswith("sqlite://") and value not in ("sqlite://",):
-            if not value.startswith("sqlite:///") or value == "sqlite:///":
-                raise ValueError("a SQLite URL is sqlite:// (in memory) or sqlite:///PATH")
+        if (
+            value is not None
+            and value.startswith("sqlite://")
+            and value != "sqlite://"
+            and (not value.startswith("sqlite:///") or value == "sqlite:///")
+        ):
+            raise ValueError("a SQLite URL is sqlite:// (in memory) or sqlite:///PATH")
         return value
 
     @model_validator(mode="after")

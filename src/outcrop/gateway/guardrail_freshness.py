@@ -53,5 +53,6 @@ class GuardrailFreshness(BaseInterceptor):
                 raise ServiceUnavailableException(
                     f"Guardrails are unavailable: the state store does not answer ({exc})."
                 ) from None
-            log.warning("state store unavailable; guardrails as last read serve %s: %s",
-                        ctx.request_id, exc)
+            log.warning(
+                "state store unavailable; guardrails as last read serve %s: %s", ctx.request_id, exc
+            )

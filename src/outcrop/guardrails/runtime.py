@@ -25,10 +25,10 @@ from outcrop.guardrails.model import Definition, Direction
 from outcrop.guardrails.shapes import AppliedGuardrail
 from outcrop.guardrails.store import GuardrailStore, LegacyFile, StateFileError
 from outcrop.guardrails.topics import TopicClassifier
-from outcrop.wire.errors import AwsError, ServiceUnavailableException, ValidationException
-from outcrop.wire.jsonbody import body_violations
 from outcrop.state.sqlite import DATABASE_FILE, SQLiteStore
 from outcrop.state.store import StateStore
+from outcrop.wire.errors import AwsError, ServiceUnavailableException, ValidationException
+from outcrop.wire.jsonbody import body_violations
 from outcrop.wire.restjson import ServiceSpec
 
 

@@ -270,8 +270,10 @@ class GuardrailStore:
             try:
                 await self.documents.commit(_creation_writes(record))
             except StateConflict:
-                log.info("state: guardrail %s already in the store; not imported again",
-                         record.guardrail_id)
+                log.info(
+                    "state: guardrail %s already in the store; not imported again",
+                    record.guardrail_id,
+                )
         legacy.retire()
 
     # -- configured guardrails ---------------------------------------------------------------
@@ -380,7 +382,9 @@ class GuardrailStore:
                 if conflict.kind == NAME_KIND and conflict.key == name:
                     holder = await self.documents.get(NAME_KIND, name)
                     if holder is not None and holder.body.get("id") != gid:
-                        raise ConflictException(f"A guardrail named {name} already exists.") from None
+                        raise ConflictException(
+                            f"A guardrail named {name} already exists."
+                        ) from None
                 continue
             record.row_version = versions[(KIND, gid)]
             self._applied(record, gid)

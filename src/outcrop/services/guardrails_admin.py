@@ -25,12 +25,11 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from outcrop.state.store import StateUnavailable
-
 from outcrop.guardrails.model import describe
 from outcrop.guardrails.store import GuardrailRecord, GuardrailStore, VersionRecord
 from outcrop.services.base import Operation, RequestContext, Response, StreamResponse
 from outcrop.services.bedrock import request_region
+from outcrop.state.store import StateUnavailable
 from outcrop.wire.errors import InternalServerException, ValidationException
 from outcrop.wire.jsonbody import coral_message, parse_json_body
 from outcrop.wire.restjson import ServiceSpec

@@ -13,7 +13,8 @@ from outcrop.state.store import StateStore
 
 def open_state(settings: StateSettings, state_dir: Path | None) -> StateStore:
     """PostgreSQL for a `postgresql://` URL; else SQLite: the URL's file (`sqlite:///PATH`),
-    memory for `sqlite://`, or `<state_dir>/outcrop-state.sqlite3` (memory when `state_dir` is None)."""
+    memory for `sqlite://`, or `<state_dir>/outcrop-state.sqlite3` (memory when `state_dir` is
+    None)."""
     url = settings.url
     if url is not None and settings.is_postgresql:
         return PostgresStore(
