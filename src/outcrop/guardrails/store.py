@@ -35,6 +35,7 @@ for these is unverified).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import hashlib
@@ -222,13 +223,48 @@ class GuardrailStore:
         self._legacy = legacy
         self.loaded = False
         """Whether the snapshot was read from the store at least once."""
+        self._queued: asyncio.Future[None] | None = None
+        self._running: asyncio.Task[None] | None = None
 
     # -- the snapshot ------------------------------------------------------------------------
 
     async def refresh(self) -> None:
         """Bring the snapshot up to date: one small read (the generation) when nothing
         changed, the guardrails again when something did. StateUnavailable when the store
-        cannot answer (the snapshot then stays as it was)."""
+        cannot answer (the snapshot then stays as it was).
+
+        Calls share checks: a call joins the next check to start (never one already under
+        way, which may have read the generation before a change this call must see), so however
+        many calls arrive at once, at most one check runs and one waits."""
+        queued = self._queued
+        if queued is None:
+            queued = self._queued = asyncio.get_running_loop().create_future()
+            if self._running is None:
+                self._start_check()
+        await asyncio.shield(queued)
+
+    def _start_check(self) -> None:
+        done, self._queued = self._queued, None
+        assert done is not None
+        self._running = asyncio.create_task(self._check(done))
+
+    async def _check(self, done: asyncio.Future[None]) -> None:
+        try:
+            await self._refresh_now()
+        except asyncio.CancelledError:
+            done.cancel()
+            raise
+        except Exception as exc:
+            done.set_exception(exc)
+            done.exception()  # marked retrieved: waiters that left early must not warn
+        else:
+            done.set_result(None)
+        finally:
+            self._running = None
+            if self._queued is not None:
+                self._start_check()
+
+    async def _refresh_now(self) -> None:
         if self._legacy is not None:
             await self._import(self._legacy)
             self._legacy = None
