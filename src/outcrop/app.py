@@ -57,6 +57,7 @@ from outcrop.gateway.request_limits import RequestLimits, request_limits, transp
 from outcrop.gateway.scripted_responses import ResponseAdmin, ResponseRegistry, ScriptedResponses
 from outcrop.gateway.state_metrics import StateCollector
 from outcrop.guardrails.runtime import check_definitions, open_guardrails
+from outcrop.sagemaker.async_jobs import AsyncJobs
 from outcrop.server import TransportLimits
 from outcrop.services.apply_guardrail import ApplyGuardrail
 from outcrop.services.base import Response
@@ -162,7 +163,10 @@ class OutcropApp:
             self.resolver.known_models, region, self.resolver.model_for
         )
         self.sagemaker = SageMakerRuntime(
-            settings.sagemaker, self.engines, engine_settings=settings.engines
+            settings.sagemaker,
+            self.engines,
+            engine_settings=settings.engines,
+            jobs=AsyncJobs(self.state, settings.state.job_lease_s),
         )
         self.metrics = Metrics(
             self.engines, settings.aliases, settings.limits.max_metric_label_values
@@ -286,9 +290,11 @@ class OutcropApp:
         self.start_engines()
 
     def start_engines(self) -> None:
-        """Start loading every engine in the background; health reports progress."""
+        """Start loading every engine in the background; health reports progress. Also starts
+        keeping async inference jobs (taking over those a stopped replica left)."""
         for engine in self.engines.values():
             self._start_tasks.append(asyncio.create_task(self._start(engine)))
+        self.sagemaker.start()
 
     async def _start(self, engine: Engine) -> None:
         try:

@@ -11,6 +11,8 @@
     pool_timeout_s = 5           # wait this long for a free connection, then fail the call
     connect_timeout_s = 5        # a new connection must be up within this
     operation_timeout_s = 10     # one store operation (SQLite: waiting for the write lock)
+    job_lease_s = 30             # an async inference job whose replica stopped is run again
+                                 # by another (or the next start) once this has passed
 
 docs/state.md describes the store; docs/limits.md lists these limits.
 """
@@ -31,6 +33,7 @@ class StateSettings(BaseModel):
     pool_timeout_s: float = Field(5.0, gt=0, le=3600)
     connect_timeout_s: float = Field(5.0, gt=0, le=3600)
     operation_timeout_s: float = Field(10.0, gt=0, le=3600)
+    job_lease_s: float = Field(30.0, ge=0.3, le=86_400)
 
     @field_validator("url")
     @classmethod
