@@ -105,7 +105,7 @@ class Counted:
 
 async def in_process(documents: StateStore, calls: int) -> dict[str, float]:
     counted = Counted(documents)
-    store = GuardrailStore(counted, "123456789012")  # type: ignore[arg-type]
+    store = GuardrailStore(counted, "123456789012")
     await store.create(SPEC, "us-east-1")
     await store.refresh()
     started = time.perf_counter()
