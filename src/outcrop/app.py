@@ -18,7 +18,6 @@ above `outcrop.config` (policy documents, configured guardrails), errors naming 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Mapping
@@ -70,7 +69,7 @@ from outcrop.services.openai_chat import CHAT_COMPLETIONS, OpenAIChatCompletions
 from outcrop.services.sagemaker_admin import EndpointAdmin
 from outcrop.services.sagemaker_runtime import SageMakerRuntime
 from outcrop.state.backends import open_state
-from outcrop.state.store import StateUnavailable
+from outcrop.state.store import probe
 from outcrop.wire.errors import InternalStreamFailure
 from outcrop.wire.jsonbody import set_max_json_depth
 
@@ -323,8 +322,7 @@ class OutcropApp:
     # -- health ------------------------------------------------------------------------------
 
     async def _health_route(self, request: LocalRequest) -> Response:
-        with contextlib.suppress(StateUnavailable):
-            await self.state.ping()  # bounded by the store's own time limits
+        await probe(self.state, self.settings.state.health_timeout_s)
         status, body = self.health()
         return Response(json.dumps(body).encode(), [("Content-Type", "application/json")], status)
 

@@ -27,6 +27,7 @@ from outcrop.state.store import (
     StateStore,
     StateUnavailable,
     Write,
+    probe,
 )
 from tests.state.conftest import BACKENDS, store_for
 from tests.support.postgres_server import postgres_server
@@ -223,3 +224,23 @@ async def test_postgresql_down_fails_fast_and_recovers() -> None:
         assert store.health.ok
         assert [d.key for d in await store.list("k")] == ["after", "before"]
         await store.close()
+
+
+class Silent(SQLiteStore):
+    """A store whose ping never answers (a server that accepts and says nothing)."""
+
+    async def ping(self) -> None:
+        await asyncio.Event().wait()
+
+
+async def test_health_probe_is_bounded() -> None:
+    store = Silent(None)
+    await asyncio.wait_for(probe(store, 0.05), 60)
+    assert store.health.report() == {
+        "backend": "sqlite",
+        "ok": False,
+        "detail": "no answer within 0.05 s",
+    }
+    await SQLiteStore.ping(store)  # a real answer clears it
+    assert store.health.ok
+    await store.close()

@@ -13,6 +13,7 @@
     operation_timeout_s = 10     # one store operation (SQLite: waiting for the write lock)
     job_lease_s = 30             # an async inference job whose replica stopped is run again
                                  # by another (or the next start) once this has passed
+    health_timeout_s = 1         # GET /_outcrop/health waits this long for the store's answer
 
 docs/state.md describes the store; docs/limits.md lists these limits.
 """
@@ -34,6 +35,7 @@ class StateSettings(BaseModel):
     connect_timeout_s: float = Field(5.0, gt=0, le=3600)
     operation_timeout_s: float = Field(10.0, gt=0, le=3600)
     job_lease_s: float = Field(30.0, ge=0.3, le=86_400)
+    health_timeout_s: float = Field(1.0, gt=0, le=60)
 
     @field_validator("url")
     @classmethod

@@ -18,6 +18,7 @@ exhausted, disk full, time limit); callers translate it into their service's AWS
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Sequence
@@ -133,6 +134,18 @@ class StateStore(Protocol):
     async def ping(self) -> None:
         """One round trip; StateUnavailable when the backend does not answer."""
         ...
+
+
+async def probe(store: StateStore, timeout_s: float) -> None:
+    """Ping `store` for health, waiting at most `timeout_s` (a store that does not answer in
+    time is reported down; its own, longer limits apply to real operations)."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            await store.ping()
+    except TimeoutError:
+        store.health.failed(f"no answer within {timeout_s:g} s")
+    except StateUnavailable:
+        pass  # recorded by the store
 
 
 def encode_body(body: dict[str, Any]) -> str:
