@@ -1,4 +1,5 @@
-"""Three `outcrop serve` replicas sharing one PostgreSQL, driven with boto3 (issue 15).
+"""Three `outcrop serve` replicas sharing one PostgreSQL, driven with boto3 and the JS v3 SDK
+(issue 15).
 
 A guardrail created through replica A and versioned through B applies on C, a DRAFT changed
 through A applies on C's next call, all of it survives restarting the three; two replicas
@@ -22,6 +23,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from tests.conformance.jsclient import run_js
 from tests.support.postgres_server import PostgresServer
 from tests.support.server import ServerProcess, running_server
 
@@ -175,3 +177,35 @@ def test_postgresql_stopped_and_restarted(tmp_path: Path, postgres_alone: Postgr
         assert set(acknowledged) <= set(names)
         assert "lost" not in names.values()
         assert intervened(c, "mango", acknowledged[1], "DRAFT")
+
+
+@pytest.mark.node
+def test_the_js_sdk_versions_on_b_and_is_guarded_on_c(tmp_path: Path, database: str) -> None:
+    """The same flow with clients spread over two SDKs: boto3 creates through A, the JS v3
+    SDK versions through B and converses through C."""
+    with replicas(tmp_path, database) as (a, b, c):
+        gid = control(a).create_guardrail(**spec("js-fleet", "pineapple"))["guardrailId"]
+        versioned = run_js(
+            {
+                "endpoint": b.url,
+                "service": "bedrock",
+                "operation": "CreateGuardrailVersion",
+                "input": {"guardrailIdentifier": gid, "description": "from node"},
+            }
+        ).ok()
+        assert versioned["output"]["version"] == "1"
+        conversed = run_js(
+            {
+                "endpoint": c.url,
+                "operation": "Converse",
+                "modelId": MODEL,
+                "input": {
+                    "messages": [{"role": "user", "content": [{"text": "pineapple pie"}]}],
+                    "guardrailConfig": {"guardrailIdentifier": gid, "guardrailVersion": "1"},
+                },
+            }
+        ).ok()
+        assert conversed["output"]["stopReason"] == "guardrail_intervened"
+        assert conversed["output"]["output"]["message"]["content"][0]["text"] == BLOCKED
+        got = control(a).get_guardrail(guardrailIdentifier=gid, guardrailVersion="1")
+        assert got["description"] == "from node"
