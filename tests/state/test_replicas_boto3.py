@@ -11,6 +11,8 @@ last read, health reports the store down, and once it is back nothing acknowledg
 from __future__ import annotations
 
 import json
+import re
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -78,6 +80,11 @@ def control(server: ServerProcess, config: Config | None = None) -> Any:
 
 def runtime(server: ServerProcess) -> Any:
     return boto3.client("bedrock-runtime", endpoint_url=server.url, region_name="us-east-1")
+
+
+def metrics(server: ServerProcess) -> str:
+    with urllib.request.urlopen(f"{server.url}/metrics", timeout=30) as response:
+        return str(response.read().decode())
 
 
 def intervened(server: ServerProcess, text: str, gid: str, version: str) -> bool:
@@ -167,12 +174,15 @@ def test_postgresql_stopped_and_restarted(tmp_path: Path, postgres_alone: Postgr
             state = health["state"]
             assert isinstance(state, dict)
             assert state["backend"] == "postgresql" and state["ok"] is False and state["detail"]
+            assert 'outcrop_state_up{backend="postgresql"} 0.0' in metrics(c)
         finally:
             postgres_alone.start()
         # Back: the pools reconnect by themselves; writes succeed again.
         acknowledged.append(control(a).create_guardrail(**spec("after", "mango"))["guardrailId"])
         back = a.health()[1]["state"]
         assert isinstance(back, dict) and back["ok"] is True
+        assert 'outcrop_state_up{backend="postgresql"} 1.0' in metrics(a)
+        assert re.search(r'outcrop_state_errors_total\{backend="postgresql"\} [1-9]', metrics(a))
         names = {g["id"]: g["name"] for g in control(c).list_guardrails()["guardrails"]}
         assert set(acknowledged) <= set(names)
         assert "lost" not in names.values()

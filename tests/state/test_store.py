@@ -17,7 +17,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from outcrop.state.migrations import LATEST
+from outcrop.state import migrations
+from outcrop.state.migrations import LATEST, Migration
 from outcrop.state.postgres import PostgresStore
 from outcrop.state.sqlite import SQLiteStore
 from outcrop.state.store import (
@@ -244,3 +245,24 @@ async def test_health_probe_is_bounded() -> None:
     await SQLiteStore.ping(store)  # a real answer clears it
     assert store.health.ok
     await store.close()
+
+
+@each_backend
+async def test_a_database_at_an_older_schema_is_migrated_in_order(
+    state_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = store_for(state_url)
+    await store.commit([Put("k", "kept", {"v": 1}, 0)])
+    await store.close()
+    step = Migration(
+        LATEST + 1,
+        "an index on updated_at (a step added by a later release)",
+        ("CREATE INDEX outcrop_documents_updated ON outcrop_documents (updated_at)",),
+    )
+    monkeypatch.setattr(migrations, "MIGRATIONS", (*migrations.MIGRATIONS, step))
+    monkeypatch.setattr(migrations, "LATEST", LATEST + 1)
+    upgraded = store_for(state_url)
+    kept = await upgraded.get("k", "kept")
+    assert kept is not None and kept.body == {"v": 1}
+    await upgraded.close()
+    assert [r[0] for r in _schema_rows(state_url)] == list(range(1, LATEST + 2))
