@@ -9,9 +9,10 @@ guardrail created, versioned, changed or deleted through another replica applies
 call here; calls that name no guardrail never touch the store.
 
 When the store does not answer, a model invocation goes on with the guardrails as last read
-(logged; health and metrics show the store's state), and is refused with the
-ServiceUnavailableException these operations model only if they were never read at all. The
-control plane's operations report the failure themselves (InternalServerException).
+(logged; health and metrics show the store's state): always for a guardrail defined in the
+configuration file, and for the others once they were read at least once; else it is refused
+with the ServiceUnavailableException these operations model. The control plane's operations
+report the failure themselves (InternalServerException).
 """
 
 from __future__ import annotations
@@ -28,12 +29,18 @@ from outcrop.wire.errors import ServiceUnavailableException
 log = logging.getLogger("outcrop.guardrails")
 
 
-def names_guardrail(ctx: RequestContext) -> bool:
+def named_guardrail(ctx: RequestContext) -> str | None:
+    """The guardrail identifier a call names ("" for CreateGuardrail), or None."""
     if ctx.service == "bedrock":
-        return "guardrailIdentifier" in ctx.params or ctx.operation == "CreateGuardrail"
+        if "guardrailIdentifier" in ctx.params:
+            return str(ctx.params["guardrailIdentifier"])
+        return "" if ctx.operation == "CreateGuardrail" else None
     if ctx.service != "bedrock-runtime":
-        return False
-    return "guardrailIdentifier" in ctx.params or guardrail_applied(ctx) is not None
+        return None
+    if "guardrailIdentifier" in ctx.params:
+        return str(ctx.params["guardrailIdentifier"])
+    applied = guardrail_applied(ctx)
+    return applied[0] if applied is not None else None
 
 
 class GuardrailFreshness(BaseInterceptor):
@@ -41,14 +48,15 @@ class GuardrailFreshness(BaseInterceptor):
         self.store = store
 
     async def before(self, ctx: RequestContext) -> None:
-        if not names_guardrail(ctx):
+        identifier = named_guardrail(ctx)
+        if identifier is None:
             return
         try:
             await self.store.refresh()
         except StateUnavailable as exc:
             if ctx.service == "bedrock":
                 return  # the operation reads the store itself and reports the failure
-            if not self.store.loaded:
+            if not self.store.loaded and not self.store.is_configured(identifier):
                 # Outcrop's wording.
                 raise ServiceUnavailableException(
                     f"Guardrails are unavailable: the state store does not answer ({exc})."

@@ -492,6 +492,10 @@ class GuardrailStore:
             return
         raise _busy(identifier)
 
+    def is_configured(self, identifier: str) -> bool:
+        """Whether the identifier names a guardrail of the configuration file."""
+        return id_of(identifier) in self._configured
+
     def records(self) -> list[GuardrailRecord]:
         return sorted(self._records.values(), key=lambda r: r.draft.created_at)
 
