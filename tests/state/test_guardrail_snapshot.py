@@ -111,3 +111,24 @@ async def test_processes_versioning_at_once_get_distinct_gapless_numbers(state_u
                 if kind == "version"
             ]
     assert sorted(numbers) == list(range(1, 2 * per_process + 1))
+
+
+@each_backend
+async def test_one_name_created_on_two_replicas_at_once_exists_once(state_url: str) -> None:
+    a = GuardrailStore(store_for(state_url), ACCOUNT)
+    b = GuardrailStore(store_for(state_url), ACCOUNT)
+    outcomes = await asyncio.gather(
+        a.create(SPEC, "us-east-1"), b.create(SPEC, "us-east-1"), return_exceptions=True
+    )
+    assert sorted(type(o).__name__ for o in outcomes) == ["ConflictException", "GuardrailRecord"]
+    # The same creation token on both: one guardrail, both answered with it.
+    token_spec = {**SPEC, "name": "tokened"}
+    first, second = await asyncio.gather(
+        a.create(token_spec, "us-east-1", token="t-1"),
+        b.create(token_spec, "us-east-1", token="t-1"),
+    )
+    assert first.guardrail_id == second.guardrail_id
+    await a.refresh()
+    assert sorted(r.name for r in a.records()) == ["g", "tokened"]
+    await a.documents.close()
+    await b.documents.close()
