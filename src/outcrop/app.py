@@ -33,6 +33,7 @@ from outcrop.engines.base import Engine
 from outcrop.engines.deadline import DeadlineEngine
 from outcrop.engines.embeddings import BertEmbedder
 from outcrop.engines.factory import build_engine
+from outcrop.engines.pool_metrics import PoolCollector
 from outcrop.gateway.access_log import AccessLog
 from outcrop.gateway.admin_guard import AdminGuard
 from outcrop.gateway.auth import Authenticator
@@ -57,6 +58,8 @@ from outcrop.gateway.scripted_responses import ResponseAdmin, ResponseRegistry, 
 from outcrop.gateway.state_metrics import StateCollector
 from outcrop.guardrails.runtime import check_definitions, open_guardrails
 from outcrop.sagemaker.async_jobs import AsyncJobs
+from outcrop.recording.admin import RecordingAdmin
+from outcrop.recording.operations import RecordingOperations
 from outcrop.server import TransportLimits
 from outcrop.services.apply_guardrail import ApplyGuardrail
 from outcrop.services.base import Response
@@ -168,7 +171,10 @@ class OutcropApp:
             jobs=AsyncJobs(self.state, settings.state.job_lease_s),
         )
         self.metrics = Metrics(
-            self.engines, settings.aliases, settings.limits.max_metric_label_values
+            self.engines,
+            settings.aliases,
+            settings.limits.max_metric_label_values,
+            collectors=[PoolCollector(self.engines)],
         )
         self.metrics.registry.register(StateCollector(self.state.health))
         self.invocation_log = InvocationLog.from_settings(settings.invocation_log)
@@ -177,6 +183,12 @@ class OutcropApp:
             self.faults.add(rule)
         self.responses = ResponseRegistry()
         self.endpoint_admin = EndpointAdmin(self.sagemaker)
+        self.recording = (
+            RecordingOperations(settings.recording, settings.server.region)
+            if settings.recording.enabled
+            else None
+        )
+        """Record and replay (`[recording]`): answers the recorded operations when on."""
         self.gateway = Gateway(
             self._services(),
             self._interceptors(),
@@ -193,15 +205,20 @@ class OutcropApp:
     def _services(self) -> list[ServiceBinding]:
         """The AWS services served, matched in this order."""
         region = self.settings.server.region
+        recording = self.recording
         return [
             service_binding(
                 "bedrock-runtime",
-                {
-                    **self.bedrock.operations(),
-                    **ConverseOperations(self.bedrock).operations(),
-                    **ApplyGuardrail(self.guardrails).operations(),
-                    **GuardrailChecks().operations(),
-                },
+                _recorded(
+                    recording,
+                    "bedrock-runtime",
+                    {
+                        **self.bedrock.operations(),
+                        **ConverseOperations(self.bedrock).operations(),
+                        **ApplyGuardrail(self.guardrails).operations(),
+                        **GuardrailChecks().operations(),
+                    },
+                ),
             ),
             service_binding(
                 "bedrock",
@@ -212,7 +229,7 @@ class OutcropApp:
             ),
             service_binding(
                 "sagemaker-runtime",
-                self.sagemaker.operations(),
+                _recorded(recording, "sagemaker-runtime", self.sagemaker.operations()),
                 internal_error=InternalStreamFailure,
             ),
         ]
@@ -230,6 +247,7 @@ class OutcropApp:
             **ResponseAdmin(
                 self.responses, _admin_api(settings, settings.admin.responses_api), settings.admin
             ).routes(),
+            **RecordingAdmin(self.recording.library if self.recording else None).routes(),
         }
 
     def _interceptors(self) -> list[Interceptor]:
@@ -311,6 +329,8 @@ class OutcropApp:
         for task in self._start_tasks:
             task.cancel()
         await self.sagemaker.close()
+        if self.recording is not None:
+            await self.recording.close()
         self.bedrock.bidirectional.close()
         for engine in self.engines.values():
             await engine.close()
@@ -356,6 +376,13 @@ class OutcropApp:
         # Reported, not gating: only guardrail changes and async jobs need the store.
         body["state"] = self.state.health.report()
         return (200 if ready else 503), body
+
+
+def _recorded(
+    recording: RecordingOperations | None, service: str, operations: dict[str, Any]
+) -> dict[str, Any]:
+    """A service's operations, the recorded ones answered by record/replay when it is on."""
+    return operations if recording is None else recording.wrap(service, operations)
 
 
 def _admin_api(settings: Settings, configured: bool | None) -> bool:

@@ -60,6 +60,7 @@ import os
 import signal
 import socket
 import time
+import urllib.parse
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -207,6 +208,7 @@ class LlamaServerProcess:
         self.name = name
         self._command = command
         self._on_state = on_state
+        self.host = "127.0.0.1"
         self.port = 0
         self.pid: int | None = None
         self.restarts = 0
@@ -374,6 +376,64 @@ class LlamaServerProcess:
 
 
 @dataclass(slots=True)
+# A llama.cpp server Outcrop does not start: an `upstreams` entry of a `llamacpp` engine
+# (docs/engine-pools.md). It stands where the managed child (`LlamaServerProcess`)
+# would: the engine talks to it the same way (`/tokenize`, `/completion` with token ids, the
+# prompt cache, grammars), and reads the chat template, BOS token and context size from its
+# `/props` and `/tokenize` instead of the GGUF file, which need not be on this machine. Nothing
+# restarts it; while it is down, requests fail over to the pool's other upstreams.
+
+
+class ExternalLlamaServer(LlamaServerProcess):
+    """A running llama-server at `url` (e.g. `http://gpu-1:8080`), ready once `/health` is 200."""
+
+    def __init__(self, name: str, url: str) -> None:
+        super().__init__(name, lambda port: [], lambda state, detail: None)
+        parsed = urllib.parse.urlsplit(url)
+        self.host = parsed.hostname or "127.0.0.1"
+        self.port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        self._url = url.rstrip("/")
+
+    @property
+    def base_url(self) -> str:
+        return self._url
+
+    async def start(self) -> None:
+        """Wait until the server answers `/health` (however long it takes)."""
+        while not self._closing:
+            try:
+                await self._wait_ready()
+                return
+            except EngineUnavailable:
+                continue
+
+    async def stop(self) -> None:
+        self._closing = True
+
+
+async def props_metadata(
+    session: aiohttp.ClientSession, base_url: str
+) -> dict[str, str | int | float | bool]:
+    """The GGUF metadata the engine needs, as the server reports it: the chat template (from
+    `/props`) and the BOS token id (what `/tokenize` of an empty text with specials gives)."""
+    async with session.get(f"{base_url}/props") as response:
+        props = await response.json()
+    async with session.post(
+        f"{base_url}/tokenize", json={"content": "", "add_special": True}
+    ) as response:
+        tokens = (await response.json()).get("tokens") or []
+    metadata: dict[str, str | int | float | bool] = {}
+    template = props.get("chat_template")
+    if isinstance(template, str) and template:
+        metadata["tokenizer.chat_template"] = template
+    if tokens and isinstance(tokens[0], int):
+        metadata["tokenizer.ggml.bos_token_id"] = tokens[0]
+        metadata["tokenizer.ggml.add_bos_token"] = True
+    else:
+        metadata["tokenizer.ggml.add_bos_token"] = False
+    return metadata
+
+
 class LlamaServerStats:
     """Running totals, for health and tests."""
 
@@ -406,13 +466,16 @@ class LlamaServerEngine(Engine):
         options: LlamaServerOptions | None = None,
         name: str = "llamacpp",
         model_resolver: Callable[[], Path] | None = None,
+        external_url: str | None = None,
     ) -> None:
-        """`model_path=None` serves the embedded default model (`model_resolver`)."""
+        """`model_path=None` serves the embedded default model (`model_resolver`);
+        `external_url`: talk to a llama-server running there instead of starting a child."""
         self.name = name
         self.options = options or LlamaServerOptions()
         if self.options.n_ctx < 1 or self.options.parallel < 1:
             raise ValueError("n_ctx and parallel must be at least 1")
         self._model_path = None if model_path is None else Path(model_path)
+        self._external_url = external_url
         self._resolver = model_resolver
         self._state: Literal["loading", "ready", "failed"] = "loading"
         self._detail = "not started"
@@ -442,6 +505,9 @@ class LlamaServerEngine(Engine):
                 self._process = None
 
     async def _start(self) -> None:
+        if self._external_url is not None:
+            await self._start_external(self._external_url)
+            return
         self._state, self._detail = "loading", "locating the model"
         path = await asyncio.to_thread(self._resolve_model)
         if not path.is_file():
@@ -472,6 +538,20 @@ class LlamaServerEngine(Engine):
             timeout=aiohttp.ClientTimeout(total=None),
         )
         self._info = await self._model_info(metadata)
+        self._state, self._detail = "ready", ""
+
+    async def _start_external(self, url: str) -> None:
+        self._state, self._detail = "loading", f"waiting for llama-server at {url}"
+        process = ExternalLlamaServer(self.name, url)
+        self._process = process
+        await process.start()
+        if self._closed:
+            return
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(force_close=True),
+            timeout=aiohttp.ClientTimeout(total=None),
+        )
+        self._info = await self._model_info(await props_metadata(self._session, url))
         self._state, self._detail = "ready", ""
 
     def _resolve_model(self) -> Path:
@@ -519,6 +599,20 @@ class LlamaServerEngine(Engine):
             await self._process.stop()
         if self._session is not None:
             await self._session.close()
+
+    async def probe(self, timeout_s: float) -> str | None:
+        """One active health check (an engine pool's): None when the child answers
+        `/health` with 200, else what is wrong."""
+        if self._state != "ready" or self._process is None or self._session is None:
+            return self._detail or self._state
+        try:
+            timeout = aiohttp.ClientTimeout(total=timeout_s)
+            async with self._session.get(self._url("/health"), timeout=timeout) as response:
+                if response.status != 200:
+                    return f"llama-server /health answered HTTP {response.status}"
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return f"llama-server unreachable: {exc or type(exc).__name__}"
+        return None
 
     def health(self) -> EngineHealth:
         process = self._process
@@ -609,7 +703,7 @@ class LlamaServerEngine(Engine):
         cached = info.tokenized.get(text)
         if cached is not None:
             return len(cached)
-        connection = http.client.HTTPConnection("127.0.0.1", process.port, timeout=30)
+        connection = http.client.HTTPConnection(process.host, process.port, timeout=30)
         try:
             connection.request(
                 "POST",
