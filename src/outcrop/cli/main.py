@@ -15,6 +15,7 @@ import typer
 from pydantic import ValidationError
 
 from outcrop.cli.bench.command import bench as bench_command
+from outcrop.cli.cassettes import cassettes as cassettes_app
 from outcrop.cli.invoke import invoke as invoke_command
 from outcrop.cli.models import models as models_command
 from outcrop.cli.startup import StartupFailed, StartupTracebacks, announce, essential_engines
@@ -324,6 +325,7 @@ async def _serve(settings: Settings, starting: StartupTracebacks) -> None:
 app.command()(invoke_command)
 app.command()(models_command)
 app.command()(bench_command)
+app.add_typer(cassettes_app, name="cassettes")
 
 
 def main(argv: list[str] | None = None) -> None:
