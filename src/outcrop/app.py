@@ -57,9 +57,9 @@ from outcrop.gateway.request_limits import RequestLimits, request_limits, transp
 from outcrop.gateway.scripted_responses import ResponseAdmin, ResponseRegistry, ScriptedResponses
 from outcrop.gateway.state_metrics import StateCollector
 from outcrop.guardrails.runtime import check_definitions, open_guardrails
-from outcrop.sagemaker.async_jobs import AsyncJobs
 from outcrop.recording.admin import RecordingAdmin
 from outcrop.recording.operations import RecordingOperations
+from outcrop.sagemaker.async_jobs import AsyncJobs
 from outcrop.server import TransportLimits
 from outcrop.services.apply_guardrail import ApplyGuardrail
 from outcrop.services.base import Response
