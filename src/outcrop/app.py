@@ -47,6 +47,7 @@ from outcrop.gateway.dispatch import (
 )
 from outcrop.gateway.fault_admin import FaultAdmin
 from outcrop.gateway.faults import FaultInjector, FaultRegistry
+from outcrop.gateway.guardrail_freshness import GuardrailFreshness
 from outcrop.gateway.interceptors import Interceptor
 from outcrop.gateway.invocation_log import InvocationLog
 from outcrop.gateway.limits import HeaderLimit
@@ -56,9 +57,11 @@ from outcrop.gateway.quotas import QuotaEnforcer
 from outcrop.gateway.request_limits import RequestLimits, request_limits, transport_limits
 from outcrop.gateway.rules import RuleRegistry
 from outcrop.gateway.scripted_responses import ResponseAdmin, ResponseRegistry, ScriptedResponses
+from outcrop.gateway.state_metrics import StateCollector
 from outcrop.guardrails.runtime import check_definitions, open_guardrails
 from outcrop.recording.admin import RecordingAdmin
 from outcrop.recording.operations import RecordingOperations
+from outcrop.sagemaker.async_jobs import AsyncJobs
 from outcrop.server import TransportLimits
 from outcrop.services.apply_guardrail import ApplyGuardrail
 from outcrop.services.base import Response
@@ -75,6 +78,8 @@ from outcrop.shared.metrics import ReplicaCollector
 from outcrop.shared.quotas import SharedQuotaEnforcer
 from outcrop.shared.rules import SharedRuleRegistry
 from outcrop.shared.sessions import SharedSessionTable
+from outcrop.state.backends import open_state
+from outcrop.state.store import probe
 from outcrop.wire.errors import InternalStreamFailure
 from outcrop.wire.jsonbody import set_max_json_depth
 
@@ -154,8 +159,10 @@ class OutcropApp:
         )
         self.embedder = BertEmbedder(settings.embeddings.model)
         region = settings.server.region
+        self.state = open_state(settings.state, settings.guardrails.resolved_state_dir())
+        """The durable state store (docs/state.md); connects on first use."""
         self.guardrails = open_guardrails(
-            settings.guardrails, region, self.embedder, settings.auth.account_id
+            settings.guardrails, region, self.embedder, settings.auth.account_id, self.state
         )
         self.bedrock = BedrockRuntime(
             self.resolver, self.engines, self.embedder, settings.speech, self.guardrails
@@ -165,7 +172,10 @@ class OutcropApp:
             self.resolver.known_models, region, self.resolver.model_for
         )
         self.sagemaker = SageMakerRuntime(
-            settings.sagemaker, self.engines, engine_settings=settings.engines
+            settings.sagemaker,
+            self.engines,
+            engine_settings=settings.engines,
+            jobs=AsyncJobs(self.state, settings.state.job_lease_s),
         )
         self.metrics = Metrics(
             self.engines,
@@ -173,6 +183,7 @@ class OutcropApp:
             settings.limits.max_metric_label_values,
             collectors=[PoolCollector(self.engines)],
         )
+        self.metrics.registry.register(StateCollector(self.state.health))
         self.invocation_log = InvocationLog.from_settings(settings.invocation_log)
         self.replica_id = settings.server.replica_id or default_replica_id()
         """This replica's name in logs, metrics and health."""
@@ -290,6 +301,7 @@ class OutcropApp:
         interceptors += [
             HeaderLimit(settings.limits.max_header_bytes),
             Authenticator(auth),
+            GuardrailFreshness(self.guardrails.store),
             PolicyEnforcer(
                 attached_policies(settings),
                 default_deny=auth.mode == "verify",
@@ -330,9 +342,11 @@ class OutcropApp:
         self.start_engines()
 
     def start_engines(self) -> None:
-        """Start loading every engine in the background; health reports progress."""
+        """Start loading every engine in the background; health reports progress. Also starts
+        keeping async inference jobs (taking over those a stopped replica left)."""
         for engine in self.engines.values():
             self._start_tasks.append(asyncio.create_task(self._start(engine)))
+        self.sagemaker.start()
         if self.shared is not None and not self._shared_started:
             self._shared_started = True
             self._start_tasks.append(asyncio.create_task(self._start_shared()))
@@ -375,12 +389,14 @@ class OutcropApp:
             await self.quotas.close()
         if self.shared is not None:
             await self.shared.close()
+        await self.state.close()
 
     # -- health ------------------------------------------------------------------------------
 
     async def _health_route(self, request: LocalRequest) -> Response:
         if self.shared is not None:
             await self.shared.check()
+        await probe(self.state, self.settings.state.health_timeout_s)
         status, body = self.health()
         return Response(json.dumps(body).encode(), [("Content-Type", "application/json")], status)
 
@@ -414,6 +430,8 @@ class OutcropApp:
             "state": embedder.state,
             "detail": embedder.detail,
         }
+        # Reported, not gating: only guardrail changes and async jobs need the store.
+        body["state"] = self.state.health.report()
         return (200 if ready else 503), body
 
 

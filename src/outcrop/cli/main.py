@@ -115,6 +115,7 @@ def build_settings(
         **{name: getattr(settings, name) for name in SECURITY_SECTIONS},
         guardrails=settings.guardrails,
         shared=settings.shared,
+        state=settings.state,
         recording=recording_settings,
     )
 

@@ -55,6 +55,9 @@ a message naming the offending key.
     [guardrails]                # Bedrock Guardrails (outcrop.config.guardrails documents it)
     state_dir = "/var/lib/outcrop"
 
+    [state]                     # durable state: SQLite in the state directory by default;
+    url = "postgresql://..."    # PostgreSQL for fleets (outcrop.config.state documents it)
+
     [catalog]                   # strict = true: refuse IDs not in the catalog, as AWS does;
     strict = false              # [[catalog.models]] adds models (outcrop.config.catalog)
 
@@ -123,6 +126,7 @@ from outcrop.config.security import (
     resolved_policies,
 )
 from outcrop.config.shared import SharedSettings
+from outcrop.config.state import StateSettings
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4590
@@ -419,6 +423,7 @@ class Settings(_Strict):
     guardrails: GuardrailSettings = GuardrailSettings()
     shared: SharedSettings = SharedSettings()
     """Live state shared by replicas through Redis (outcrop.config.shared)."""
+    state: StateSettings = StateSettings()
     recording: RecordingSettings = RecordingSettings()
 
     @model_validator(mode="after")
