@@ -50,6 +50,9 @@ a message naming the offending key.
     [guardrails]                # Bedrock Guardrails (outcrop.config.guardrails documents it)
     state_dir = "/var/lib/outcrop"
 
+    [console]                   # the web console, /_outcrop/console (outcrop.config.console)
+    max_calls = 1000
+
     [catalog]                   # strict = true: refuse IDs not in the catalog, as AWS does;
     strict = false              # [[catalog.models]] adds models (outcrop.config.catalog)
 
@@ -103,6 +106,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pydantic_core import ErrorDetails
 
 from outcrop.config.catalog import CatalogSettings
+from outcrop.config.console import ConsoleSettings
 from outcrop.config.guardrails import GuardrailSettings
 from outcrop.config.lines import KeyProblem, file_loc, line_of
 from outcrop.config.security import (
@@ -376,6 +380,7 @@ class Settings(_Strict):
     limits: LimitsSettings = LimitsSettings()
     admin: AdminSettings = AdminSettings()
     guardrails: GuardrailSettings = GuardrailSettings()
+    console: ConsoleSettings = ConsoleSettings()
 
     @model_validator(mode="after")
     def _engines_exist(self) -> Settings:

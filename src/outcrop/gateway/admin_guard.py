@@ -14,7 +14,10 @@ when authentication is on. Checked, in this order, for every route under `/_outc
    `Content-Type: application/json`, which a cross-site form cannot send without a preflight.
 4. **Authentication**, in auth mode `verify`: a SigV4 signature (service scope `bedrock`) or
    bearer API key checked against the configured credentials, as for the AWS APIs; with
-   `[admin] principals` set, only those principals. Open mode authenticates nothing.
+   `[admin] principals` set, only those principals. Open mode authenticates nothing. The web
+   console's page and assets (`GET /_outcrop/console`, `/_outcrop/console/assets/...`) carry
+   no data and skip this check, so that a browser can load the page that then sends a bearer
+   API key with each API call (docs/console.md); checks 1 and 2 still apply to them.
 
 The AWS APIs get check 2 only (`cross_site`): SDKs never send `Origin` or `Sec-Fetch-Site`, and a
 page's cross-origin call with SigV4 headers fails its CORS preflight anyway, so what it refuses
@@ -37,6 +40,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from outcrop.config.security import AdminSettings, AuthSettings, principal_arn
+from outcrop.console.routes import is_public_asset
 from outcrop.gateway.auth import Authenticator
 from outcrop.services.base import RequestContext, Response
 from outcrop.wire.errors import AccessDeniedException, AwsError
@@ -117,7 +121,7 @@ class AdminGuard:
         )
         if problem is not None:
             return _refused(problem)
-        if self.authenticator is None:
+        if self.authenticator is None or is_public_asset(method, path):
             return None
         ctx = RequestContext(
             "admin",
