@@ -29,11 +29,12 @@ from urllib.parse import parse_qs
 
 from outcrop.console.assemble import details
 from outcrop.console.calls import CallRing
+from outcrop.gateway.admin_guard import CONSOLE_ASSETS, CONSOLE_PAGES
 from outcrop.services.base import Response, StreamResponse
 
 PREFIX = "/_outcrop/console"
 API = PREFIX + "/api"
-ASSETS = PREFIX + "/assets/"
+ASSETS = CONSOLE_ASSETS
 STATIC = Path(__file__).parent / "static"
 KEEPALIVE_S = 15.0
 
@@ -69,8 +70,7 @@ class ConsoleRoutes:
 
     def routes(self) -> dict[tuple[str, str], Any]:
         return {
-            ("GET", PREFIX): self.index,
-            ("GET", PREFIX + "/"): self.index,
+            **{("GET", page): self.index for page in sorted(CONSOLE_PAGES)},
             ("GET", API + "/overview"): self.get_overview,
             ("GET", API + "/calls"): self.list_calls,
             ("DELETE", API + "/calls"): self.clear_calls,

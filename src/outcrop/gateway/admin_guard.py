@@ -40,7 +40,6 @@ from urllib.parse import urlsplit
 import orjson
 
 from outcrop.config.security import AdminSettings, AuthSettings, principal_arn
-from outcrop.console.routes import is_public_asset
 from outcrop.gateway.auth import Authenticator
 from outcrop.services.base import RequestContext, Response
 from outcrop.wire.errors import AccessDeniedException, AwsError
@@ -50,6 +49,13 @@ UNGUARDED = frozenset({("GET", "/_outcrop/health"), ("HEAD", "/_outcrop/health")
 """Read by probes that carry no credentials and may come from anywhere."""
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _LOOPBACK_NAMES = ("localhost", "localhost.", "ip6-localhost", "ip6-loopback")
+CONSOLE_PAGES = frozenset({"/_outcrop/console", "/_outcrop/console/"})
+CONSOLE_ASSETS = "/_outcrop/console/assets/"
+
+
+def is_public_asset(method: str, path: str) -> bool:
+    """The web console's page and built assets: no data in them, so no credentials needed."""
+    return method in ("GET", "HEAD") and (path in CONSOLE_PAGES or path.startswith(CONSOLE_ASSETS))
 
 
 def _refused(message: str) -> Response:
