@@ -109,6 +109,7 @@ def build_settings(
         speech=settings.speech,
         **{name: getattr(settings, name) for name in SECURITY_SECTIONS},
         guardrails=settings.guardrails,
+        console=settings.console,
     )
 
 
