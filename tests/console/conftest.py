@@ -38,9 +38,11 @@ def page(browser: Browser) -> Iterator[Page]:
     outside: list[str] = []
     context.on(
         "request",
-        lambda request: outside.append(request.url)
-        if not request.url.startswith(("http://127.0.0.1:", "data:", "blob:"))
-        else None,
+        lambda request: (
+            outside.append(request.url)
+            if not request.url.startswith(("http://127.0.0.1:", "data:", "blob:"))
+            else None
+        ),
     )
     opened = context.new_page()
     opened.set_default_timeout(60_000)

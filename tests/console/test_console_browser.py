@@ -173,18 +173,25 @@ def test_a_playground_chat_streams_from_the_real_default_engine(
     deltas = page.get_by_test_id("events").locator("li", has_text="contentBlockDelta")
     expect(deltas.first).to_be_visible()
     assert deltas.count() > 1
-    expect(page.get_by_text("Engine", exact=True).locator("xpath=following-sibling::dd[1]")).to_have_text("default")
+    expect(
+        page.get_by_text("Engine", exact=True).locator("xpath=following-sibling::dd[1]")
+    ).to_have_text("default")
 
 
 def _post_calls(server: ServerProcess, count: int) -> None:
     body = json.dumps(
-        {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 1,
-         "messages": [{"role": "user", "content": "x"}]}
+        {
+            "anthropic_version": "bedrock-2023-05-31",
+            "max_tokens": 1,
+            "messages": [{"role": "user", "content": "x"}],
+        }
     ).encode()
 
     def one(_: int) -> None:
         request = urllib.request.Request(
-            f"{server.url}/model/{MODEL}/invoke", data=body, method="POST",
+            f"{server.url}/model/{MODEL}/invoke",
+            data=body,
+            method="POST",
             headers={"Content-Type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=60) as response:
