@@ -236,7 +236,9 @@ class OutcropApp:
             enabled = is_loopback(host_name(self.settings.server.host))
         if not enabled:
             return None
-        ring = CallRing(configured.max_calls, configured.max_feed_clients)
+        ring = CallRing(
+            configured.max_calls, configured.max_feed_clients, configured.max_total_bytes
+        )
         return ConsoleRoutes(ring, self._console_overview)
 
     def _console_overview(self) -> dict[str, Any]:

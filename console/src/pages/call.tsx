@@ -54,7 +54,6 @@ export function CallPage(props: { id: string }) {
         <dt>Matched rules</dt><dd data-testid="call-rules">{call.rules.length ? call.rules.join(", ") : "none"}</dd>
         {call.truncated && (<><dt>Recording</dt><dd>truncated ([console] max_call_bytes)</dd></>)}
       </dl>
-      <Actions call={call} />
       <Section title="Assembled answer" id="assembled">
         <h3>Text</h3>
         <pre class="text" data-testid="assembled-text">{a.text || "(none)"}</pre>
@@ -77,6 +76,7 @@ export function CallPage(props: { id: string }) {
           </ol>
         </Section>
       )}
+      <Actions call={call} />
       <Section title="Request" id="request">
         <p><code>{call.method} {call.path}{call.query ? `?${call.query}` : ""}</code></p>
         <table class="headers">

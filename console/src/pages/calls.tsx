@@ -78,6 +78,11 @@ export function CallsPage(props: { live: LiveCalls }) {
         data-testid="calls-scroll"
       >
         <table class="calls" aria-rowcount={shown.length + 1}>
+          <colgroup>
+            {["time", "op", "model", "model", "engine", "principal", "status", "n", "n", "n", "n", "n"].map((kind, i) => (
+              <col key={i} class={`c-${kind}`} />
+            ))}
+          </colgroup>
           <thead>
             <tr>
               <th scope="col">Time</th>

@@ -22,5 +22,8 @@ class ConsoleSettings(BaseModel):
     max_call_bytes: int = Field(256 * 1024, ge=1024, le=64 * 1024 * 1024)
     """Bytes of one call kept: its request body, then its response (body or event frames);
     beyond it the rest is not kept and the call is marked truncated."""
+    max_total_bytes: int = Field(128 * 1024 * 1024, ge=1024 * 1024)
+    """Bytes of every kept call together (bodies and events); beyond it the oldest calls are
+    dropped, whatever `max_calls` allows."""
     max_feed_clients: int = Field(16, ge=1, le=1024)
     """Live feeds (`/_outcrop/console/api/feed`) open at once; one more gets a 429."""

@@ -87,6 +87,12 @@ class RecordedCall:
     """The decoded view (console.assemble), made once on first request."""
 
     @property
+    def size(self) -> int:
+        """Bytes of body and events kept (what `[console] max_total_bytes` bounds)."""
+        response = len(self.response_body) if self.response_body is not None else 0
+        return len(self.body) + response + sum(len(frame) for _, frame in self.frames)
+
+    @property
     def tokens_per_s(self) -> float | None:
         if not self.output_tokens:
             return None
@@ -122,9 +128,12 @@ class RecordedCall:
 class CallRing:
     """The last `capacity` calls by request ID, and the queues of the open live feeds."""
 
-    def __init__(self, capacity: int, max_feeds: int) -> None:
+    def __init__(self, capacity: int, max_feeds: int, max_bytes: int | None = None) -> None:
         self.capacity = capacity
         self.max_feeds = max_feeds
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        """What the kept calls' bodies and frames add up to."""
         self._calls: OrderedDict[str, RecordedCall] = OrderedDict()
         self._seq = itertools.count(1)
         self._feeds: set[asyncio.Queue[dict[str, Any] | None]] = set()
@@ -134,8 +143,12 @@ class CallRing:
 
     def add(self, call: RecordedCall) -> None:
         self._calls[call.request_id] = call
-        while len(self._calls) > self.capacity:
-            self._calls.popitem(last=False)
+        self.bytes += call.size
+        while len(self._calls) > self.capacity or (
+            self.max_bytes is not None and self.bytes > self.max_bytes and len(self._calls) > 1
+        ):
+            _, dropped = self._calls.popitem(last=False)
+            self.bytes -= dropped.size
         if self._feeds:
             row = call.summary()
             for queue in self._feeds:
@@ -157,6 +170,7 @@ class CallRing:
     def clear(self) -> int:
         count = len(self._calls)
         self._calls.clear()
+        self.bytes = 0
         return count
 
     def open_feed(self, size: int = 1024) -> asyncio.Queue[dict[str, Any] | None] | None:

@@ -226,3 +226,16 @@ def test_serve_keeps_the_console_section_of_the_config_file(tmp_path: Path) -> N
     config.write_text("[console]\nmax_calls = 10000\nmax_call_bytes = 4096\n")
     settings = build_settings(config, EngineKind.scripted, None, None, None, None, None, None, None)
     assert (settings.console.max_calls, settings.console.max_call_bytes) == (10_000, 4096)
+
+
+async def test_the_ring_drops_the_oldest_calls_beyond_max_total_bytes() -> None:
+    gateway = app(console={"max_total_bytes": 1024 * 1024, "max_call_bytes": 300 * 1024})
+    padding = "x" * (250 * 1024)
+    sent = [
+        await call(gateway, "POST", PATH, claude(padding + str(i), max_tokens=1), JSON)
+        for i in range(6)
+    ]
+    rows = await calls(gateway)
+    assert [r["id"] for r in rows] == [request_id(s) for s in sent[-4:]]
+    ring = gateway.console.ring if gateway.console is not None else CallRing(1, 1)
+    assert 3 * 250 * 1024 < ring.bytes <= 1024 * 1024
