@@ -23,8 +23,12 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture(scope="session")
 def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    config: Path = tmp_path_factory.mktemp("console") / "outcrop.toml"
-    config.write_text("[console]\nmax_calls = 10000\n")
+    folder = tmp_path_factory.mktemp("console")
+    config: Path = folder / "outcrop.toml"
+    # Guardrails made by the tests persist in a folder of their own, removed afterwards.
+    config.write_text(
+        f"[console]\nmax_calls = 10000\n[guardrails]\nstate_dir = {str(folder / 'state')!r}\n"
+    )
     with running_server(
         ["--engine", "scripted", "--delay-ms", "5", "--config", str(config)]
     ) as server:

@@ -160,6 +160,8 @@ export function GuardrailsPage() {
           ))}
         </tbody>
       </table>
+      {message && <p role="status" data-testid="gr-created">{message}</p>}
+      {selected && <Detail id={selected} onChanged={() => void load()} />}
       <form class="panel" onSubmit={(event) => { event.preventDefault(); void create(); }}>
         <h2>New guardrail</h2>
         <label class="field"><span>Name</span><input name="gr-name" required value={name} onInput={(event) => setName((event.target as HTMLInputElement).value)} /></label>
@@ -167,8 +169,6 @@ export function GuardrailsPage() {
         <label class="field"><span>Blocked message</span><input name="gr-blocked" value={blocked} onInput={(event) => setBlocked((event.target as HTMLInputElement).value)} /></label>
         <button type="submit">Create guardrail</button>
       </form>
-      {message && <p role="status" data-testid="gr-created">{message}</p>}
-      {selected && <Detail id={selected} onChanged={() => void load()} />}
     </section>
   );
 }
