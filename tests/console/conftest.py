@@ -1,4 +1,4 @@
-"""Fixtures of the console's browser tests: Chromium (one per session) and a server whose
+"""Fixtures of the console's browser tests: Chromium (one per test) and a server whose
 console keeps 10,000 calls, on the scripted engine (5 ms between tokens)."""
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ from tests.console.browser import chromium, chromium_path
 from tests.support.server import ServerProcess, running_server
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def browser() -> Iterator[Browser]:
+    """One per test: Playwright's sync API runs an event loop of its own while it is open,
+    which the suite's asyncio tests (run in between, in random order) must not find running."""
     if chromium_path() is None:
         pytest.fail("chromium is not installed (make service-deps)")
     with chromium() as launched:
