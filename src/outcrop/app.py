@@ -330,6 +330,12 @@ class OutcropApp:
             log.error("engine %s failed to start: %s", engine.name, exc)
             log.debug("engine %s failed to start", engine.name, exc_info=True)
 
+    def stopping(self) -> None:
+        """The server stops gracefully: end the responses that would otherwise never end (the
+        console's live feeds), so that in-flight calls are all it waits for."""
+        if self.console is not None:
+            self.console.ring.end_feeds()
+
     async def wait_ready(self) -> None:
         if self._start_tasks:
             await asyncio.gather(*self._start_tasks)

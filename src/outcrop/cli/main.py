@@ -273,6 +273,11 @@ async def _serve(settings: Settings, starting: StartupTracebacks) -> None:
         # Progress while models load, then the URL line (safe to call from any thread).
         announcing.append(asyncio.run_coroutine_threadsafe(start_up(urls), loop))
 
+    async def on_stop() -> None:
+        await stop.wait()
+        app_.stopping()
+
+    stopping = asyncio.create_task(on_stop())
     try:
         await serve(
             served,
@@ -285,6 +290,7 @@ async def _serve(settings: Settings, starting: StartupTracebacks) -> None:
             limits=transport,
         )
     finally:
+        stopping.cancel()
         await app_.close()
     if failure:
         raise StartupFailed(failure[0])

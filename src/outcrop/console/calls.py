@@ -184,6 +184,13 @@ class CallRing:
     def close_feed(self, queue: asyncio.Queue[dict[str, Any] | None]) -> None:
         self._feeds.discard(queue)
 
+    def end_feeds(self) -> None:
+        """End every open feed (the server is stopping: a feed would hold its graceful stop)."""
+        for queue in self._feeds:
+            while not queue.empty():
+                queue.get_nowait()
+            queue.put_nowait(None)
+
     @property
     def feeds(self) -> int:
         return len(self._feeds)

@@ -239,3 +239,13 @@ async def test_the_ring_drops_the_oldest_calls_beyond_max_total_bytes() -> None:
     assert [r["id"] for r in rows] == [request_id(s) for s in sent[-4:]]
     ring = gateway.console.ring if gateway.console is not None else CallRing(1, 1)
     assert 3 * 250 * 1024 < ring.bytes <= 1024 * 1024
+
+
+async def test_open_feeds_end_when_the_server_stops() -> None:
+    gateway = app()
+    opened = asyncio.Event()
+    feed = asyncio.create_task(call(tapped(gateway, opened), "GET", f"{API}/feed"))
+    await asyncio.wait_for(opened.wait(), 30)
+    gateway.stopping()
+    result = await asyncio.wait_for(feed, 30)  # the response ended: nothing holds the stop
+    assert result.status == 200 and result.chunks == [b": outcrop console feed\n\n"]
