@@ -13,7 +13,8 @@ a message naming the offending key.
     access_log = true           # one line per request on standard error (--quiet: false)
 
     [engines.default]           # the engine named "default" serves every model by default
-    type = "llamacpp"           # llamacpp | scripted | openai (upstream = "http://host:8000/v1")
+    type = "llamacpp"           # llamacpp | scripted | openai (upstream = "http://host:8000/v1"
+                                # or upstreams = [...]: a pool, outcrop.config.pools)
     model = "/path/model.gguf"  # or "smollm2-135m" / "gemma3-270m"; omitted: smollm2-135m
     n_ctx = 4096                # context tokens per slot (prompt + output)
     parallel = 4                # slots: streams llama-server generates together
@@ -24,6 +25,8 @@ a message naming the offending key.
     ubatch_size = 512
     token_timeout_s = 120       # no token for this long: the stream ends (ModelTimeoutException)
     binary = "/path/llama-server"   # omitted: built once into ~/.cache/outcrop/llama.cpp
+    replicas = 1                # > 1: that many children as a pool (outcrop.config.pools)
+    upstreams = ["http://h:8080"]   # or: llama-servers already running, as a pool
 
     [engines.fast]
     type = "scripted"
@@ -109,6 +112,7 @@ from outcrop.config.catalog import CatalogSettings
 from outcrop.config.console import ConsoleSettings
 from outcrop.config.guardrails import GuardrailSettings
 from outcrop.config.lines import KeyProblem, file_loc, line_of
+from outcrop.config.pools import PoolSettings
 from outcrop.config.security import (
     AdminSettings,
     AuthSettings,
@@ -172,6 +176,17 @@ class LlamaCppSettings(_Strict):
     ubatch_size: int | None = Field(None, ge=1)  # llama-server --ubatch-size
     token_timeout_s: float = Field(120.0, gt=0)  # longest wait for the next token
     binary: Path | None = None  # a llama-server executable; omitted: the cached build
+    replicas: int = Field(1, ge=1, le=64)  # > 1: a pool of children (docs/engine-pools.md)
+    upstreams: list[Annotated[str, Field(pattern=r"^https?://")]] | None = Field(
+        None, min_length=1, max_length=256
+    )  # llama-servers running elsewhere, as a pool (instead of children)
+    pool: PoolSettings = Field(default_factory=PoolSettings)
+
+    @model_validator(mode="after")
+    def _children_or_upstreams(self) -> LlamaCppSettings:
+        if self.upstreams is not None and self.replicas > 1:
+            raise ValueError("give either replicas or upstreams")
+        return self
 
 
 class ScriptedToolCallSettings(_Strict):
@@ -196,10 +211,20 @@ class OpenAISettings(_Strict):
     """An OpenAI-compatible server (vLLM, SGLang, TGI, Ollama, llama.cpp server)."""
 
     type: Literal["openai"]
-    upstream: str = Field(pattern=r"^https?://")  # base URL, e.g. http://host:8000/v1
+    upstream: str | None = Field(None, pattern=r"^https?://")  # e.g. http://host:8000/v1
+    upstreams: list[Annotated[str, Field(pattern=r"^https?://")]] | None = Field(
+        None, min_length=1, max_length=256
+    )  # a pool of servers of the same model (docs/engine-pools.md)
     model: str | None = None  # default: the first model the upstream lists
     api_key: str | None = None
     timeout_s: float | None = Field(None, gt=0)
+    pool: PoolSettings = Field(default_factory=PoolSettings)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> OpenAISettings:
+        if (self.upstream is None) == (self.upstreams is None):
+            raise ValueError("give either upstream or upstreams")
+        return self
 
 
 EngineSettings = Annotated[

@@ -28,17 +28,49 @@ def build_engine(name: str, settings: EngineSettings) -> Engine:
     if isinstance(settings, OpenAISettings):
         from outcrop.engines.openai_compat import OpenAICompatEngine
 
-        return OpenAICompatEngine(
-            settings.upstream,
-            model=settings.model,
-            api_key=settings.api_key,
-            timeout_s=settings.timeout_s,
-            name=name,
+        def openai(upstream: str, member: str) -> OpenAICompatEngine:
+            return OpenAICompatEngine(
+                upstream,
+                model=settings.model,
+                api_key=settings.api_key,
+                timeout_s=settings.timeout_s,
+                name=member,
+            )
+
+        if settings.upstreams is None:
+            assert settings.upstream is not None
+            return openai(settings.upstream, name)
+        from outcrop.engines.pool import PoolEngine
+
+        return PoolEngine(
+            name,
+            [(url, openai(url, f"{name}[{url}]")) for url in settings.upstreams],
+            settings.pool.policy(),
         )
     assert isinstance(settings, LlamaCppSettings)
+    if settings.upstreams is not None:
+        from outcrop.engines.pool import PoolEngine
+
+        external = [
+            (url, _llama_server(f"{name}[{url}]", settings, url)) for url in settings.upstreams
+        ]
+        return PoolEngine(name, external, settings.pool.policy(), start_members=True)
+    if settings.replicas > 1:
+        from outcrop.engines.pool import PoolEngine
+
+        replicas = [
+            (f"replica-{i}", _llama_server(f"{name}/{i}", settings))
+            for i in range(settings.replicas)
+        ]
+        return PoolEngine(name, replicas, settings.pool.policy(), start_members=True)
+    return _llama_server(name, settings)
+
+
+def _llama_server(name: str, settings: LlamaCppSettings, external: str | None = None) -> Engine:
     from outcrop.engines.llama_server import LlamaServerEngine, LlamaServerOptions
 
     return LlamaServerEngine(
+        external_url=external,
         model_path=settings.model,
         options=LlamaServerOptions(
             n_ctx=settings.n_ctx,

@@ -207,6 +207,7 @@ class LlamaServerProcess:
         self.name = name
         self._command = command
         self._on_state = on_state
+        self.host = "127.0.0.1"
         self.port = 0
         self.pid: int | None = None
         self.restarts = 0
@@ -406,13 +407,16 @@ class LlamaServerEngine(Engine):
         options: LlamaServerOptions | None = None,
         name: str = "llamacpp",
         model_resolver: Callable[[], Path] | None = None,
+        external_url: str | None = None,
     ) -> None:
-        """`model_path=None` serves the embedded default model (`model_resolver`)."""
+        """`model_path=None` serves the embedded default model (`model_resolver`);
+        `external_url`: talk to a llama-server running there instead of starting a child."""
         self.name = name
         self.options = options or LlamaServerOptions()
         if self.options.n_ctx < 1 or self.options.parallel < 1:
             raise ValueError("n_ctx and parallel must be at least 1")
         self._model_path = None if model_path is None else Path(model_path)
+        self._external_url = external_url
         self._resolver = model_resolver
         self._state: Literal["loading", "ready", "failed"] = "loading"
         self._detail = "not started"
@@ -442,6 +446,9 @@ class LlamaServerEngine(Engine):
                 self._process = None
 
     async def _start(self) -> None:
+        if self._external_url is not None:
+            await self._start_external(self._external_url)
+            return
         self._state, self._detail = "loading", "locating the model"
         path = await asyncio.to_thread(self._resolve_model)
         if not path.is_file():
@@ -472,6 +479,22 @@ class LlamaServerEngine(Engine):
             timeout=aiohttp.ClientTimeout(total=None),
         )
         self._info = await self._model_info(metadata)
+        self._state, self._detail = "ready", ""
+
+    async def _start_external(self, url: str) -> None:
+        from outcrop.engines.llama_external import ExternalLlamaServer, props_metadata
+
+        self._state, self._detail = "loading", f"waiting for llama-server at {url}"
+        process = ExternalLlamaServer(self.name, url)
+        self._process = process
+        await process.start()
+        if self._closed:
+            return
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(force_close=True),
+            timeout=aiohttp.ClientTimeout(total=None),
+        )
+        self._info = await self._model_info(await props_metadata(self._session, url))
         self._state, self._detail = "ready", ""
 
     def _resolve_model(self) -> Path:
@@ -519,6 +542,20 @@ class LlamaServerEngine(Engine):
             await self._process.stop()
         if self._session is not None:
             await self._session.close()
+
+    async def probe(self, timeout_s: float) -> str | None:
+        """One active health check (an engine pool's): None when the child answers
+        `/health` with 200, else what is wrong."""
+        if self._state != "ready" or self._process is None or self._session is None:
+            return self._detail or self._state
+        try:
+            timeout = aiohttp.ClientTimeout(total=timeout_s)
+            async with self._session.get(self._url("/health"), timeout=timeout) as response:
+                if response.status != 200:
+                    return f"llama-server /health answered HTTP {response.status}"
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return f"llama-server unreachable: {exc or type(exc).__name__}"
+        return None
 
     def health(self) -> EngineHealth:
         process = self._process
@@ -609,7 +646,7 @@ class LlamaServerEngine(Engine):
         cached = info.tokenized.get(text)
         if cached is not None:
             return len(cached)
-        connection = http.client.HTTPConnection("127.0.0.1", process.port, timeout=30)
+        connection = http.client.HTTPConnection(process.host, process.port, timeout=30)
         try:
             connection.request(
                 "POST",

@@ -12,6 +12,8 @@ This module owns three things, the first two sans-IO:
   and HTTP/connection failures mapped to the engine errors of `engines.base`. An answer that
   ends without a `finish_reason` (cut, dropped, or `[DONE]` without one) is a failure, never a
   normal finish: `EngineUnavailable` before the first event, `UpstreamStreamError` after it.
+  `probe` is one readiness check (an engine pool's health check, `engines/pool.py`), and the
+  prompt tokens the upstream reports as cached are totalled in `cache` (health).
 
 Token counting (`count_tokens`, and usage when the upstream reports none) is an approximation:
 the OpenAI API has no standard tokenize endpoint, so prompts are counted with the scripted
@@ -22,6 +24,7 @@ streamed content delta (what vLLM, llama.cpp and Ollama send).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from collections.abc import AsyncGenerator
@@ -146,6 +149,9 @@ class ChunkMapper:
     finish_reason: str | None = None
     matched: str | None = None
     usage: tuple[int, int] | None = None
+    cached_tokens: int | None = None
+    """Prompt tokens the upstream took from its prefix cache (`usage.prompt_tokens_details.
+    cached_tokens`: vLLM, SGLang, llama.cpp and OpenAI report it), when it says."""
     produced: int = 0
     done: bool = False
     _calls: dict[int, _Call] = field(default_factory=dict)
@@ -168,6 +174,10 @@ class ChunkMapper:
             prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
             if isinstance(prompt, int) and isinstance(completion, int):
                 self.usage = (prompt, completion)
+            details = usage.get("prompt_tokens_details")
+            cached = details.get("cached_tokens") if isinstance(details, dict) else None
+            if isinstance(cached, int):
+                self.cached_tokens = cached
         events: list[GenerationEvent] = []
         for choice in chunk.get("choices") or ():
             if isinstance(choice, dict) and choice.get("index", 0) == 0:
@@ -331,6 +341,27 @@ def request_body(request: GenerationRequest, model: str) -> dict[str, Any]:
 # --- the engine -------------------------------------------------------------------------------
 
 
+@dataclass(slots=True)
+class PrefixCacheStats:
+    """The upstream's prefix-cache use over the streamed answers that reported it (health)."""
+
+    reported: int = 0
+    """Answers whose usage said how many prompt tokens were cached."""
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    warm: int = 0
+    """Answers with at least half of their prompt tokens cached (a warm prefix-cache hit)."""
+
+    def record(self, mapper: ChunkMapper) -> None:
+        if mapper.cached_tokens is None or mapper.usage is None:
+            return
+        prompt = mapper.usage[0]
+        self.reported += 1
+        self.prompt_tokens += prompt
+        self.cached_tokens += mapper.cached_tokens
+        self.warm += 1 if prompt and 2 * mapper.cached_tokens >= prompt else 0
+
+
 class OpenAICompatEngine(Engine):
     """Streams from an OpenAI-compatible server at `upstream` (a base URL ending in `/v1`)."""
 
@@ -352,6 +383,7 @@ class OpenAICompatEngine(Engine):
         self._state: Literal["loading", "ready", "failed"] = "loading"
         self._detail = f"waiting for upstream {self.upstream}"
         self._answered = False
+        self.cache = PrefixCacheStats()
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -372,9 +404,15 @@ class OpenAICompatEngine(Engine):
             await self._check()
             await asyncio.sleep(MONITOR_SECONDS if self._answered else POLL_SECONDS)
 
-    async def _check(self) -> None:
+    async def probe(self, timeout_s: float) -> str | None:
+        """One readiness check (an engine pool's active health check): None when the
+        upstream answered `GET /models`, else what is wrong."""
+        await self._check(timeout_s)
+        return None if self._state == "ready" else self._detail or self._state
+
+    async def _check(self, timeout_s: float = 5.0) -> None:
         try:
-            timeout = aiohttp.ClientTimeout(total=5)
+            timeout = aiohttp.ClientTimeout(total=timeout_s)
             async with self._client().get(f"{self.upstream}/models", timeout=timeout) as r:
                 if r.status != 200:
                     raise EngineError(f"GET /models answered HTTP {r.status}")
@@ -402,6 +440,8 @@ class OpenAICompatEngine(Engine):
         extra: dict[str, object] = {"upstream": self.upstream}
         if self.model is not None:
             extra["model"] = self.model
+        if self.cache.reported:
+            extra["prefix_cache"] = dataclasses.asdict(self.cache)
         return EngineHealth(
             ready=self._state == "ready", state=self._state, detail=self._detail, extra=extra
         )
@@ -456,6 +496,7 @@ class OpenAICompatEngine(Engine):
                 if mapper.finish_reason is None:
                     how = "sent [DONE]" if mapper.done else "closed the stream"
                     raise cut_off(self.upstream, f"{how} without a finish_reason", sent)
+                self.cache.record(mapper)
         except aiohttp.ClientError as exc:
             raise cut_off(self.upstream, f"broke off the stream: {exc}", sent) from exc
         except TimeoutError as exc:

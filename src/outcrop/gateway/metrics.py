@@ -24,7 +24,8 @@ the error's `fault` in the service model. Latencies are in seconds (Prometheus' 
 CloudWatch reports milliseconds). TimeToFirstToken is observed for streaming operations. A
 stream the client abandoned counts in `outcrop_invocation_client_disconnects_total` only.
 Beyond CloudWatch: `outcrop_active_streams` (streams being sent now) and, read from the engines
-at scrape time, `outcrop_engine_queue_depth` and `outcrop_engine_ready` labelled by `engine`.
+at scrape time, `outcrop_engine_queue_depth` and `outcrop_engine_ready` labelled by `engine`,
+and the per-upstream metrics of engine pools (`gateway/pool_metrics.py`).
 
 The `model` label takes at most `[limits] max_metric_label_values` values (200 by default:
 about 0.4 MB of exposition text, every metric and histogram bucket included):
@@ -52,6 +53,7 @@ from prometheus_client.registry import Collector
 from outcrop.catalog.foundation import foundation_models
 from outcrop.catalog.identifiers import parse_identifier
 from outcrop.gateway.interceptors import BaseInterceptor
+from outcrop.gateway.pool_metrics import PoolCollector
 from outcrop.invocation.context import RequestContext
 from outcrop.services.base import Response
 
@@ -247,6 +249,7 @@ class Metrics(BaseInterceptor):
             "outcrop_active_streams", "Response streams being sent now.", _LABELS, registry=r
         )
         r.register(_EngineCollector(engines))
+        r.register(PoolCollector(engines))
         self._labelled = (
             self.invocations,
             self.latency,
