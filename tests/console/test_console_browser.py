@@ -218,3 +218,36 @@ def test_with_10000_calls_recorded_the_table_renders_a_bounded_number_of_rows(
     # Filtering 10,000 rows answers too.
     page.get_by_label("Outcome").select_option("error")
     expect(count).to_contain_text("0 of 10000 calls shown")
+
+
+def test_a_call_opens_and_becomes_a_scripted_response_with_the_keyboard_alone(
+    page: Page, console_server: ServerProcess
+) -> None:
+    open_console(page, console_server)
+    marker = f"keyboard {uuid.uuid4()}"
+    request_id, _ = converse_stream(console_server, marker)
+    link = f"#/call/{request_id}"
+    expect(page.locator(f'a[href="{link}"]')).to_be_visible()
+    page.locator("body").focus()
+    for _ in range(60):  # Tab through the page (skip link, navigation, filters) to the row
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.getAttribute('href')") == link:
+            break
+    else:
+        pytest.fail("the call's row link was never reached with Tab")
+    page.keyboard.press("Enter")
+    expect(page.get_by_test_id("call-id")).to_have_text(request_id)
+    button = page.get_by_role("button", name="Make a scripted response from this answer")
+    button.focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("status").filter(has_text="Added scripted response")).to_be_visible()
+    # The next ConverseStream call to that model gets the recorded answer, whatever it asks.
+    response = client(console_server).converse_stream(
+        modelId=MODEL, messages=[{"role": "user", "content": [{"text": "something else"}]}]
+    )
+    text = "".join(
+        event["contentBlockDelta"]["delta"].get("text", "")
+        for event in response["stream"]
+        if "contentBlockDelta" in event
+    )
+    assert text == f"Echo: {marker}"

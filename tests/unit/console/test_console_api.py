@@ -249,3 +249,30 @@ async def test_open_feeds_end_when_the_server_stops() -> None:
     gateway.stopping()
     result = await asyncio.wait_for(feed, 30)  # the response ended: nothing holds the stop
     assert result.status == 200 and result.chunks == [b": outcrop console feed\n\n"]
+
+
+async def test_a_stream_cut_by_a_fault_shows_the_events_sent_then_its_error() -> None:
+    gateway = app()
+    rule = {
+        "id": "mid-stream",
+        "action": "stream_error",
+        "error": "modelStreamErrorException",
+        "message": "Injected mid-stream.",
+        "after_events": 2,
+    }
+    await call(gateway, "POST", "/_outcrop/faults", json.dumps(rule).encode(), JSON)
+    sent = await call(gateway, "POST", CONVERSE_STREAM, converse("one two three four"), JSON)
+    (row,) = await calls(gateway)
+    assert (row["status"], row["errorCode"], row["rules"]) == (
+        200,
+        "ModelStreamErrorException",
+        ["fault:mid-stream"],
+    )
+    page = await details(gateway, row["id"])
+    received = decode_stream_events(sent.chunks)
+    assert [e["event"] for e in page["events"][:-1]] == received[:-1]
+    assert received[-1]["modelStreamErrorException"]["message"] == "Injected mid-stream."
+    assert page["events"][-1]["type"] == "ModelStreamErrorException"
+    assert page["events"][-1]["event"] == {
+        "ModelStreamErrorException": {"message": "Injected mid-stream."}
+    }
