@@ -179,12 +179,16 @@ class Assembly:
                 self.stop_reason = delta["stop_reason"]
             return
         choices = chunk.get("choices")
+        if isinstance(chunk.get("usage"), dict):  # OpenAI-compatible chunks and bodies
+            self.usage = chunk["usage"]
         if isinstance(choices, list):
             for choice in choices:
                 if isinstance(choice, dict):
                     part = choice.get("delta") or choice.get("message") or {}
                     if isinstance(part, dict) and isinstance(part.get("content"), str):
                         self.text.append(part["content"])
+                    if isinstance(part, dict) and isinstance(part.get("reasoning_content"), str):
+                        self.reasoning.append(part["reasoning_content"])
                     if isinstance(choice.get("finish_reason"), str):
                         self.stop_reason = choice["finish_reason"]
             return

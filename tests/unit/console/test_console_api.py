@@ -276,3 +276,24 @@ async def test_a_stream_cut_by_a_fault_shows_the_events_sent_then_its_error() ->
     assert page["events"][-1]["event"] == {
         "ModelStreamErrorException": {"message": "Injected mid-stream."}
     }
+
+
+async def test_an_openai_chat_completions_stream_is_decoded_from_its_server_sent_events() -> None:
+    gateway = app()
+    body = {
+        "model": "openai.gpt-oss-20b-1:0",
+        "messages": [{"role": "user", "content": "hi there"}],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    sent = await call(
+        gateway, "POST", "/openai/v1/chat/completions", json.dumps(body).encode(), JSON
+    )
+    assert sent.status == 200
+    (row,) = await calls(gateway)
+    page = await details(gateway, row["id"])
+    assert page["path"] == "/openai/v1/chat/completions"
+    assert page["assembled"]["text"] == "Echo: hi there"
+    assert page["assembled"]["reasoning"]
+    assert page["assembled"]["usage"]["completion_tokens"] == row["outputTokens"]
+    assert all(event["type"] == "chat.completion.chunk" for event in page["events"])
