@@ -35,6 +35,10 @@ export interface Assembled {
   metrics: Record<string, unknown> | null;
   guardrailTrace: unknown;
   stopReason: string | null;
+  speech: {
+    transcript: Array<{ role: string | null; text: string | null }>;
+    audio: { sampleRateHertz: number; pcmBase64: string } | null;
+  } | null;
 }
 
 export interface CallDetails extends CallRow {

@@ -14,7 +14,7 @@ function call(extra: Partial<CallDetails> = {}): CallDetails {
     errorMessage: null, truncated: false,
     request: { headers: [], body: { messages: [{ role: "user", content: [{ text: "it's" }] }] } },
     response: null, events: [],
-    assembled: { text: "", reasoning: "", toolCalls: [], usage: null, metrics: null, guardrailTrace: null, stopReason: null },
+    assembled: { text: "", reasoning: "", toolCalls: [], usage: null, metrics: null, guardrailTrace: null, stopReason: null, speech: null },
     ...extra,
   };
 }

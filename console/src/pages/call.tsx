@@ -3,7 +3,8 @@ import { CONSOLE_API, request } from "../api";
 import { clock, ms, num, pretty } from "../format";
 import { invoke, type InvokeResult } from "../invoke";
 import { type SnippetKind, pathFor, snippet } from "../snippets";
-import type { CallDetails } from "../types";
+import type { Assembled, CallDetails } from "../types";
+import { base64Bytes, wavFromPcm } from "../wav";
 
 const SNIPPETS: Array<[SnippetKind, string]> = [
   ["boto3", "boto3"],
@@ -64,6 +65,7 @@ export function CallPage(props: { id: string }) {
         {a.metrics && (<><h3>Metrics</h3><pre>{pretty(a.metrics)}</pre></>)}
         {a.guardrailTrace != null && (<><h3>Guardrail trace</h3><pre data-testid="guardrail-trace">{pretty(a.guardrailTrace)}</pre></>)}
       </Section>
+      {a.speech && <Speech speech={a.speech} />}
       {call.streaming && (
         <Section title={`Events (${call.events.length})`} id="events">
           <ol class="timeline" data-testid="events">
@@ -96,6 +98,34 @@ export function CallPage(props: { id: string }) {
         </Section>
       )}
     </article>
+  );
+}
+
+function Speech(props: { speech: NonNullable<Assembled["speech"]> }) {
+  const { transcript, audio } = props.speech;
+  const [url, setUrl] = useState<string | null>(null);
+  useEffect(() => {
+    if (!audio) return;
+    const wav = wavFromPcm(base64Bytes(audio.pcmBase64), audio.sampleRateHertz);
+    const made = URL.createObjectURL(new Blob([wav], { type: "audio/wav" }));
+    setUrl(made);
+    return () => URL.revokeObjectURL(made);
+  }, [audio]);
+  return (
+    <Section title="Speech session" id="speech">
+      <h3>Transcript</h3>
+      <ol class="messages" data-testid="transcript">
+        {transcript.map((line, i) => (
+          <li key={i}><strong>{line.role ?? "?"}:</strong> {line.text}</li>
+        ))}
+      </ol>
+      {audio && url && (
+        <>
+          <h3>Output audio</h3>
+          <audio controls src={url} aria-label="The session's output audio" />
+        </>
+      )}
+    </Section>
   );
 }
 

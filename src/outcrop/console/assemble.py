@@ -11,6 +11,8 @@ Decoded on demand (never on the request path) and kept on the call once made.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from typing import Any
 
@@ -92,6 +94,9 @@ class Assembly:
         self.metrics: dict[str, Any] | None = None
         self.trace: Any = None
         self.stop_reason: str | None = None
+        self.transcript: list[dict[str, Any]] = []
+        self.audio = bytearray()
+        self.audio_rate: int | None = None
 
     def result(self) -> dict[str, Any]:
         tools = []
@@ -108,7 +113,36 @@ class Assembly:
             "metrics": self.metrics,
             "guardrailTrace": self.trace,
             "stopReason": self.stop_reason,
+            "speech": self._speech(),
         }
+
+    def _speech(self) -> dict[str, Any] | None:
+        """A speech session's transcript (both sides, as Nova Sonic's textOutput events give
+        them) and its output audio (16-bit mono LPCM, base64)."""
+        if not self.transcript and not self.audio:
+            return None
+        return {
+            "transcript": self.transcript,
+            "audio": {
+                "sampleRateHertz": self.audio_rate or 24000,
+                "pcmBase64": base64.b64encode(bytes(self.audio)).decode(),
+            }
+            if self.audio
+            else None,
+        }
+
+    def _speech_event(self, name: str, payload: dict[str, Any]) -> None:
+        if name == "textOutput":
+            self.transcript.append({"role": payload.get("role"), "text": payload.get("content")})
+        elif name == "audioOutput":
+            try:
+                self.audio += base64.b64decode(str(payload.get("content", "")), validate=True)
+            except (binascii.Error, ValueError):
+                return
+        elif name == "contentStart":
+            config = payload.get("audioOutputConfiguration")
+            if isinstance(config, dict) and isinstance(config.get("sampleRateHertz"), int):
+                self.audio_rate = config["sampleRateHertz"]
 
     # -- streams -------------------------------------------------------------------------------
 
@@ -157,6 +191,12 @@ class Assembly:
         return name in ("messageStart", "contentBlockStop")
 
     def _chunk(self, chunk: dict[str, Any]) -> None:
+        speech = chunk.get("event")  # a bidirectional (Nova Sonic) session's output event
+        if isinstance(speech, dict) and len(speech) == 1:
+            name, payload = next(iter(speech.items()))
+            if isinstance(payload, dict):
+                self._speech_event(name, payload)
+                return
         metrics = chunk.get("amazon-bedrock-invocationMetrics")
         if isinstance(metrics, dict):
             self.metrics = metrics
