@@ -35,6 +35,7 @@ from outcrop.engines.base import Engine
 from outcrop.engines.deadline import DeadlineEngine
 from outcrop.engines.embeddings import BertEmbedder
 from outcrop.engines.factory import build_engine
+from outcrop.engines.pool_metrics import PoolCollector
 from outcrop.gateway.access_log import AccessLog
 from outcrop.gateway.admin_guard import AdminGuard, host_name, is_loopback
 from outcrop.gateway.auth import Authenticator
@@ -56,6 +57,8 @@ from outcrop.gateway.quotas import QuotaEnforcer
 from outcrop.gateway.request_limits import RequestLimits, request_limits, transport_limits
 from outcrop.gateway.scripted_responses import ResponseAdmin, ResponseRegistry, ScriptedResponses
 from outcrop.guardrails.runtime import check_definitions, open_guardrails
+from outcrop.recording.admin import RecordingAdmin
+from outcrop.recording.operations import RecordingOperations
 from outcrop.server import TransportLimits
 from outcrop.services.apply_guardrail import ApplyGuardrail
 from outcrop.services.base import Response
@@ -160,7 +163,10 @@ class OutcropApp:
             settings.sagemaker, self.engines, engine_settings=settings.engines
         )
         self.metrics = Metrics(
-            self.engines, settings.aliases, settings.limits.max_metric_label_values
+            self.engines,
+            settings.aliases,
+            settings.limits.max_metric_label_values,
+            collectors=[PoolCollector(self.engines)],
         )
         self.invocation_log = InvocationLog.from_settings(settings.invocation_log)
         self.faults = FaultRegistry()
@@ -169,6 +175,12 @@ class OutcropApp:
         self.responses = ResponseRegistry()
         self.endpoint_admin = EndpointAdmin(self.sagemaker)
         self.console = self._console()
+        self.recording = (
+            RecordingOperations(settings.recording, settings.server.region)
+            if settings.recording.enabled
+            else None
+        )
+        """Record and replay (`[recording]`): answers the recorded operations when on."""
         self.gateway = Gateway(
             self._services(),
             self._interceptors(),
@@ -188,15 +200,20 @@ class OutcropApp:
     def _services(self) -> list[ServiceBinding]:
         """The AWS services served, matched in this order."""
         region = self.settings.server.region
+        recording = self.recording
         return [
             service_binding(
                 "bedrock-runtime",
-                {
-                    **self.bedrock.operations(),
-                    **ConverseOperations(self.bedrock).operations(),
-                    **ApplyGuardrail(self.guardrails).operations(),
-                    **GuardrailChecks().operations(),
-                },
+                _recorded(
+                    recording,
+                    "bedrock-runtime",
+                    {
+                        **self.bedrock.operations(),
+                        **ConverseOperations(self.bedrock).operations(),
+                        **ApplyGuardrail(self.guardrails).operations(),
+                        **GuardrailChecks().operations(),
+                    },
+                ),
             ),
             service_binding(
                 "bedrock",
@@ -207,7 +224,7 @@ class OutcropApp:
             ),
             service_binding(
                 "sagemaker-runtime",
-                self.sagemaker.operations(),
+                _recorded(recording, "sagemaker-runtime", self.sagemaker.operations()),
                 internal_error=InternalStreamFailure,
             ),
         ]
@@ -225,6 +242,7 @@ class OutcropApp:
             **ResponseAdmin(
                 self.responses, _admin_api(settings, settings.admin.responses_api), settings.admin
             ).routes(),
+            **RecordingAdmin(self.recording.library if self.recording else None).routes(),
             **(self.console.routes() if self.console is not None else {}),
         }
 
@@ -344,6 +362,8 @@ class OutcropApp:
         for task in self._start_tasks:
             task.cancel()
         await self.sagemaker.close()
+        if self.recording is not None:
+            await self.recording.close()
         self.bedrock.bidirectional.close()
         for engine in self.engines.values():
             await engine.close()
@@ -385,6 +405,13 @@ class OutcropApp:
             "detail": embedder.detail,
         }
         return (200 if ready else 503), body
+
+
+def _recorded(
+    recording: RecordingOperations | None, service: str, operations: dict[str, Any]
+) -> dict[str, Any]:
+    """A service's operations, the recorded ones answered by record/replay when it is on."""
+    return operations if recording is None else recording.wrap(service, operations)
 
 
 def _admin_api(settings: Settings, configured: bool | None) -> bool:

@@ -163,3 +163,45 @@ def responses(endpoint: str | None = None) -> Iterator[Responses]:
         yield client
     finally:
         client.remove_added()
+
+
+class Recording:
+    """The recording admin API (`/_outcrop/recording`) of a server started with `--record DIR`
+    or `--replay DIR`: which cassette file (DIR/<name>.json) calls are recorded into or
+    replayed from, and in which record mode."""
+
+    path = "/_outcrop/recording"
+
+    def __init__(self, endpoint: str | None = None, timeout: float = 10.0) -> None:
+        base = endpoint or os.environ.get("AWS_ENDPOINT_URL") or "http://127.0.0.1:4590"
+        self.url = base.rstrip("/") + self.path
+        self._rules = _Rules(endpoint, timeout)
+
+    def state(self) -> dict[str, Any]:
+        """The server's answer to `GET /_outcrop/recording` (current cassette, mode, ...)."""
+        state: dict[str, Any] = self._rules._call("GET", self.url)
+        return state
+
+    def select(self, cassette: str | None, mode: str | None = None) -> dict[str, Any]:
+        """Make `cassette` (a name under the server's DIR, without `.json`; None: the session's
+        default) the current one, in record `mode` (none, once, new_episodes, all) if given."""
+        body: dict[str, Any] = {"cassette": cassette}
+        if mode is not None:
+            body["mode"] = mode
+        state: dict[str, Any] = self._rules._call("PUT", self.url, body)
+        return state
+
+
+@contextmanager
+def cassette(
+    name: str, endpoint: str | None = None, mode: str | None = None
+) -> Iterator[Recording]:
+    """Record into or replay from cassette `name` for the duration of the block; the cassette
+    that was current before is selected again when it ends."""
+    client = Recording(endpoint)
+    before = client.state()
+    client.select(name, mode)
+    try:
+        yield client
+    finally:
+        client.select(before.get("cassette"), before.get("mode"))

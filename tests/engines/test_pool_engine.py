@@ -22,6 +22,7 @@ from outcrop.engines.base import (
 from outcrop.engines.deadline import DeadlineEngine
 from outcrop.engines.factory import build_engine
 from outcrop.engines.pool import PoolEngine, affinity_key
+from outcrop.engines.pool_metrics import PoolCollector
 from outcrop.engines.pool_routing import Circuit, PoolPolicy
 from outcrop.gateway.metrics import Metrics
 from outcrop.types import (
@@ -282,7 +283,8 @@ async def test_upstream_metrics_are_exported() -> None:
         await texts(engine, request())
     members[0].fail_before = members[1].fail_before = None
     await texts(engine, request())
-    metrics = Metrics({"pool": DeadlineEngine(engine, 60)})
+    engines = {"pool": DeadlineEngine(engine, 60)}
+    metrics = Metrics(engines, collectors=[PoolCollector(engines)])
     text = generate_latest(metrics.registry).decode()
     for upstream in engine.router.upstreams:
         labels = f'engine="pool",upstream="{upstream.name}"'

@@ -7,13 +7,15 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
 
 from outcrop.cli.bench.command import bench as bench_command
+from outcrop.cli.cassettes import cassettes as cassettes_app
 from outcrop.cli.invoke import invoke as invoke_command
 from outcrop.cli.models import models as models_command
 from outcrop.cli.startup import StartupFailed, StartupTracebacks, announce, essential_engines
@@ -27,6 +29,7 @@ from outcrop.config import (
     ServerSettings,
     Settings,
 )
+from outcrop.config.recording import RecordModeFlag, with_flags
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
@@ -51,6 +54,7 @@ def build_settings(
     log_bodies: bool | None = None,
     upstream: str | None = None,
     threads: int | None = None,
+    recording: Mapping[str, Any] | None = None,
 ) -> Settings:
     """The config file's settings with command-line flags laid over them.
 
@@ -95,6 +99,7 @@ def build_settings(
     models = settings.models if engine is None and model is None else []
     try:
         server_settings = ServerSettings.model_validate(server)
+        recording_settings = with_flags(settings.recording, **(recording or {}))
     except ValidationError as exc:
         raise ValueError(flag_problem(exc)) from None
     return Settings(
@@ -110,6 +115,7 @@ def build_settings(
         **{name: getattr(settings, name) for name in SECURITY_SECTIONS},
         guardrails=settings.guardrails,
         console=settings.console,
+        recording=recording_settings,
     )
 
 
@@ -184,6 +190,25 @@ def serve(
             "--quiet", "-q", help="No access log line per request ([server] access_log = false)."
         ),
     ] = False,
+    record: Annotated[
+        Path | None,
+        typer.Option(help="Proxy every call upstream (AWS by default) and record cassettes here."),
+    ] = None,
+    record_upstream: Annotated[
+        str | None,
+        typer.Option(help="Record from this base URL instead of AWS (e.g. another Outcrop)."),
+    ] = None,
+    replay: Annotated[
+        Path | None, typer.Option(help="Serve calls from the cassettes here, no upstream.")
+    ] = None,
+    replay_speed: Annotated[
+        float | None,
+        typer.Option(min=0, help="Replay timing: 1 as recorded, 10 ten times faster, 0 no delays."),
+    ] = None,
+    record_mode: Annotated[
+        RecordModeFlag | None,
+        typer.Option(help="none | once | new_episodes | all (VCR's modes; docs/cassettes.md)."),
+    ] = None,
 ) -> None:
     """Serve Bedrock Runtime on 127.0.0.1:4590 (HTTP/1.1 and h2c)."""
     level = os.environ.get("OUTCROP_LOG_LEVEL", "WARNING").upper()
@@ -213,6 +238,13 @@ def serve(
             log_bodies=log_bodies,
             upstream=upstream,
             threads=threads,
+            recording={
+                "record": record,
+                "upstream": record_upstream,
+                "replay": replay,
+                "replay_speed": replay_speed,
+                "mode": record_mode.value if record_mode is not None else None,
+            },
         )
     except (ConfigError, ValueError) as exc:
         typer.echo(f"outcrop: {exc}", err=True)
@@ -299,6 +331,7 @@ async def _serve(settings: Settings, starting: StartupTracebacks) -> None:
 app.command()(invoke_command)
 app.command()(models_command)
 app.command()(bench_command)
+app.add_typer(cassettes_app, name="cassettes")
 
 
 def main(argv: list[str] | None = None) -> None:

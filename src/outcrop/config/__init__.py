@@ -113,6 +113,7 @@ from outcrop.config.console import ConsoleSettings
 from outcrop.config.guardrails import GuardrailSettings
 from outcrop.config.lines import KeyProblem, file_loc, line_of
 from outcrop.config.pools import PoolSettings
+from outcrop.config.recording import RecordingSettings
 from outcrop.config.security import (
     AdminSettings,
     AuthSettings,
@@ -406,6 +407,7 @@ class Settings(_Strict):
     admin: AdminSettings = AdminSettings()
     guardrails: GuardrailSettings = GuardrailSettings()
     console: ConsoleSettings = ConsoleSettings()
+    recording: RecordingSettings = RecordingSettings()
 
     @model_validator(mode="after")
     def _engines_exist(self) -> Settings:

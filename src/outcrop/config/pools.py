@@ -21,8 +21,6 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from outcrop.engines.pool_routing import PoolPolicy
-
 
 class PoolSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -35,6 +33,3 @@ class PoolSettings(BaseModel):
     affinity_prefix_chars: int = Field(2048, ge=0)
     load_factor: float = Field(1.25, ge=1.0)
     affinity_min_load: int = Field(4, ge=1)
-
-    def policy(self) -> PoolPolicy:
-        return PoolPolicy(**self.model_dump())

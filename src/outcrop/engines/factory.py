@@ -41,28 +41,35 @@ def build_engine(name: str, settings: EngineSettings) -> Engine:
             assert settings.upstream is not None
             return openai(settings.upstream, name)
         from outcrop.engines.pool import PoolEngine
+        from outcrop.engines.pool_routing import PoolPolicy
 
         return PoolEngine(
             name,
             [(url, openai(url, f"{name}[{url}]")) for url in settings.upstreams],
-            settings.pool.policy(),
+            PoolPolicy(**settings.pool.model_dump()),
         )
     assert isinstance(settings, LlamaCppSettings)
     if settings.upstreams is not None:
         from outcrop.engines.pool import PoolEngine
+        from outcrop.engines.pool_routing import PoolPolicy
 
         external = [
             (url, _llama_server(f"{name}[{url}]", settings, url)) for url in settings.upstreams
         ]
-        return PoolEngine(name, external, settings.pool.policy(), start_members=True)
+        return PoolEngine(
+            name, external, PoolPolicy(**settings.pool.model_dump()), start_members=True
+        )
     if settings.replicas > 1:
         from outcrop.engines.pool import PoolEngine
+        from outcrop.engines.pool_routing import PoolPolicy
 
         replicas = [
             (f"replica-{i}", _llama_server(f"{name}/{i}", settings))
             for i in range(settings.replicas)
         ]
-        return PoolEngine(name, replicas, settings.pool.policy(), start_members=True)
+        return PoolEngine(
+            name, replicas, PoolPolicy(**settings.pool.model_dump()), start_members=True
+        )
     return _llama_server(name, settings)
 
 

@@ -25,7 +25,8 @@ CloudWatch reports milliseconds). TimeToFirstToken is observed for streaming ope
 stream the client abandoned counts in `outcrop_invocation_client_disconnects_total` only.
 Beyond CloudWatch: `outcrop_active_streams` (streams being sent now) and, read from the engines
 at scrape time, `outcrop_engine_queue_depth` and `outcrop_engine_ready` labelled by `engine`,
-and the per-upstream metrics of engine pools (`gateway/pool_metrics.py`).
+and the per-upstream metrics of engine pools (`engines/pool_metrics.py`, handed in by the
+composition root).
 
 The `model` label takes at most `[limits] max_metric_label_values` values (200 by default:
 about 0.4 MB of exposition text, every metric and histogram bucket included):
@@ -40,7 +41,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
 from typing import Protocol
 from weakref import WeakKeyDictionary
 
@@ -53,7 +54,6 @@ from prometheus_client.registry import Collector
 from outcrop.catalog.foundation import foundation_models
 from outcrop.catalog.identifiers import parse_identifier
 from outcrop.gateway.interceptors import BaseInterceptor
-from outcrop.gateway.pool_metrics import PoolCollector
 from outcrop.invocation.context import RequestContext
 from outcrop.services.base import Response
 
@@ -170,6 +170,7 @@ class Metrics(BaseInterceptor):
         engines: Mapping[str, Gauged],
         aliases: Mapping[str, str] | None = None,
         max_label_values: int = DEFAULT_MAX_LABEL_VALUES,
+        collectors: Sequence[Collector] = (),
     ) -> None:
         self.aliases = dict(aliases or {})
         self.labels = LabelLimiter(max_label_values, self._forget)
@@ -249,7 +250,8 @@ class Metrics(BaseInterceptor):
             "outcrop_active_streams", "Response streams being sent now.", _LABELS, registry=r
         )
         r.register(_EngineCollector(engines))
-        r.register(PoolCollector(engines))
+        for collector in collectors:
+            r.register(collector)
         self._labelled = (
             self.invocations,
             self.latency,
