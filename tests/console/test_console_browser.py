@@ -22,6 +22,8 @@ from playwright.sync_api import Page, expect
 
 from tests.support.server import ServerProcess
 
+pytestmark = pytest.mark.console
+
 MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
 
 
@@ -155,6 +157,7 @@ def test_replay_of_a_recorded_call_succeeds_with_another_model(
     expect(page.get_by_test_id("request-body")).to_contain_text("replay me")
 
 
+@pytest.mark.llamacpp
 def test_a_playground_chat_streams_from_the_real_default_engine(
     page: Page, llama_server: ServerProcess
 ) -> None:

@@ -17,6 +17,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 CONSOLE = REPO / "console"
 STATIC = REPO / "src" / "outcrop" / "console" / "static"
+pytestmark = pytest.mark.console
+
 JS_BUDGET_GZIP = 100 * 1024
 CSS_BUDGET_GZIP = 16 * 1024
 
