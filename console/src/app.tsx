@@ -1,5 +1,15 @@
 import { useEffect, useRef, useState } from "preact/hooks";
-import { ApiError, CONSOLE_API, authHeaders, getToken, readSse, request, setToken } from "./api";
+import {
+  ApiError,
+  CONSOLE_API,
+  authHeaders,
+  errorMessage,
+  errorType,
+  getToken,
+  readSse,
+  request,
+  setToken,
+} from "./api";
 import { mergeRows } from "./calls";
 import { CallPage } from "./pages/call";
 import { CallsPage } from "./pages/calls";
@@ -66,7 +76,17 @@ function useLiveCalls(token: string): LiveCalls {
             headers: authHeaders(),
             signal: abort.signal,
           });
-          if (!response.ok) throw new ApiError(response.status, (await response.text()) || response.statusText, null);
+          if (!response.ok) {
+            const text = await response.text();
+            let data: unknown = text;
+            try {
+              data = JSON.parse(text);
+            } catch {
+              // not JSON: the text itself
+            }
+            const hint = response.status === 403 ? " (auth mode verify: enter an API key)" : "";
+            throw new ApiError(response.status, errorMessage(data, response.statusText) + hint, errorType(response));
+          }
           setConnected(true);
           setError(null);
           await catchUp();
