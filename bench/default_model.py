@@ -2,10 +2,12 @@
 
 Each embedded model (`outcrop.engines.default_model.EMBEDDED_MODELS`) answers the same 20
 fixed chat prompts with max_tokens 256 at temperature 0, through the managed llama-server
-engine (4 slots). Counted per model: answers that end by themselves (`END_TURN`) rather than at
-max_tokens, and the median output length. Target for the default: at least 18 of 20.
+engine (4 slots), once with the engine's default repetition penalty (1.1 over the last 64
+tokens) and once without (1.0, llama-server's own default). Counted per run: answers that end
+by themselves (`END_TURN`) rather than at max_tokens, which did not, and the median output
+length. Target for the default: at least 18 of 20.
 
-Run: .venv/bin/python bench/default_model.py [--max-tokens 256]
+Run: .venv/bin/python bench/default_model.py [--max-tokens 256] [--models smollm2-135m]
 Results: bench/results/default_model.json and .md.
 """
 
@@ -21,7 +23,11 @@ import time
 from pathlib import Path
 
 from outcrop.engines.default_model import EMBEDDED_MODELS, embedded_model_path
-from outcrop.engines.llama_server import LlamaServerEngine, LlamaServerOptions
+from outcrop.engines.llama_server import (
+    DEFAULT_REPEAT_PENALTY,
+    LlamaServerEngine,
+    LlamaServerOptions,
+)
 from outcrop.types import ChatMessage, Finish, GenerationRequest, SamplingParams, StopReason
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -49,10 +55,9 @@ PROMPTS = (
 )
 
 
-async def measure(model: str, max_tokens: int) -> dict[str, object]:
-    engine = LlamaServerEngine(
-        embedded_model_path(model), options=LlamaServerOptions(n_ctx=1024, parallel=4)
-    )
+async def measure(model: str, max_tokens: int, repeat_penalty: float) -> dict[str, object]:
+    options = LlamaServerOptions(n_ctx=1024, parallel=4, repeat_penalty=repeat_penalty)
+    engine = LlamaServerEngine(embedded_model_path(model), options=options)
     await engine.start()
     assert engine.health().ready, engine.health().detail
     try:
@@ -75,7 +80,13 @@ async def measure(model: str, max_tokens: int) -> dict[str, object]:
     ended = sum(1 for f in finishes if f.stop_reason is StopReason.END_TURN)
     return {
         "model": model,
+        "repeat_penalty": repeat_penalty,
         "ended_by_themselves": ended,
+        "not_ended": [
+            p
+            for p, f in zip(PROMPTS, finishes, strict=True)
+            if f.stop_reason is not StopReason.END_TURN
+        ],
         "prompts": len(PROMPTS),
         "median_output_tokens": statistics.median(f.output_tokens for f in finishes),
         "output_tokens": [f.output_tokens for f in finishes],
@@ -86,8 +97,13 @@ async def measure(model: str, max_tokens: int) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-tokens", type=int, default=256)
+    parser.add_argument("--models", nargs="*", default=list(EMBEDDED_MODELS))
     args = parser.parse_args()
-    rows = [asyncio.run(measure(model, args.max_tokens)) for model in EMBEDDED_MODELS]
+    rows = [
+        asyncio.run(measure(model, args.max_tokens, penalty))
+        for model in args.models
+        for penalty in (DEFAULT_REPEAT_PENALTY, 1.0)
+    ]
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "default_model.json").write_text(
@@ -98,15 +114,21 @@ def main() -> None:
         "# Which embedded model ends its own turns (`bench/default_model.py`)",
         "",
         f"{len(PROMPTS)} fixed chat prompts, max_tokens {args.max_tokens}, temperature 0, "
-        f"managed llama-server engine (4 slots); {machine}.",
+        f"managed llama-server engine (4 slots); {machine}. Repetition penalty "
+        f"{DEFAULT_REPEAT_PENALTY} over the last 64 tokens is the engine's default for free "
+        "text; 1.0 is none (llama-server's own default).",
         "",
-        "| model | ended by themselves | median output tokens | seconds |",
-        "|---|---:|---:|---:|",
+        "| model | repetition penalty | ended by themselves | median output tokens | seconds |"
+        " ran to max_tokens |",
+        "|---|---:|---:|---:|---:|---|",
     ]
     for row in rows:
+        missed = row["not_ended"]
+        assert isinstance(missed, list)
         lines.append(
-            f"| {row['model']} | {row['ended_by_themselves']} / {row['prompts']} | "
-            f"{row['median_output_tokens']} | {row['seconds']} |"
+            f"| {row['model']} | {row['repeat_penalty']} | {row['ended_by_themselves']} / "
+            f"{row['prompts']} | {row['median_output_tokens']} | {row['seconds']} | "
+            f"{'; '.join(missed) if len(missed) <= 5 else f'{len(missed)} prompts'} |"
         )
     (RESULTS / "default_model.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -93,19 +93,13 @@ def run_js(
     with the same conventions (`openai_client.mjs`: the `openai` npm package).
     """
     node = node_or_skip()
-    child_env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    child_env.update(EXAMPLE_CREDENTIALS)
-    child_env["NODE_NO_WARNINGS"] = "1"
-    if ca_file is not None:
-        child_env["NODE_EXTRA_CA_CERTS"] = str(ca_file)
-    child_env.update(env or {})
     proc = subprocess.run(
         [node, str(script)],
         input=json.dumps(command),
         capture_output=True,
         text=True,
         cwd=JS_DIR,
-        env=child_env,
+        env=_child_env(ca_file, env),
         timeout=timeout,
         check=False,
     )
@@ -115,3 +109,57 @@ def run_js(
         )
     lines = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
     return JsRun(lines, proc.stderr)
+
+
+def _child_env(ca_file: Path | None, env: Mapping[str, str] | None) -> dict[str, str]:
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    child_env.update(EXAMPLE_CREDENTIALS)
+    child_env["NODE_NO_WARNINGS"] = "1"
+    if ca_file is not None:
+        child_env["NODE_EXTRA_CA_CERTS"] = str(ca_file)
+    child_env.update(env or {})
+    return child_env
+
+
+class JsCall:
+    """One SDK call running in the background (`start_js`), its lines read as they come, for
+    tests that act while a call is in flight (kill the engine mid-stream, queue calls)."""
+
+    def __init__(self, command: Mapping[str, Any], env: Mapping[str, str] | None = None) -> None:
+        node = node_or_skip()
+        self.proc = subprocess.Popen(
+            [node, str(SCRIPT)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=JS_DIR,
+            env=_child_env(None, env),
+        )
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(command))
+        self.proc.stdin.close()
+        self.proc.stdin = None  # closed: `communicate` must not flush it
+        self.lines: list[dict[str, Any]] = []
+
+    def read_events(self, count: int) -> list[dict[str, Any]]:
+        """Block until the call has printed `count` stream events (or ended); its lines so far."""
+        assert self.proc.stdout is not None
+        while sum("event" in line for line in self.lines) < count:
+            text = self.proc.stdout.readline()
+            if not text:
+                break
+            self.lines.append(json.loads(text))
+        return self.lines
+
+    def wait(self, timeout: float = 120.0) -> JsRun:
+        """Wait for the call to end; everything it printed."""
+        stdout, stderr = self.proc.communicate(timeout=timeout)
+        self.lines += [json.loads(line) for line in stdout.splitlines() if line.strip()]
+        return JsRun(self.lines, stderr)
+
+    def kill(self) -> None:
+        """End the client process at once (its connection closes: a client that vanished)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.communicate(timeout=30)

@@ -135,18 +135,21 @@ async def test_barge_in_interrupts_and_the_new_turn_is_answered(
 async def test_text_question_and_tool_use(
     speech_server: ServerProcess, tls_files: tuple[Path, Path]
 ) -> None:
-    """A tool call in the model's answer becomes toolUse; the toolResult continues the turn.
+    """The engine's tool call becomes toolUse; the toolResult continues the turn, as on Nova
+    Sonic: contentStart TOOL, toolUse (toolName, toolUseId, content), contentEnd TOOL_USE, then
+    the client's toolResult, then the spoken answer, all in one completion.
 
-    The echo engine repeats the user's text, so asking it to say a tool call makes it call the
-    tool; its next answer echoes the tool result it was given.
+    The tools reach the engine as tools (not as prompt text): the scripted engine calls the
+    offered tool with arguments valid for its schema, and answers the result by echoing it.
     """
+    schema = {"type": "object", "properties": {"city": {"type": "string", "enum": ["Paris"]}},
+              "required": ["city"]}  # fmt: skip
     tools = [{"toolSpec": {"name": "getWeather", "description": "Weather in a city.",
-              "inputSchema": {"json": json.dumps({"type": "object"})}}}]  # fmt: skip
-    call = '<tool_call>{"name": "getWeather", "arguments": {"city": "Paris"}}</tool_call>'
+              "inputSchema": {"json": json.dumps(schema)}}}]  # fmt: skip
     nova = NovaInput()
     async with SmithyStream(speech_server.tls_url, tls_files[0]) as stream:
         await stream.send_all(nova.opening(tools=tools, rate=16000))
-        await stream.send_all(nova.text("USER", f"Check this. {call}", interactive=True))
+        await stream.send_all(nova.text("USER", "What is the weather in Paris?", interactive=True))
         await stream.wait_for("toolUse")
         tool_use = next(e["toolUse"] for e in stream.events if "toolUse" in e)
         assert tool_use["toolName"] == "getWeather"
@@ -157,10 +160,10 @@ async def test_text_question_and_tool_use(
     assert stream.error is None
     out = NovaOutput(stream.events)
     check_linked(out)
+    assert len(out.completions()) == 1
     assert out.stop_reasons("TOOL") == ["TOOL_USE"]
-    finals = out.texts("ASSISTANT", "FINAL")
-    assert finals[0] == "Echo: Check this."
-    assert "Result of tool getWeather" in " ".join(finals[1:]) and "sunny" in finals[-1]
+    assert out.names.index("toolUse") < out.names.index("textOutput")
+    assert out.texts("ASSISTANT", "FINAL") == ['Echo: {"sky": "sunny"}']
     assert out.stop_reasons("AUDIO")[-1] == "END_TURN"
 
 

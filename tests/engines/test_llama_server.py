@@ -327,6 +327,20 @@ async def child_slots(engine: LlamaServerEngine) -> list[dict[str, Any]]:
 
 
 @pytest.mark.llamacpp
+async def test_greedy_free_text_ends_its_turn_instead_of_looping(
+    engine: LlamaServerEngine,
+) -> None:
+    """Greedy decoding alone loops on this prompt ("A gentle rain, a gentle rain, ...") until
+    max_tokens; the default repetition penalty (free text only) lets the model end its turn."""
+    haiku = chat("Write a haiku about rain.", max_tokens=256, temperature=0)
+    text, finish = await collect(engine.generate(haiku))
+    assert finish.stop_reason is StopReason.END_TURN, text
+    engine.options = dataclasses.replace(engine.options, repeat_penalty=1.0)  # penalty off
+    looped, unpenalized = await collect(engine.generate(haiku))
+    assert unpenalized.stop_reason is StopReason.MAX_TOKENS, looped
+
+
+@pytest.mark.llamacpp
 async def test_aclose_mid_generation_stops_that_slot(engine: LlamaServerEngine) -> None:
     stream = engine.generate(chat("Tell a very long story about rocks.", max_tokens=600))
     received = [await anext(stream), await anext(stream)]

@@ -59,6 +59,10 @@ def test_a_whole_session_parses_in_order() -> None:
                     "audioOutputConfiguration": {"mediaType": "audio/lpcm",
                     "sampleRateHertz": 24000}}}}], "voiceId is required"),
         (lambda n: [n.session_start(max_tokens=0)], "maxTokens"),
+        (lambda n: [n.session_start(), n.prompt_start(tools=[{"toolSpec": {"name": "t",
+                    "inputSchema": {"json": "not json"}}}])], "must be a JSON object"),
+        (lambda n: [n.session_start(), n.prompt_start(tools=[{"toolSpec": {"name": "t",
+                    "inputSchema": {"json": "[1]"}}}])], "must be a JSON object"),
         (lambda n: [{"event": {"a": {}, "b": {}}}], '{"event": {"<name>": {...}}}'),
         (lambda n: [n.session_start(), n.prompt_start(), {"event": {"promptEnd": {
                     "promptName": "other"}}}], "names promptName 'other'"),

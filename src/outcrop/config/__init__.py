@@ -24,6 +24,8 @@ a message naming the offending key.
     batch_size = 2048           # llama-server --batch-size / --ubatch-size; omitted: its default
     ubatch_size = 512
     token_timeout_s = 120       # no token for this long: the stream ends (ModelTimeoutException)
+    repeat_penalty = 1.1        # free text (not tool calls / JSON); 1.0: off (llama-server's)
+    repeat_last_n = 64          # tokens the repetition penalty looks back over
     binary = "/path/llama-server"   # omitted: built once into ~/.cache/outcrop/llama.cpp
     replicas = 1                # > 1: that many children as a pool (outcrop.config.pools)
     upstreams = ["http://h:8080"]   # or: llama-servers already running, as a pool
@@ -163,7 +165,9 @@ class LlamaCppSettings(_Strict):
 
     `model` is a GGUF path or an embedded model's name (`smollm2-135m`, `gemma3-270m`);
     omitted: the embedded default. Keys left unset take llama-server's defaults, except
-    `n_threads` (Outcrop's measured default, `DEFAULT_THREADS`) and `parallel`.
+    `n_threads` (Outcrop's measured default, `DEFAULT_THREADS`), `parallel` and the repetition
+    penalty of free-text generations (`repeat_penalty` 1.1 over `repeat_last_n` 64 tokens, as
+    Ollama and LM Studio default; 1.0 turns it off).
     """
 
     type: Literal["llamacpp"]
@@ -176,6 +180,8 @@ class LlamaCppSettings(_Strict):
     batch_size: int | None = Field(None, ge=1)  # llama-server --batch-size
     ubatch_size: int | None = Field(None, ge=1)  # llama-server --ubatch-size
     token_timeout_s: float = Field(120.0, gt=0)  # longest wait for the next token
+    repeat_penalty: float = Field(1.1, ge=1.0, le=2.0)  # free text; 1.0: off (llama-server's)
+    repeat_last_n: int = Field(64, ge=0, le=4096)  # tokens the repetition penalty looks back over
     binary: Path | None = None  # a llama-server executable; omitted: the cached build
     replicas: int = Field(1, ge=1, le=64)  # > 1: a pool of children (docs/engine-pools.md)
     upstreams: list[Annotated[str, Field(pattern=r"^https?://")]] | None = Field(
@@ -252,6 +258,10 @@ class SpeechSettings(_Strict):
     """A session whose client sends nothing for this long ends with a ValidationException."""
     chunk_ms: int = Field(100, ge=10, le=1000)
     playback_lead_ms: int = Field(500, ge=0)
+    tool_result_timeout_s: float = Field(60.0, gt=0)
+    """How long a turn waits for the client's toolResult (then the model gets an error result)."""
+    max_tool_rounds: int = Field(4, ge=0, le=64)
+    """Rounds of tool calls in one turn; the generation after the last may not call a tool."""
     event_signing_secret: str | None = None
     """Verify the input events' signature chain with this secret access key (until the
     authentication settings provide verified credentials, input events are only format-checked

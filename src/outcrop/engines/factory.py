@@ -88,6 +88,8 @@ def _llama_server(name: str, settings: LlamaCppSettings, external: str | None = 
             batch_size=settings.batch_size,
             ubatch_size=settings.ubatch_size,
             token_timeout_s=settings.token_timeout_s,
+            repeat_penalty=settings.repeat_penalty,
+            repeat_last_n=settings.repeat_last_n,
             binary=settings.binary,
         ),
         name=name,

@@ -40,6 +40,13 @@ admission queue (`PriorityTurn`, one permit per slot) ordered by `GenerationRequ
 `EngineTimeout`. Closing the iterator (a client disconnect) closes the HTTP stream to the
 child, which stops that slot's generation.
 
+**Repetition.** Free-text generations carry a repetition penalty (`repeat_penalty` 1.1 over the
+last `repeat_last_n` 64 tokens, the defaults Ollama and LM Studio give llama.cpp; llama-server's
+own default is off): at temperature 0 the small embedded model otherwise falls into loops
+("a gentle rain, a gentle rain, ...") and runs to max_tokens on 4 of 20 everyday prompts
+(bench/results/default_model.md). Grammar-constrained generations (tool calls, structured
+output) get none: their JSON repeats tokens by nature and the grammar already bounds them.
+
 **Determinism.** Temperature 0 is greedy; otherwise the request's seed (or `DEFAULT_SEED`)
 seeds the slot's sampler. Batched evaluation can differ from a solo run in the last bits of
 the logits, so a sampled (not greedy) answer may differ when other streams run beside it.
@@ -109,6 +116,10 @@ READY_TIMEOUT_S = 600.0
 RESTART_BACKOFF_S = 0.5
 MAX_RESTART_BACKOFF_S = 30.0
 MIN_P = 0.05
+DEFAULT_REPEAT_PENALTY = 1.1
+"""Repetition penalty of free-text generations (1.0: none); see the module docstring."""
+DEFAULT_REPEAT_LAST_N = 64
+"""How many recent tokens the repetition penalty looks back over."""
 LOG_TAIL_LINES = 20
 PORT_ATTEMPTS = 3
 CHILD_EXIT_GRACE_S = 2.0
@@ -133,6 +144,9 @@ class LlamaServerOptions:
     batch_size: int | None = None
     ubatch_size: int | None = None
     token_timeout_s: float = DEFAULT_TOKEN_TIMEOUT_S
+    repeat_penalty: float = DEFAULT_REPEAT_PENALTY
+    """Repetition penalty of free-text generations (1.0 turns it off)."""
+    repeat_last_n: int = DEFAULT_REPEAT_LAST_N
     binary: Path | None = None
     """The llama-server executable; None: the cached build (built on first start if absent)."""
     extra_args: tuple[str, ...] = ()
@@ -784,6 +798,9 @@ class LlamaServerEngine(Engine):
         body = self._body(request, tokens, min(request.sampling.max_tokens, room))
         if grammar is not None:
             body["grammar"] = grammar
+        else:  # free text: no loops (see the module docstring)
+            body["repeat_penalty"] = self.options.repeat_penalty
+            body["repeat_last_n"] = self.options.repeat_last_n
         self._waiting += 1
         try:
             await self._admission.acquire(request.priority)

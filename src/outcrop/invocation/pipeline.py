@@ -15,7 +15,7 @@ body and encoding its answer, in this order.
 
 Operations keep parsing their parameters and encoding their answers; SageMaker's engine-backed
 containers and speech sessions use the same engine seam (`engines.generate`) with their own
-error formats.
+error formats, and the same admission (`admission.CallAdmission`, which calls `admit`).
 """
 
 from __future__ import annotations

@@ -7,6 +7,11 @@ SageMaker's answer; here only transport failures are named: `BackendNotReady` (t
 does not pass `/ping`, or refuses connections), `BackendBroken` (it answered with something
 that is not HTTP, or dropped the connection before its headers) and `StreamBroken` (the
 connection failed while the body was streaming). Timeouts are the caller's.
+
+An engine-backed container admits each generation through the request's `admission` (the
+invocation layer's `CallAdmission`: token quotas reserve the input plus the maximum output once
+the body is parsed, and a scripted answer queued for the call replaces the engine), and reports
+the generation's usage to it, as InvokeModel and Converse do.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from outcrop.dialects.containers.choice import DialectName, dialect_name_for_bod
 from outcrop.engines.base import Engine, EngineError, EngineNotReady, EngineRequestError
 from outcrop.invocation.engines import generate
 from outcrop.sagemaker.sessions import NEW_SESSION, format_new_session
-from outcrop.types import Finish, GenerationEvent, TokenEvent
+from outcrop.types import Finish, GenerationEvent, GenerationRequest, TokenEvent
 from outcrop.wire.jsonbody import JsonInputError, load_json
 
 CUSTOM_ATTRIBUTES = "x-amzn-sagemaker-custom-attributes"
@@ -57,6 +62,18 @@ class StreamBroken(Exception):
     """The connection to the container failed while its body was streaming."""
 
 
+class Admission(Protocol):
+    """Admits an engine-backed call (invocation/admission.py `CallAdmission`)."""
+
+    def admit(self, engine: Engine, request: GenerationRequest) -> Engine:
+        """Run the call's admission checks for `request`; the engine that answers it."""
+        ...
+
+    def finished(self, finish: Finish) -> None:
+        """The generation's usage."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class EndpointRequest:
     """One request to a container, as SageMaker forwards it."""
@@ -71,6 +88,8 @@ class EndpointRequest:
     instance: int = 0
     target_model: str | None = None
     """Multi-model endpoints: the model file the request names (TargetModel)."""
+    admission: Admission | None = None
+    """Engine-backed containers: admits the generation (None: it runs unchecked)."""
 
 
 @dataclass(slots=True)
@@ -141,9 +160,9 @@ class EngineBackend:
             "Ready": self.ready(),
         }
 
-    def dialect_for(self, body: bytes) -> ContainerDialect:
+    def dialect_for(self, body: bytes, engine: Engine | None = None) -> ContainerDialect:
         name = self.dialect or dialect_name_for_body(body, self.inputs_dialect)
-        return dialect_named(name, self.engine.name)
+        return dialect_named(name, (engine or self.engine).name)
 
     async def invoke(self, invocation: EndpointRequest) -> BackendResponse:
         health = self.engine.health()
@@ -167,24 +186,32 @@ class EngineBackend:
             request = dialect.parse(invocation.content_type, invocation.body, invocation.request_id)
         except ContainerRejected as rejected:
             return reply_response(rejected.reply, headers)
-        events = generate(self.engine, request.generation)
+        admission = invocation.admission
+        engine = self.engine
+        events: AsyncGenerator[GenerationEvent, None] | None = None
         try:
+            if admission is not None:
+                engine = admission.admit(self.engine, request.generation)
+                if engine is not self.engine:  # a scripted answer, in this container's format
+                    dialect = self.dialect_for(invocation.body, engine)
+            events = generate(engine, request.generation)
             first = await anext(events)
-            input_tokens = self.engine.count_tokens(request.generation)
+            input_tokens = engine.count_tokens(request.generation)
         except EngineNotReady as exc:
-            await events.aclose()
+            await _close(events)
             raise BackendNotReady(str(exc)) from None
         except EngineRequestError as exc:
-            await events.aclose()
+            await _close(events)
             return reply_response(dialect.invalid(str(exc)), headers)
         except EngineError as exc:
-            await events.aclose()
+            await _close(events)
             return reply_response(dialect.failure(str(exc)), headers)
         except StopAsyncIteration:
             return reply_response(dialect.failure("the engine produced no output"), headers)
+        finished = admission.finished if admission is not None else None
         if request.stream:
             encoder = dialect.stream(request, input_tokens)
-            chunks = _stream_chunks(events, first, encoder)
+            chunks = _stream_chunks(events, first, encoder, finished)
             return BackendResponse(200, encoder.content_type, headers, chunks)
         pieces: list[str] = []
         finish: Finish | None = None
@@ -203,14 +230,22 @@ class EngineBackend:
                 return reply_response(dialect.failure(str(exc)), headers)
         if finish is None:
             return reply_response(dialect.failure("the engine ended without finishing"), headers)
+        if finished is not None:
+            finished(finish)
         reply = dialect.complete(request, pieces, finish, input_tokens)
         return reply_response(reply, headers)
+
+
+async def _close(events: AsyncGenerator[GenerationEvent, None] | None) -> None:
+    if events is not None:
+        await events.aclose()
 
 
 async def _stream_chunks(
     events: AsyncGenerator[GenerationEvent, None],
     first: GenerationEvent,
     encoder: ContainerStream,
+    finished: Callable[[Finish], None] | None = None,
 ) -> AsyncGenerator[bytes, None]:
     async with aclosing(events):
         for chunk in encoder.start():
@@ -222,6 +257,8 @@ async def _stream_chunks(
                     for chunk in encoder.token(event.text):
                         yield chunk
                 elif isinstance(event, Finish):
+                    if finished is not None:
+                        finished(event)
                     for chunk in encoder.finish(event):
                         yield chunk
                     return

@@ -11,6 +11,11 @@ client goes away (the gateway closes the frames, which cancels everything the se
 After the last frame the response waits briefly for the client's end of input, so the client
 sees its stream end cleanly rather than reset.
 
+Each assistant turn is a generation admitted through the invocation layer
+(`invocation.admission.CallAdmission`): token quotas reserve per turn (a refusal ends the session
+with ThrottlingException), a scripted response queued for the session answers the next turn,
+and the session's usage is the sum of its turns.
+
 Event signatures: with verified credentials (`ctx.call.identity.verified`, set by the
 authentication interceptor in `verify` mode) or a configured `event_signing_secret`, the chain
 seeded by the request's signature is verified; otherwise each frame's `:date` and
@@ -31,7 +36,7 @@ import orjson
 from outcrop.catalog.resolver import ResolvedModel
 from outcrop.config import SpeechSettings
 from outcrop.engines.base import Engine, EngineError
-from outcrop.invocation.engines import picked_engine
+from outcrop.invocation.admission import CallAdmission
 from outcrop.services.base import DuplexOperation, RequestContext, StreamResponse
 from outcrop.speech.models import SpeechModels, SpeechModelsUnavailable
 from outcrop.speech.protocol import ProtocolError
@@ -84,7 +89,10 @@ class BidirectionalStreaming:
         self.settings = settings
         self.models = models or SpeechModels(settings.asr_model, settings.voice, settings.workers)
         self.options = SessionOptions(
-            chunk_ms=settings.chunk_ms, lead_s=settings.playback_lead_ms / 1000
+            chunk_ms=settings.chunk_ms,
+            lead_s=settings.playback_lead_ms / 1000,
+            tool_result_timeout_s=settings.tool_result_timeout_s,
+            max_tool_rounds=settings.max_tool_rounds,
         )
         self.operation = DuplexOperation(self.invoke)
         self.sessions = 0
@@ -105,7 +113,8 @@ class BidirectionalStreaming:
         chain = self._chain(ctx)
         engine = self.engines[resolved.engine]
         headers = [("Content-Type", "application/vnd.amazon.eventstream")]
-        return StreamResponse(headers, self._frames(ctx, body, chain, engine))
+        admission = CallAdmission(ctx, resolved.model.model_id)
+        return StreamResponse(headers, self._frames(ctx, body, chain, engine, admission))
 
     def _chain(self, ctx: RequestContext) -> EventChain | None:
         """The signature chain to verify, or None to format-check frames only (open mode)."""
@@ -130,12 +139,13 @@ class BidirectionalStreaming:
         body: AsyncIterator[bytes],
         chain: EventChain | None,
         engine: Engine,
+        admission: CallAdmission,
     ) -> AsyncGenerator[bytes, None]:
         self.sessions += 1
         queue: asyncio.Queue[Item] = asyncio.Queue()
         session = SpeechSession(
             self.models, engine, queue.put_nowait, lambda exc: queue.put_nowait(_error(exc)),
-            self.options, turn_engine=lambda: picked_engine(ctx),
+            self.options, admission=admission,
         )  # fmt: skip
         reader = asyncio.create_task(self._read(body, chain, session, queue, ctx.request_id))
         loop = asyncio.get_running_loop()

@@ -29,6 +29,7 @@ from typing import Any
 from outcrop.config import EngineSettings, SageMakerSettings
 from outcrop.engines.base import Engine
 from outcrop.engines.factory import build_engine
+from outcrop.invocation.admission import CallAdmission
 from outcrop.invocation.engines import picked_engine
 from outcrop.sagemaker.async_inference import AsyncStorage
 from outcrop.sagemaker.backends import (
@@ -326,6 +327,21 @@ class SageMakerRuntime:
         self, ctx: RequestContext, target: Target, slot: Slot, deadline: float
     ) -> BackendResponse:
         route = target.route
+        backend = self.backend(route)
+        # Engine-backed containers admit the call once its body is parsed (token quotas), and
+        # pick a queued scripted answer then; real containers' bodies are not parsed here.
+        admission: CallAdmission | None = CallAdmission(ctx, route.endpoint.name)
+        if not isinstance(backend, EngineBackend):
+            scripted = picked_engine(ctx)
+            if scripted is not None:  # a queued scripted response, in the container's format
+                admission = None
+                backend = EngineBackend(
+                    scripted,
+                    None,
+                    inputs_dialect=self.settings.inputs_dialect,
+                    session_ttl_s=route.endpoint.session_ttl_s,
+                    clock=self._clock,
+                )
         invocation = EndpointRequest(
             request_id=ctx.request_id,
             body=ctx.body,
@@ -336,17 +352,8 @@ class SageMakerRuntime:
             session_id=_param(ctx, "SessionId"),
             instance=slot.instance,
             target_model=_param(ctx, "TargetModel"),
+            admission=admission,
         )
-        backend = self.backend(route)
-        scripted = picked_engine(ctx)
-        if scripted is not None:  # a queued scripted response, in the container's format
-            backend = EngineBackend(
-                scripted,
-                backend.dialect if isinstance(backend, EngineBackend) else None,
-                inputs_dialect=self.settings.inputs_dialect,
-                session_ttl_s=route.endpoint.session_ttl_s,
-                clock=self._clock,
-            )
         try:
             async with asyncio.timeout_at(deadline):
                 return await backend.invoke(invocation)

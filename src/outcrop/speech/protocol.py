@@ -76,7 +76,13 @@ class ToolSpec:
     name: str
     description: str
     input_schema: str
-    """The JSON schema as the client sent it (a string)."""
+    """The JSON schema as the client sent it (a string holding a JSON object)."""
+
+    def schema(self) -> dict[str, Any]:
+        """The input schema, parsed."""
+        value = json.loads(self.input_schema)
+        assert isinstance(value, dict)
+        return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,6 +386,13 @@ def _lpcm(config: dict[str, Any], where: str) -> None:
         raise ProtocolError(f"{where}.encoding must be base64.")
 
 
+def _json_or_none(text: str) -> object:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return None
+
+
 def _tools(config: object) -> list[ToolSpec]:
     tools = config.get("tools") if isinstance(config, dict) else None
     if not isinstance(tools, list):
@@ -395,6 +408,8 @@ def _tools(config: object) -> list[ToolSpec]:
         schema = schema_holder.get("json", "{}")
         if not isinstance(schema, str):
             schema = json.dumps(schema)
+        if not isinstance(_json_or_none(schema), dict):
+            raise ProtocolError("toolSpec.inputSchema.json must be a JSON object (a JSON schema).")
         specs.append(ToolSpec(spec["name"], str(spec.get("description", "")), schema))
     return specs
 

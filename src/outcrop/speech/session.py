@@ -6,8 +6,19 @@ When a turn ends, a response task runs: speech recognition (its transcript goes 
 USER text, FINAL), then the language engine with the system prompt and the history, its text
 cut into sentences, each sentence synthesized and sent as it is ready: ASSISTANT text
 (SPECULATIVE), an AUDIO block in `chunk_ms` pieces, ASSISTANT text (FINAL), the last with
-END_TURN and the others PARTIAL_TURN. A tool call in the generated text becomes a TOOL block
-(toolUse, TOOL_USE); the response waits for the client's toolResult and continues.
+END_TURN and the others PARTIAL_TURN.
+
+Tools: the prompt's tools are offered to the engine as `GenerationRequest.tools`, and the
+engine's tool calls (`ToolCallEvent`s, a generation ending with TOOL_USE) become TOOL blocks as
+Nova Sonic sends them: contentStart (TOOL), toolUse (toolName, toolUseId, the input as a JSON
+string in content), contentEnd (TOOL_USE). The response waits for the client's toolResult for
+each toolUseId, puts the calls and their results in the history (as an assistant turn's
+`tool_calls` and the next user turn's `tool_results`) and generates again, in the same
+completion, until the model answers in text; after `max_tool_rounds` rounds of calls the model
+must answer without tools.
+
+Each generation is admitted through `admission` (the invocation layer's `CallAdmission`:
+quotas, a scripted answer queued for the session) and reports its usage back to it.
 
 While the user's audio block is open, output audio is paced to real time with `lead_s` sent
 ahead of playback, so the assistant is "speaking" until its audio would have finished playing.
@@ -29,22 +40,49 @@ import logging
 from collections.abc import Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from outcrop.engines.base import Engine, EngineError
 from outcrop.invocation.engines import generate
 from outcrop.speech import protocol as p
 from outcrop.speech.audio import StreamResampler, chunked, duration_s
 from outcrop.speech.models import SpeechModels, SpeechModelsUnavailable
-from outcrop.speech.text import SentenceSplitter, ToolCall, ToolCallScanner, tool_instructions
+from outcrop.speech.text import SentenceSplitter
 from outcrop.speech.turns import END_OF_TURN_MS, RATE, SpeechEnded, SpeechStarted, TurnDetector
-from outcrop.types import ChatMessage, Finish, GenerationRequest, Role, SamplingParams, TokenEvent
+from outcrop.types import (
+    ChatMessage,
+    Finish,
+    GenerationRequest,
+    Role,
+    SamplingParams,
+    TokenEvent,
+    ToolCall,
+    ToolCallEvent,
+    ToolChoice,
+    ToolResult,
+    ToolSpec,
+)
 
 log = logging.getLogger("outcrop.speech")
 
 SPEECH_TOKENS_PER_S = 25.0
 """Estimated speech tokens per second of audio, for usage events (Nova's rate is unpublished)."""
 MAX_TOOL_ROUNDS = 4
+"""Tool-call rounds in one response by default (`[speech] max_tool_rounds`); the generation
+after the last may not call a tool."""
+TOOL_RESULT_TIMEOUT = "the tool result did not arrive in time"
+
+
+class TurnAdmission(Protocol):
+    """Admits each generation of the session (invocation/admission.py `CallAdmission`)."""
+
+    def admit(self, engine: Engine, request: GenerationRequest) -> Engine:
+        """Run the admission checks for `request`; the engine that answers it."""
+        ...
+
+    def finished(self, finish: Finish) -> None:
+        """One generation's usage."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +92,7 @@ class SessionOptions:
     lead_s: float = 0.5
     """How far output audio may run ahead of (simulated) playback while the user can speak."""
     tool_result_timeout_s: float = 60.0
+    max_tool_rounds: int = MAX_TOOL_ROUNDS
 
 
 @dataclass(slots=True)
@@ -73,19 +112,29 @@ class ResponseState:
 
 
 class History:
-    """The conversation as chat messages; consecutive messages of one role are merged."""
+    """The conversation as chat messages; consecutive messages of one role are merged, except
+    that nothing follows an assistant turn's tool calls or precedes a user turn's tool results
+    within one message (`ChatMessage` keeps calls after the text and results before it)."""
 
     def __init__(self) -> None:
         self.messages: list[ChatMessage] = []
 
-    def add(self, role: Role, text: str) -> None:
+    def add(
+        self,
+        role: Role,
+        text: str,
+        tool_calls: tuple[ToolCall, ...] = (),
+        tool_results: tuple[ToolResult, ...] = (),
+    ) -> None:
         text = text.strip()
-        if not text:
+        if not text and not tool_calls and not tool_results:
             return
-        if self.messages and self.messages[-1].role == role:
-            last = self.messages.pop()
-            text = f"{last.text}\n{text}"
-        self.messages.append(ChatMessage(role, text))
+        last = self.messages[-1] if self.messages else None
+        if last is not None and last.role == role and not last.tool_calls and not tool_results:
+            self.messages.pop()
+            text = f"{last.text}\n{text}" if last.text and text else last.text or text
+            tool_results = last.tool_results
+        self.messages.append(ChatMessage(role, text, tool_calls, tool_results))
 
 
 class SpeechSession:
@@ -96,13 +145,13 @@ class SpeechSession:
         emit: Callable[[dict[str, Any]], None],
         fail: Callable[[BaseException], None],
         options: SessionOptions | None = None,
-        turn_engine: Callable[[], Engine | None] | None = None,
+        admission: TurnAdmission | None = None,
     ) -> None:
         self.models = models
         self.engine = engine
-        self.turn_engine = turn_engine
-        """Asked at each assistant turn for another engine to answer it (a queued scripted
-        response); None or a None answer: `engine`."""
+        self.admission = admission
+        """Admits each generation and may pick another engine for it (a queued scripted
+        response); None: every generation runs on `engine`, unchecked."""
         self._emit = emit
         self._fail = fail
         self.options = options or SessionOptions()
@@ -291,14 +340,15 @@ class SpeechSession:
             self._state = state
             self._emit(out.completion_start(cid))
         self.history.add("user", text)
-        for _ in range(MAX_TOOL_ROUNDS):
-            call = await self._generate(state, delta)
-            if call is None:
+        rounds = self.options.max_tool_rounds
+        for round_ in range(rounds + 1):
+            calls = await self._generate(state, delta, tools_allowed=round_ < rounds)
+            if not calls:
                 break
-            result = await self._use_tool(state, call)
-            self.history.add("assistant", " ".join([*state.spoken, call.markup()]))
+            results = await self._use_tools(state, calls)
+            self.history.add("assistant", " ".join(state.spoken), tool_calls=calls)
             state.spoken.clear()
-            self.history.add("user", f"Result of tool {call.name}: {result}")
+            self.history.add("user", "", tool_results=results)
         self.history.add("assistant", " ".join(state.spoken))
         self._state = None
         self.usage.add(delta)
@@ -313,10 +363,8 @@ class SpeechSession:
         except Exception as exc:
             raise SpeechModelsUnavailable(f"Speech recognition failed: {exc}") from exc
 
-    def _request(self) -> GenerationRequest:
+    def _request(self, tools_allowed: bool) -> GenerationRequest:
         system = "\n\n".join(s for s in self.system if s.strip())
-        if self.prompt is not None and self.prompt.tools:
-            system = f"{system}\n\n{tool_instructions(self.prompt.tools)}".strip()
         messages = [ChatMessage("system", system)] if system else []
         messages += self.history.messages
         sampling = SamplingParams(
@@ -324,33 +372,46 @@ class SpeechSession:
             temperature=self.inference.temperature,
             top_p=self.inference.top_p,
         )
-        return GenerationRequest(tuple(messages), sampling)
+        tools = tuple(
+            ToolSpec(t.name, t.description, t.schema())
+            for t in (self.prompt.tools if self.prompt is not None else ())
+        )
+        choice = ToolChoice("auto" if tools_allowed else "none")
+        return GenerationRequest(tuple(messages), sampling, tools=tools, tool_choice=choice)
 
-    async def _generate(self, state: ResponseState, delta: p.UsageCounts) -> ToolCall | None:
-        """Stream one generation into speech; the tool call it ended with, if any."""
+    def _answering_engine(self, request: GenerationRequest) -> Engine:
+        if self.admission is None:
+            return self.engine
+        return self.admission.admit(self.engine, request)
+
+    async def _generate(
+        self, state: ResponseState, delta: p.UsageCounts, *, tools_allowed: bool = True
+    ) -> tuple[ToolCall, ...]:
+        """Stream one generation into speech; the tool calls it ended with, if any."""
         sentences: asyncio.Queue[str | None] = asyncio.Queue()
-        found: list[ToolCall] = []
+        calls: dict[str, list[str]] = {}
+        """The engine's call ID: the tool's name, then the argument JSON's fragments."""
+        finished: list[Finish] = []
 
         async def produce() -> None:
-            splitter, scanner = SentenceSplitter(), ToolCallScanner()
-            picked = self.turn_engine() if self.turn_engine is not None else None
-            engine = picked if picked is not None else self.engine
+            splitter = SentenceSplitter()
             try:
-                async with aclosing(generate(engine, self._request())) as events:
+                request = self._request(tools_allowed)
+                engine = self._answering_engine(request)
+                async with aclosing(generate(engine, request)) as events:
                     async for event in events:
                         if isinstance(event, TokenEvent):
-                            spoken, call = scanner.feed(event.text)
-                            for sentence in splitter.feed(spoken):
-                                sentences.put_nowait(sentence)
-                            if call is not None:
-                                found.append(call)
-                                break
+                            if event.kind == "text":  # reasoning is not spoken
+                                for sentence in splitter.feed(event.text):
+                                    sentences.put_nowait(sentence)
+                        elif isinstance(event, ToolCallEvent):
+                            calls.setdefault(event.call_id, [event.name]).append(event.arguments)
                         elif isinstance(event, Finish):
+                            finished.append(event)
                             delta.input_text += event.input_tokens
                             delta.output_text += event.output_tokens
-                if not found:
-                    for sentence in splitter.feed(scanner.flush()):
-                        sentences.put_nowait(sentence)
+                            if self.admission is not None:
+                                self.admission.finished(event)
                 for sentence in splitter.flush():
                     sentences.put_nowait(sentence)
             finally:
@@ -362,7 +423,7 @@ class SpeechSession:
             while pending is not None:
                 await self._say(state, pending, delta)
                 following = await sentences.get()
-                last = following is None and not found
+                last = following is None and not calls
                 self._close_segment(state, pending, "END_TURN" if last else "PARTIAL_TURN")
                 pending = following
             await producer  # re-raises an engine failure
@@ -371,7 +432,10 @@ class SpeechSession:
                 producer.cancel()
                 with contextlib.suppress(asyncio.CancelledError, EngineError):
                     await producer
-        return found[0] if found else None
+        return tuple(
+            ToolCall(p.new_id(), parts[0], _arguments("".join(parts[1:])))
+            for parts in calls.values()
+        )
 
     async def _say(self, state: ResponseState, sentence: str, delta: p.UsageCounts) -> None:
         """One sentence: SPECULATIVE text, then its audio (the AUDIO block stays open)."""
@@ -417,21 +481,44 @@ class SpeechSession:
             await asyncio.sleep(ahead - self.options.lead_s)
         self._play_end += seconds
 
-    async def _use_tool(self, state: ResponseState, call: ToolCall) -> str:
+    async def _use_tools(
+        self, state: ResponseState, calls: tuple[ToolCall, ...]
+    ) -> tuple[ToolResult, ...]:
+        """Send each call as a TOOL block (its `call_id` is the toolUseId) and wait for the
+        client's toolResults; a result that does not come in time is an error result."""
         out, cid = self.out, state.completion_id
         assert out is not None
-        tool_use_id = p.new_id()
-        content_id = p.new_id()
-        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._tool_results[tool_use_id] = future
-        self.protocol.expect_tool_result(tool_use_id)
-        self._emit(out.tool_start(cid, content_id))
-        self._emit(out.tool_use(cid, content_id, call.name, tool_use_id, call.arguments))
-        self._emit(out.content_end(cid, content_id, "TOOL", "TOOL_USE"))
+        loop = asyncio.get_running_loop()
+        futures: dict[str, asyncio.Future[str]] = {}
+        for call in calls:
+            futures[call.call_id] = self._tool_results[call.call_id] = loop.create_future()
+            self.protocol.expect_tool_result(call.call_id)
+            content_id = p.new_id()
+            self._emit(out.tool_start(cid, content_id))
+            self._emit(out.tool_use(cid, content_id, call.name, call.call_id, call.arguments))
+            self._emit(out.content_end(cid, content_id, "TOOL", "TOOL_USE"))
+        results: list[ToolResult] = []
+        deadline = loop.time() + self.options.tool_result_timeout_s
         try:
-            result = await asyncio.wait_for(future, self.options.tool_result_timeout_s)
-        except TimeoutError:
-            result = json.dumps({"error": "the tool result did not arrive in time"})
+            for call_id, future in futures.items():
+                try:
+                    content = await asyncio.wait_for(future, max(0.0, deadline - loop.time()))
+                except TimeoutError:
+                    results.append(
+                        ToolResult(call_id, json.dumps({"error": TOOL_RESULT_TIMEOUT}), True)
+                    )
+                else:
+                    results.append(ToolResult(call_id, content))
         finally:
-            self._tool_results.pop(tool_use_id, None)
-        return result
+            for call_id in futures:
+                self._tool_results.pop(call_id, None)
+        return tuple(results)
+
+
+def _arguments(text: str) -> str:
+    """A call's argument JSON as toolUse.content carries it (an object; `{}` when empty)."""
+    try:
+        value = json.loads(text) if text.strip() else {}
+    except json.JSONDecodeError:
+        return text
+    return json.dumps(value if value is not None else {})
