@@ -30,13 +30,15 @@ from outcrop.catalog.resolver import ModelRoute, Resolver
 from outcrop.config import Settings
 from outcrop.config.scripted import ScriptedResponseSettings
 from outcrop.config.security import FaultRuleSettings, principal_arn
+from outcrop.console.calls import CallRecorder, CallRing
+from outcrop.console.routes import ConsoleRoutes
 from outcrop.engines.base import Engine
 from outcrop.engines.deadline import DeadlineEngine
 from outcrop.engines.embeddings import BertEmbedder
 from outcrop.engines.factory import build_engine
 from outcrop.engines.pool_metrics import PoolCollector
 from outcrop.gateway.access_log import AccessLog
-from outcrop.gateway.admin_guard import AdminGuard
+from outcrop.gateway.admin_guard import AdminGuard, host_name, is_loopback
 from outcrop.gateway.auth import Authenticator
 from outcrop.gateway.dispatch import (
     Gateway,
@@ -216,6 +218,7 @@ class OutcropApp:
         )
         self.endpoint_admin = EndpointAdmin(self.sagemaker)
         self.metrics.registry.register(ReplicaCollector(self.replica_id, self.shared))
+        self.console = self._console()
         self.recording = (
             RecordingOperations(settings.recording, settings.server.region)
             if settings.recording.enabled
@@ -226,7 +229,10 @@ class OutcropApp:
             self._services(),
             self._interceptors(),
             self._local_routes(),
-            self.endpoint_admin.prefix_routes(),
+            {
+                **self.endpoint_admin.prefix_routes(),
+                **(self.console.prefix_routes() if self.console is not None else {}),
+            },
             {("POST", CHAT_COMPLETIONS): self.openai_chat.handle},
             admin_guard=AdminGuard(settings.auth, settings.admin),
             local_body_limit=settings.admin.max_body_bytes,
@@ -282,6 +288,34 @@ class OutcropApp:
                 self.responses, _admin_api(settings, settings.admin.responses_api), settings.admin
             ).routes(),
             **RecordingAdmin(self.recording.library if self.recording else None).routes(),
+            **(self.console.routes() if self.console is not None else {}),
+        }
+
+    def _console(self) -> ConsoleRoutes | None:
+        """The web console (`[console]`; default: on when bound to a loopback host)."""
+        configured = self.settings.console
+        enabled = configured.enabled
+        if enabled is None:
+            enabled = is_loopback(host_name(self.settings.server.host))
+        if not enabled:
+            return None
+        ring = CallRing(
+            configured.max_calls, configured.max_feed_clients, configured.max_total_bytes
+        )
+        return ConsoleRoutes(ring, self._console_overview)
+
+    def _console_overview(self) -> dict[str, Any]:
+        """What the console's engines and settings views show."""
+        settings = self.settings
+        _, health = self.health()
+        return {
+            "health": health,
+            "queueDepth": {name: engine.queue_depth for name, engine in self.engines.items()},
+            "authMode": settings.auth.mode,
+            "region": settings.server.region,
+            "faultsApi": _admin_api(settings, settings.admin.faults_api),
+            "responsesApi": _admin_api(settings, settings.admin.responses_api),
+            "quotas": [quota.model_dump(mode="json") for quota in settings.quotas],
         }
 
     def _interceptors(self) -> list[Interceptor]:
@@ -315,6 +349,13 @@ class OutcropApp:
             self.quotas,
             ScriptedResponses(self.responses, settings.aliases, settings.limits.model_timeout_s),
         ]
+        if self.console is not None:
+            # Last, so that its stream wrapper sees the frames as sent (faults applied).
+            interceptors.append(
+                CallRecorder(
+                    self.console.ring, settings.console.max_call_bytes, self.resolver.engine_for
+                )
+            )
         return interceptors
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -368,6 +409,12 @@ class OutcropApp:
             # One line; the traceback at DEBUG (`outcrop serve` reports failures in one line).
             log.error("engine %s failed to start: %s", engine.name, exc)
             log.debug("engine %s failed to start", engine.name, exc_info=True)
+
+    def stopping(self) -> None:
+        """The server stops gracefully: end the responses that would otherwise never end (the
+        console's live feeds), so that in-flight calls are all it waits for."""
+        if self.console is not None:
+            self.console.ring.end_feeds()
 
     async def wait_ready(self) -> None:
         if self._start_tasks:

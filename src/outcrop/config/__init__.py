@@ -57,6 +57,8 @@ a message naming the offending key.
 
     [state]                     # durable state: SQLite in the state directory by default;
     url = "postgresql://..."    # PostgreSQL for fleets (outcrop.config.state documents it)
+    [console]                   # the web console, /_outcrop/console (outcrop.config.console)
+    max_calls = 1000
 
     [catalog]                   # strict = true: refuse IDs not in the catalog, as AWS does;
     strict = false              # [[catalog.models]] adds models (outcrop.config.catalog)
@@ -111,6 +113,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pydantic_core import ErrorDetails
 
 from outcrop.config.catalog import CatalogSettings
+from outcrop.config.console import ConsoleSettings
 from outcrop.config.guardrails import GuardrailSettings
 from outcrop.config.lines import KeyProblem, file_loc, line_of
 from outcrop.config.pools import PoolSettings
@@ -424,6 +427,7 @@ class Settings(_Strict):
     shared: SharedSettings = SharedSettings()
     """Live state shared by replicas through Redis (outcrop.config.shared)."""
     state: StateSettings = StateSettings()
+    console: ConsoleSettings = ConsoleSettings()
     recording: RecordingSettings = RecordingSettings()
 
     @model_validator(mode="after")
