@@ -444,10 +444,25 @@ class Interaction:
     audio: Mapping[str, str] = field(default_factory=dict)
     """A speech session's audio, base64, one blob per direction (`input`, `output`), that the
     events' `@audio:OFFSET:LENGTH` markers point into."""
+    _frames: list[tuple[bytes, ...]] = field(
+        default_factory=list, init=False, repr=False, compare=False
+    )
+    """The response's frames once encoded (see `frames`)."""
 
     def audio_bytes(self, direction: str) -> bytes:
         blob = self.audio.get(direction)
         return base64.b64decode(blob) if blob else b""
+
+    def frames(self) -> tuple[bytes, ...]:
+        """The response's event frames as sent (speech audio markers expanded from the `output`
+        blob), encoded on first use and kept: a cassette replays the same entry many times, and
+        encoding each frame from its decoded event was most of a replay's CPU. What is kept is
+        about the size of the recorded events, which the cassette limits already bound."""
+        if not self._frames:
+            events = self.response.events or ()
+            audio = self.audio_bytes("output") if self.audio else b""
+            self._frames.append(tuple(e.frame(audio) for e in events))
+        return self._frames[0]
 
     def to_json(self) -> dict[str, Any]:
         out = {
