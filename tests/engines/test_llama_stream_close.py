@@ -5,6 +5,7 @@ is cancelled and its outcome retrieved, not left to fail when the connection is 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import gc
 from typing import Any
@@ -66,10 +67,8 @@ async def test_closing_a_stream_mid_read_leaves_no_unretrieved_task_exception() 
             reads = pending_reads()
             assert len(reads) == 1 and not waiting.done()
             waiting.cancel()  # the client left
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await waiting
-            except asyncio.CancelledError:
-                pass
             response.close()  # what the stream's `finally` does
             await asyncio.wait_for(asyncio.wait(reads), 30.0)
             del reads

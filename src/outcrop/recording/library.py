@@ -2,9 +2,10 @@
 
 By default (no cassette selected) replay answers from every cassette under the folder
 (`**/*.json`; JSON files without an `outcrop_cassette` key are skipped with one warning, a file
-that claims to be a cassette and is broken stops the server) and new recordings go to `session-<UTC timestamp>.json` there. Selecting a
-cassette by name (`PUT /_outcrop/recording`, what the pytest plugin does per test) plays and
-records `<dir>/<name>.json` only. Modes, as VCR's (docs/cassettes.md):
+that claims to be a cassette and is broken stops the server) and new recordings go to
+`session-<UTC timestamp>.json` there. Selecting a cassette by name (`PUT /_outcrop/recording`,
+what the pytest plugin does per test) plays and records `<dir>/<name>.json` only. Modes, as
+VCR's (docs/cassettes.md):
 
 * `none`: replay only; a call no interaction matches is refused.
 * `once`: replay only when the cassette existed, else record every call (the default session's
