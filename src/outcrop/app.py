@@ -29,13 +29,15 @@ from outcrop.catalog.foundation import configured_models
 from outcrop.catalog.resolver import ModelRoute, Resolver
 from outcrop.config import Settings
 from outcrop.config.security import principal_arn
+from outcrop.console.calls import CallRecorder, CallRing
+from outcrop.console.routes import ConsoleRoutes
 from outcrop.engines.base import Engine
 from outcrop.engines.deadline import DeadlineEngine
 from outcrop.engines.embeddings import BertEmbedder
 from outcrop.engines.factory import build_engine
 from outcrop.engines.pool_metrics import PoolCollector
 from outcrop.gateway.access_log import AccessLog
-from outcrop.gateway.admin_guard import AdminGuard
+from outcrop.gateway.admin_guard import AdminGuard, host_name, is_loopback
 from outcrop.gateway.auth import Authenticator
 from outcrop.gateway.dispatch import (
     Gateway,
@@ -46,6 +48,7 @@ from outcrop.gateway.dispatch import (
 )
 from outcrop.gateway.fault_admin import FaultAdmin
 from outcrop.gateway.faults import FaultInjector, FaultRegistry
+from outcrop.gateway.guardrail_freshness import GuardrailFreshness
 from outcrop.gateway.interceptors import Interceptor
 from outcrop.gateway.invocation_log import InvocationLog
 from outcrop.gateway.limits import HeaderLimit
@@ -54,9 +57,11 @@ from outcrop.gateway.policies import Policy, PolicyEnforcer, PolicyError, parse_
 from outcrop.gateway.quotas import QuotaEnforcer
 from outcrop.gateway.request_limits import RequestLimits, request_limits, transport_limits
 from outcrop.gateway.scripted_responses import ResponseAdmin, ResponseRegistry, ScriptedResponses
+from outcrop.gateway.state_metrics import StateCollector
 from outcrop.guardrails.runtime import check_definitions, open_guardrails
 from outcrop.recording.admin import RecordingAdmin
 from outcrop.recording.operations import RecordingOperations
+from outcrop.sagemaker.async_jobs import AsyncJobs
 from outcrop.server import TransportLimits
 from outcrop.services.apply_guardrail import ApplyGuardrail
 from outcrop.services.base import Response
@@ -68,6 +73,8 @@ from outcrop.services.guardrails_admin import GuardrailAdmin
 from outcrop.services.openai_chat import CHAT_COMPLETIONS, OpenAIChatCompletions
 from outcrop.services.sagemaker_admin import EndpointAdmin
 from outcrop.services.sagemaker_runtime import SageMakerRuntime
+from outcrop.state.backends import open_state
+from outcrop.state.store import probe
 from outcrop.wire.errors import InternalStreamFailure
 from outcrop.wire.jsonbody import set_max_json_depth
 
@@ -147,8 +154,10 @@ class OutcropApp:
         )
         self.embedder = BertEmbedder(settings.embeddings.model)
         region = settings.server.region
+        self.state = open_state(settings.state, settings.guardrails.resolved_state_dir())
+        """The durable state store (docs/state.md); connects on first use."""
         self.guardrails = open_guardrails(
-            settings.guardrails, region, self.embedder, settings.auth.account_id
+            settings.guardrails, region, self.embedder, settings.auth.account_id, self.state
         )
         self.bedrock = BedrockRuntime(
             self.resolver, self.engines, self.embedder, settings.speech, self.guardrails
@@ -158,7 +167,10 @@ class OutcropApp:
             self.resolver.known_models, region, self.resolver.model_for
         )
         self.sagemaker = SageMakerRuntime(
-            settings.sagemaker, self.engines, engine_settings=settings.engines
+            settings.sagemaker,
+            self.engines,
+            engine_settings=settings.engines,
+            jobs=AsyncJobs(self.state, settings.state.job_lease_s),
         )
         self.metrics = Metrics(
             self.engines,
@@ -166,12 +178,14 @@ class OutcropApp:
             settings.limits.max_metric_label_values,
             collectors=[PoolCollector(self.engines)],
         )
+        self.metrics.registry.register(StateCollector(self.state.health))
         self.invocation_log = InvocationLog.from_settings(settings.invocation_log)
         self.faults = FaultRegistry()
         for rule in settings.faults:
             self.faults.add(rule)
         self.responses = ResponseRegistry()
         self.endpoint_admin = EndpointAdmin(self.sagemaker)
+        self.console = self._console()
         self.recording = (
             RecordingOperations(settings.recording, settings.server.region)
             if settings.recording.enabled
@@ -182,7 +196,10 @@ class OutcropApp:
             self._services(),
             self._interceptors(),
             self._local_routes(),
-            self.endpoint_admin.prefix_routes(),
+            {
+                **self.endpoint_admin.prefix_routes(),
+                **(self.console.prefix_routes() if self.console is not None else {}),
+            },
             {("POST", CHAT_COMPLETIONS): self.openai_chat.handle},
             admin_guard=AdminGuard(settings.auth, settings.admin),
             local_body_limit=settings.admin.max_body_bytes,
@@ -237,6 +254,34 @@ class OutcropApp:
                 self.responses, _admin_api(settings, settings.admin.responses_api), settings.admin
             ).routes(),
             **RecordingAdmin(self.recording.library if self.recording else None).routes(),
+            **(self.console.routes() if self.console is not None else {}),
+        }
+
+    def _console(self) -> ConsoleRoutes | None:
+        """The web console (`[console]`; default: on when bound to a loopback host)."""
+        configured = self.settings.console
+        enabled = configured.enabled
+        if enabled is None:
+            enabled = is_loopback(host_name(self.settings.server.host))
+        if not enabled:
+            return None
+        ring = CallRing(
+            configured.max_calls, configured.max_feed_clients, configured.max_total_bytes
+        )
+        return ConsoleRoutes(ring, self._console_overview)
+
+    def _console_overview(self) -> dict[str, Any]:
+        """What the console's engines and settings views show."""
+        settings = self.settings
+        _, health = self.health()
+        return {
+            "health": health,
+            "queueDepth": {name: engine.queue_depth for name, engine in self.engines.items()},
+            "authMode": settings.auth.mode,
+            "region": settings.server.region,
+            "faultsApi": _admin_api(settings, settings.admin.faults_api),
+            "responsesApi": _admin_api(settings, settings.admin.responses_api),
+            "quotas": [quota.model_dump(mode="json") for quota in settings.quotas],
         }
 
     def _interceptors(self) -> list[Interceptor]:
@@ -251,6 +296,7 @@ class OutcropApp:
         interceptors += [
             HeaderLimit(settings.limits.max_header_bytes),
             Authenticator(auth),
+            GuardrailFreshness(self.guardrails.store),
             PolicyEnforcer(
                 attached_policies(settings),
                 default_deny=auth.mode == "verify",
@@ -268,6 +314,13 @@ class OutcropApp:
             ),
             ScriptedResponses(self.responses, settings.aliases, settings.limits.model_timeout_s),
         ]
+        if self.console is not None:
+            # Last, so that its stream wrapper sees the frames as sent (faults applied).
+            interceptors.append(
+                CallRecorder(
+                    self.console.ring, settings.console.max_call_bytes, self.resolver.engine_for
+                )
+            )
         return interceptors
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -295,9 +348,11 @@ class OutcropApp:
         self.start_engines()
 
     def start_engines(self) -> None:
-        """Start loading every engine in the background; health reports progress."""
+        """Start loading every engine in the background; health reports progress. Also starts
+        keeping async inference jobs (taking over those a stopped replica left)."""
         for engine in self.engines.values():
             self._start_tasks.append(asyncio.create_task(self._start(engine)))
+        self.sagemaker.start()
 
     async def _start(self, engine: Engine) -> None:
         try:
@@ -306,6 +361,12 @@ class OutcropApp:
             # One line; the traceback at DEBUG (`outcrop serve` reports failures in one line).
             log.error("engine %s failed to start: %s", engine.name, exc)
             log.debug("engine %s failed to start", engine.name, exc_info=True)
+
+    def stopping(self) -> None:
+        """The server stops gracefully: end the responses that would otherwise never end (the
+        console's live feeds), so that in-flight calls are all it waits for."""
+        if self.console is not None:
+            self.console.ring.end_feeds()
 
     async def wait_ready(self) -> None:
         if self._start_tasks:
@@ -323,10 +384,12 @@ class OutcropApp:
         if self.invocation_log is not None:
             self.invocation_log.close()
         await self.embedder.close()
+        await self.state.close()
 
     # -- health ------------------------------------------------------------------------------
 
     async def _health_route(self, request: LocalRequest) -> Response:
+        await probe(self.state, self.settings.state.health_timeout_s)
         status, body = self.health()
         return Response(json.dumps(body).encode(), [("Content-Type", "application/json")], status)
 
@@ -357,6 +420,8 @@ class OutcropApp:
             "state": embedder.state,
             "detail": embedder.detail,
         }
+        # Reported, not gating: only guardrail changes and async jobs need the store.
+        body["state"] = self.state.health.report()
         return (200 if ready else 503), body
 
 

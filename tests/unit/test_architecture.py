@@ -136,7 +136,20 @@ def test_configuration_imports_nothing_above_it() -> None:
     assert offending == set()
 
 
-@pytest.mark.parametrize("layer", ["outcrop.engines", "outcrop.wire", "outcrop.dialects"])
+def test_the_state_store_imports_only_configuration() -> None:
+    offending = {
+        (module, target)
+        for module in MODULES
+        if module.startswith("outcrop.state")
+        for target in imports(module)
+        if not target.startswith(("outcrop.state", "outcrop.config"))
+    }
+    assert offending == set()
+
+
+@pytest.mark.parametrize(
+    "layer", ["outcrop.engines", "outcrop.wire", "outcrop.dialects", "outcrop.state"]
+)
 def test_lower_layers_import_no_service_or_gateway(layer: str) -> None:
     above = ("outcrop.gateway", "outcrop.services", "outcrop.invocation", "outcrop.app")
     offending = {

@@ -15,6 +15,7 @@ from outcrop.guardrails.runtime import Guardrails
 from outcrop.guardrails.store import GuardrailStore
 from outcrop.guardrails.topics import TopicClassifier
 from outcrop.invocation.guarded_converse import ConverseGuard, converse_segments
+from outcrop.state.sqlite import SQLiteStore
 from outcrop.types import Finish, GenerationEvent, StopReason, TokenEvent
 from outcrop.wire.errors import ValidationException
 
@@ -65,7 +66,7 @@ def recorded_response(name: str) -> dict[str, Any]:
 
 @pytest.fixture
 def guardrails(tmp_path: Path) -> Guardrails:
-    store = GuardrailStore(tmp_path, "123456789012")
+    store = GuardrailStore(SQLiteStore(None), "123456789012")
     store.add_configured(SPEC, GID, "us-east-1")
     return Guardrails(store, TopicClassifier(BertEmbedder()))
 

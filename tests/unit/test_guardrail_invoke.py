@@ -21,6 +21,7 @@ from outcrop.guardrails.store import GuardrailStore
 from outcrop.guardrails.streaming import ChunkBuffer, redistribute
 from outcrop.guardrails.topics import TopicClassifier
 from outcrop.invocation.guarded_invoke import InvokeGuard
+from outcrop.state.sqlite import SQLiteStore
 from outcrop.types import (
     ChatMessage,
     Finish,
@@ -111,7 +112,7 @@ def test_redistribute_keeps_piece_boundaries() -> None:
 
 
 def guardrails(tmp_path: Any, chunk: int = 1000) -> Guardrails:
-    store = GuardrailStore(tmp_path, "123456789012")
+    store = GuardrailStore(SQLiteStore(None), "123456789012")
     store.add_configured(SPEC, "unit01", "us-east-1")
     return Guardrails(store, TopicClassifier(BertEmbedder()), chunk)
 

@@ -3,11 +3,13 @@
 A CreateGuardrail whose description held a lone surrogate answered 500 yet stayed in memory;
 every later write then answered 500 while taking effect in memory only, ListGuardrails answered
 500, and all of it was gone after a restart. Crashes left `.guardrails-*.json` files behind.
+Guardrails now live in the state store; a write it does not commit is not applied either.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,9 @@ import pytest
 from outcrop.app import OutcropApp
 from outcrop.config import Settings
 from outcrop.engines.scripted import ScriptedEngine
-from outcrop.guardrails.store import STATE_FILE, GuardrailStore
+from outcrop.guardrails.store import GuardrailStore, LegacyFile
+from outcrop.state.sqlite import DATABASE_FILE, SQLiteStore
+from outcrop.state.store import StateUnavailable, Write
 from outcrop.wire.errors import ValidationException
 from tests.asgi_driver import Result, call
 
@@ -73,52 +77,69 @@ async def test_a_lone_surrogate_is_refused_and_not_applied(tmp_path: Path) -> No
     assert json.loads(got.body)["description"] == "fine"
 
 
-def test_a_write_that_cannot_be_made_durable_is_not_applied(tmp_path: Path) -> None:
-    store = GuardrailStore(tmp_path / "state", "123456789012")
-    first = store.create(spec("first"), "us-east-1")
-    # The state file's place taken by a directory: the rename fails whoever runs this.
-    (tmp_path / "state" / STATE_FILE).unlink()
-    (tmp_path / "state" / STATE_FILE).mkdir()
-    (tmp_path / "state" / STATE_FILE / "keep").write_text("x")
-    with pytest.raises(OSError):
-        store.create(spec("second"), "us-east-1")
-    with pytest.raises(OSError):
-        store.create_version(first.guardrail_id, "v1", None)
+class FailingCommits(SQLiteStore):
+    """SQLite whose commits fail as a store that went away would, once `failing` is set."""
+
+    failing = False
+
+    async def commit(self, writes: Sequence[Write]) -> dict[tuple[str, str], int]:
+        if self.failing:
+            self.health.failed("injected")
+            raise StateUnavailable("injected")
+        return await super().commit(writes)
+
+
+async def test_a_write_that_cannot_be_made_durable_is_not_applied(tmp_path: Path) -> None:
+    documents = FailingCommits(tmp_path / DATABASE_FILE)
+    store = GuardrailStore(documents, "123456789012")
+    first = await store.create(spec("first"), "us-east-1")
+    documents.failing = True
+    with pytest.raises(StateUnavailable):
+        await store.create(spec("second"), "us-east-1")
+    with pytest.raises(StateUnavailable):
+        await store.create_version(first.guardrail_id, "v1", None)
+    with pytest.raises(StateUnavailable):
+        await store.update(first.guardrail_id, spec("first", "changed"))
     assert [r.name for r in store.records()] == ["first"]
     assert store.get(first.guardrail_id).versions == {}
-    assert list((tmp_path / "state").glob(".guardrails-*.json")) == []
+    assert store.get(first.guardrail_id).draft.spec["description"] == "fine"
+    again = GuardrailStore(SQLiteStore(tmp_path / DATABASE_FILE), "123456789012")
+    await again.refresh()
+    assert [r.name for r in again.records()] == ["first"]
+    assert again.get(first.guardrail_id).versions == {}
 
 
-def test_unstorable_text_is_refused_without_a_state_dir() -> None:
-    store = GuardrailStore(None, "123456789012")
+async def test_unstorable_text_is_refused_without_a_state_dir() -> None:
+    store = GuardrailStore(SQLiteStore(None), "123456789012")
     with pytest.raises(ValidationException):
-        store.create(spec("x", "\ud800"), "us-east-1")
+        await store.create(spec("x", "\ud800"), "us-east-1")
     with pytest.raises(ValidationException):
-        store.create(spec("y"), "us-east-1", tags=[{"key": "k", "value": "\udc00"}])
+        await store.create(spec("y"), "us-east-1", tags=[{"key": "k", "value": "\udc00"}])
+    await store.refresh()
     assert store.records() == []
-    first = store.create(spec("z"), "us-east-1")
+    first = await store.create(spec("z"), "us-east-1")
     with pytest.raises(ValidationException):
-        store.create_version(first.guardrail_id, "\ud83d", None)
+        await store.create_version(first.guardrail_id, "\ud83d", None)
+    await store.refresh()
     assert store.get(first.guardrail_id).versions == {}
 
 
 def test_stale_temporary_files_are_removed_at_start(tmp_path: Path) -> None:
-    store = GuardrailStore(tmp_path, "123456789012")
-    store.create(spec("one"), "us-east-1")
     (tmp_path / ".guardrails-abc123.json").write_text('{"half": ')
     (tmp_path / "other.json").write_text("{}")
-    reopened = GuardrailStore(tmp_path, "123456789012")
-    assert [r.name for r in reopened.records()] == ["one"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == [STATE_FILE, "other.json"]
+    assert LegacyFile.find(tmp_path) is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.json"]
 
 
-def test_parsed_definitions_follow_updates_and_do_not_pile_up() -> None:
-    store = GuardrailStore(None, "123456789012")
-    record = store.create(spec("one"), "us-east-1")
+async def test_parsed_definitions_follow_updates_and_do_not_pile_up() -> None:
+    store = GuardrailStore(SQLiteStore(None), "123456789012")
+    record = await store.create(spec("one"), "us-east-1")
     parsed = []
     for word in ("first", "second", "third"):
         body = {**spec("one"), "wordPolicyConfig": {"wordsConfig": [{"text": word}]}}
-        record = store.update(record.guardrail_id, body)
+        await store.update(record.guardrail_id, body)
+        await store.refresh()
+        record = store.get(record.guardrail_id)
         definition = store.definition(record, record.draft)
         assert word in json.dumps(record.draft.spec)
         assert store.definition(record, record.draft) is definition

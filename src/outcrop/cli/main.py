@@ -102,27 +102,23 @@ def build_settings(
         recording_settings = with_flags(settings.recording, **(recording or {}))
     except ValidationError as exc:
         raise ValueError(flag_problem(exc)) from None
+    # Every section the flags do not touch is kept as loaded: copying a few by name silently
+    # dropped each new section (`[state]`, `[console]`) until someone noticed.
+    # (validated again as a whole, so cross-section checks see the flags' changes)
     return Settings(
-        server=server_settings,
-        engines=engines,
-        models=models,
-        aliases=settings.aliases,
-        catalog=settings.catalog,
-        invocation_log=InvocationLogSettings.model_validate(logging_),
-        sagemaker=settings.sagemaker,
-        embeddings=settings.embeddings,
-        speech=settings.speech,
-        **{name: getattr(settings, name) for name in SECURITY_SECTIONS},
-        guardrails=settings.guardrails,
-        recording=recording_settings,
+        **{
+            **dict(settings),
+            "server": server_settings,
+            "engines": engines,
+            "models": models,
+            "invocation_log": InvocationLogSettings.model_validate(logging_),
+            "recording": recording_settings,
+        }
     )
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 """What OUTCROP_LOG_LEVEL may say (any case)."""
-
-SECURITY_SECTIONS = ("auth", "principals", "policies", "quotas", "faults", "limits", "admin")
-"""Settings sections the command-line flags never change."""
 
 
 def flag_problem(exc: ValidationError) -> str:
@@ -304,6 +300,11 @@ async def _serve(settings: Settings, starting: StartupTracebacks) -> None:
         # Progress while models load, then the URL line (safe to call from any thread).
         announcing.append(asyncio.run_coroutine_threadsafe(start_up(urls), loop))
 
+    async def on_stop() -> None:
+        await stop.wait()
+        app_.stopping()
+
+    stopping = asyncio.create_task(on_stop())
     try:
         await serve(
             served,
@@ -316,6 +317,7 @@ async def _serve(settings: Settings, starting: StartupTracebacks) -> None:
             limits=transport,
         )
     finally:
+        stopping.cancel()
         await app_.close()
     if failure:
         raise StartupFailed(failure[0])

@@ -55,6 +55,11 @@ a message naming the offending key.
     [guardrails]                # Bedrock Guardrails (outcrop.config.guardrails documents it)
     state_dir = "/var/lib/outcrop"
 
+    [state]                     # durable state: SQLite in the state directory by default;
+    url = "postgresql://..."    # PostgreSQL for fleets (outcrop.config.state documents it)
+    [console]                   # the web console, /_outcrop/console (outcrop.config.console)
+    max_calls = 1000
+
     [catalog]                   # strict = true: refuse IDs not in the catalog, as AWS does;
     strict = false              # [[catalog.models]] adds models (outcrop.config.catalog)
 
@@ -108,6 +113,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pydantic_core import ErrorDetails
 
 from outcrop.config.catalog import CatalogSettings
+from outcrop.config.console import ConsoleSettings
 from outcrop.config.guardrails import GuardrailSettings
 from outcrop.config.lines import KeyProblem, file_loc, line_of
 from outcrop.config.pools import PoolSettings
@@ -122,6 +128,7 @@ from outcrop.config.security import (
     QuotaSettings,
     resolved_policies,
 )
+from outcrop.config.state import StateSettings
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4590
@@ -412,6 +419,8 @@ class Settings(_Strict):
     limits: LimitsSettings = LimitsSettings()
     admin: AdminSettings = AdminSettings()
     guardrails: GuardrailSettings = GuardrailSettings()
+    state: StateSettings = StateSettings()
+    console: ConsoleSettings = ConsoleSettings()
     recording: RecordingSettings = RecordingSettings()
 
     @model_validator(mode="after")

@@ -14,7 +14,10 @@ when authentication is on. Checked, in this order, for every route under `/_outc
    `Content-Type: application/json`, which a cross-site form cannot send without a preflight.
 4. **Authentication**, in auth mode `verify`: a SigV4 signature (service scope `bedrock`) or
    bearer API key checked against the configured credentials, as for the AWS APIs; with
-   `[admin] principals` set, only those principals. Open mode authenticates nothing.
+   `[admin] principals` set, only those principals. Open mode authenticates nothing. The web
+   console's page and assets (`GET /_outcrop/console`, `/_outcrop/console/assets/...`) carry
+   no data and skip this check, so that a browser can load the page that then sends a bearer
+   API key with each API call (docs/console.md); checks 1 and 2 still apply to them.
 
 The AWS APIs get check 2 only (`cross_site`): SDKs never send `Origin` or `Sec-Fetch-Site`, and a
 page's cross-origin call with SigV4 headers fails its CORS preflight anyway, so what it refuses
@@ -46,6 +49,13 @@ UNGUARDED = frozenset({("GET", "/_outcrop/health"), ("HEAD", "/_outcrop/health")
 """Read by probes that carry no credentials and may come from anywhere."""
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _LOOPBACK_NAMES = ("localhost", "localhost.", "ip6-localhost", "ip6-loopback")
+CONSOLE_PAGES = frozenset({"/_outcrop/console", "/_outcrop/console/"})
+CONSOLE_ASSETS = "/_outcrop/console/assets/"
+
+
+def is_public_asset(method: str, path: str) -> bool:
+    """The web console's page and built assets: no data in them, so no credentials needed."""
+    return method in ("GET", "HEAD") and (path in CONSOLE_PAGES or path.startswith(CONSOLE_ASSETS))
 
 
 def _refused(message: str) -> Response:
@@ -117,7 +127,7 @@ class AdminGuard:
         )
         if problem is not None:
             return _refused(problem)
-        if self.authenticator is None:
+        if self.authenticator is None or is_public_asset(method, path):
             return None
         ctx = RequestContext(
             "admin",

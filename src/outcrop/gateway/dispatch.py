@@ -72,7 +72,9 @@ class LocalRequest:
     body: bytes
 
 
-LocalHandler = Callable[[LocalRequest], Awaitable[Response]]
+LocalHandler = Callable[[LocalRequest], Awaitable[Response | StreamResponse]]
+"""A local route's answer: complete, or streamed (the console's live feed) until it ends or
+the client goes away."""
 
 
 @dataclass(slots=True)
@@ -221,6 +223,9 @@ class Gateway:
         local = self.local_route(method, path)
         if local is not None:
             answer = await self._local(scope, receive, local, method, path)
+            if isinstance(answer, StreamResponse):
+                await self._local_stream(receive, send, answer, base_headers)
+                return
             await send_response(send, answer.status, [*base_headers, *answer.headers], answer.body)
             return
         refused = self.admin_guard.cross_site(scope)  # a web page's form post, not an SDK
@@ -302,7 +307,7 @@ class Gateway:
 
     async def _local(
         self, scope: Scope, receive: Receive, handler: LocalHandler, method: str, path: str
-    ) -> Response:
+    ) -> Response | StreamResponse:
         """A local route's answer: its body read within the limit, the admin guard's rules
         (Host, Origin, authentication) applied first."""
         query = scope.get("query_string", b"").decode("latin-1")
@@ -312,6 +317,35 @@ class Gateway:
             return self.admin_guard.too_large()
         refusal = self.admin_guard.refusal(scope, method, path, query, body)
         return refusal or await handler(LocalRequest(method, path, query, body))
+
+    async def _local_stream(
+        self, receive: Receive, send: Send, answer: StreamResponse, base: list[tuple[str, str]]
+    ) -> None:
+        """A streamed local answer: its units sent as they come, closed when the client goes."""
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": encode_headers([*base, *answer.headers]),
+            }
+        )
+
+        async def pump() -> None:
+            async with contextlib.aclosing(answer.frames) as units:
+                async for unit in units:
+                    await send({"type": "http.response.body", "body": unit, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+        pumping = asyncio.create_task(pump())
+        watcher = asyncio.create_task(wait_disconnect(receive))
+        done, _ = await asyncio.wait({pumping, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (pumping, watcher):
+            if task not in done:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if pumping in done:
+            pumping.result()
 
     async def _call_route(
         self,

@@ -110,6 +110,7 @@ class FaultInjector(BaseInterceptor):
         )
         if rule is None:
             return
+        ctx.call.matched_rules.append(f"fault:{rule.id}")
         s = rule.settings
         streaming = is_streaming(ctx)
         if s.action == "error":

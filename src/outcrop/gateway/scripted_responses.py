@@ -87,6 +87,9 @@ class ScriptedResponses(BaseInterceptor):
 
         def pick() -> ScriptedAnswer | None:
             rule = self.registry.pick(ctx.operation, model, principal, ctx.body)
-            return None if rule is None else ScriptedAnswer(rule.settings, self.timeout_s)
+            if rule is None:
+                return None
+            ctx.call.matched_rules.append(f"response:{rule.id}")
+            return ScriptedAnswer(rule.settings, self.timeout_s)
 
         ctx.call.scripted = pick

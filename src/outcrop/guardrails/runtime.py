@@ -23,8 +23,10 @@ from outcrop.engines.embeddings import EmbeddingEngine
 from outcrop.guardrails.assess import Assessment, Segment, assess
 from outcrop.guardrails.model import Definition, Direction
 from outcrop.guardrails.shapes import AppliedGuardrail
-from outcrop.guardrails.store import GuardrailStore, StateFileError
+from outcrop.guardrails.store import GuardrailStore, LegacyFile, StateFileError
 from outcrop.guardrails.topics import TopicClassifier
+from outcrop.state.sqlite import DATABASE_FILE, SQLiteStore
+from outcrop.state.store import StateStore
 from outcrop.wire.errors import AwsError, ServiceUnavailableException, ValidationException
 from outcrop.wire.jsonbody import body_violations
 from outcrop.wire.restjson import ServiceSpec
@@ -81,13 +83,18 @@ def open_guardrails(
     region: str,
     embedder: EmbeddingEngine,
     account_id: str = DEFAULT_ACCOUNT,
+    state: StateStore | None = None,
 ) -> Guardrails:
-    """The guardrails of a server: the state file's, plus the configured ones (ARNs in
-    `account_id`, configured ones in `region`)."""
+    """The guardrails of a server: those in the state store (`state`; default: SQLite in the
+    state directory), plus the configured ones (ARNs in `account_id`, configured ones in
+    `region`). A `guardrails.json` in the state directory is imported into the store once."""
+    state_dir = settings.resolved_state_dir()
+    documents = state if state is not None else SQLiteStore(state_dir / DATABASE_FILE)
     try:
-        store = GuardrailStore(settings.resolved_state_dir(), account_id)
+        legacy = LegacyFile.find(state_dir)
     except StateFileError as exc:
         raise ConfigError(f"guardrails: {exc}") from None
+    store = GuardrailStore(documents, account_id, legacy)
     for entry in settings.define:
         spec = {k: v for k, v in entry.items() if k != "id"}
         store.add_configured(spec, entry.get("id"), region)

@@ -1,4 +1,4 @@
-"""Guardrails and their versions, as the Bedrock control plane keeps them, persisted to a file.
+"""Guardrails and their versions, as the Bedrock control plane keeps them, in the state store.
 
 A guardrail has an ID (12 lowercase letters and digits, like Bedrock's `5zwrmdlsra2e`), an ARN
 (`arn:aws:bedrock:<region>:<account>:guardrail/<id>`, the region being the one it was created
@@ -6,16 +6,27 @@ in), a working DRAFT and numbered versions 1, 2, ... that CreateGuardrailVersion
 the DRAFT and nothing changes afterwards. Each version holds its definition in the
 CreateGuardrail request shape (see `model`).
 
-Guardrails created through the API are written to `<state_dir>/guardrails.json` at every
-change and read back at start-up. A change is made on a copy, written (to a temporary file,
-fsynced, then renamed over the old one, so a crash never leaves a half-written file) and only
-then put in place in memory: a write is either durable and acknowledged, or refused and not
-applied. Text that cannot be stored (a lone surrogate such as `"\\ud800"`, which JSON escapes
-allow but UTF-8 cannot encode) is refused with a ValidationException before anything changes.
-Temporary files a crash left behind (`.guardrails-*.json`) are removed at start-up.
+Guardrails created through the API live in the state store (`outcrop.state`, SQLite or
+PostgreSQL), one `guardrail` document each, with a `guardrail-name` document per name and a
+`guardrail-token` document per creation token, so that names and tokens stay unique across
+replicas. Every change is a compare-and-set on the guardrail's document: read it, change a
+copy, write it expecting the version read; a writer that lost the race to another (on any
+replica) reads again and retries. Version numbers come from the document's `nextVersion`, so two
+replicas versioning one guardrail at once get distinct, consecutive numbers. A write is either
+committed (durably) and acknowledged, or refused and not applied. Text that cannot be stored (a
+lone surrogate such as `"\\ud800"`, which JSON escapes allow but UTF-8 cannot encode) is refused
+with a ValidationException before anything changes.
+
+Reads are served from a snapshot in memory; `refresh` (called before every call that names a
+guardrail, and by the control plane's reads) checks the store's `guardrail` generation, one
+small read, and reloads the guardrails only when it moved, so a change made through any replica
+applies to the next call on every replica. Parsed definitions are cached per version.
+
+A `guardrails.json` from before the store (`LegacyFile`) is imported once and renamed
+`guardrails.json.imported`.
 
 Guardrails defined in the configuration file are loaded at every start, with a DRAFT and a
-version 1 equal to their definition; they are not written to the state file, and the API cannot
+version 1 equal to their definition; they are not written to the store, and the API cannot
 change or delete them (they change by editing the configuration).
 
 Errors carry the control plane's modelled shapes; their messages are Outcrop's (AWS's wording
@@ -24,15 +35,15 @@ for these is unverified).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import hashlib
 import json
-import os
+import logging
 import re
 import secrets
 import string
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -40,15 +51,26 @@ from pathlib import Path
 from typing import Any
 
 from outcrop.guardrails.model import Definition
+from outcrop.state.store import Delete, Put, StateConflict, StateStore, Write
 from outcrop.wire.errors import (
     AwsError,
     ConflictException,
     ResourceNotFoundException,
     ServiceQuotaExceededException,
+    ThrottlingException,
     ValidationException,
 )
 
+log = logging.getLogger("outcrop.guardrails")
+
+KIND = "guardrail"
+NAME_KIND = "guardrail-name"
+TOKEN_KIND = "guardrail-token"
+MAX_ATTEMPTS = 64
+"""Compare-and-set attempts of one change before it is refused as throttled."""
 STATE_FILE = "guardrails.json"
+"""The state file of Outcrop before the state store (imported once)."""
+IMPORTED_FILE = "guardrails.json.imported"
 _TEMP_PREFIX = ".guardrails-"
 # Outcrop's wording: AWS refuses JSON text with unpaired surrogates, its exact message is
 # unverified.
@@ -137,7 +159,9 @@ class GuardrailRecord:
     configured: bool = False
     tags: list[dict[str, str]] = field(default_factory=list)
     tokens: dict[str, str] = field(default_factory=dict)
-    """Idempotency tokens already used, to the version (or DRAFT) they produced."""
+    """Idempotency tokens already used, to the version they produced (CREATE: the guardrail)."""
+    row_version: int = 0
+    """The version of its document in the state store (0: not stored, configured)."""
 
     @property
     def name(self) -> str:
@@ -180,75 +204,113 @@ def version_not_found(identifier: str, version: str) -> ResourceNotFoundExceptio
 
 
 class GuardrailStore:
-    """All guardrails: configured ones and those created through the API."""
+    """All guardrails: configured ones (in memory) and those created through the API (in the
+    state store, with a snapshot here that `refresh` brings up to date)."""
 
-    def __init__(self, state_dir: Path | None, account_id: str) -> None:
-        self.state_dir = state_dir
+    def __init__(
+        self,
+        documents: StateStore,
+        account_id: str,
+        legacy: LegacyFile | None = None,
+    ) -> None:
+        self.documents = documents
         self.account_id = account_id
+        self._configured: dict[str, GuardrailRecord] = {}
         self._records: dict[str, GuardrailRecord] = {}
-        self._definitions: dict[tuple[str, str], tuple[VersionRecord, Definition]] = {}
-        if state_dir is not None:
-            _remove_stale_temporaries(state_dir)
-            self._load(state_dir / STATE_FILE)
+        self._generation: int | None = None
+        """The store's `guardrail` generation the snapshot reflects; None: reload."""
+        self._definitions: dict[tuple[str, str], tuple[int, Definition]] = {}
+        self._legacy = legacy
+        self.loaded = False
+        """Whether the snapshot was read from the store at least once."""
+        self._queued: asyncio.Future[None] | None = None
+        self._running: asyncio.Task[None] | None = None
 
-    # -- persistence -------------------------------------------------------------------------
+    # -- the snapshot ------------------------------------------------------------------------
 
-    def _load(self, path: Path) -> None:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            raise StateFileError(f"{path}: {exc.strerror}") from None
-        try:
-            data = json.loads(text)
-            if data.get("format") != _FORMAT:
-                raise ValueError(f"unknown format {data.get('format')!r}")
-            for item in data["guardrails"]:
-                record = GuardrailRecord.from_json(item)
-                Definition.parse(record.draft.spec)
-                self._records[record.guardrail_id] = record
-        except (ValueError, KeyError, TypeError, AwsError) as exc:
-            raise StateFileError(f"{path}: not a guardrail state file ({exc})") from None
+    async def refresh(self) -> None:
+        """Bring the snapshot up to date: one small read (the generation) when nothing
+        changed, the guardrails again when something did. StateUnavailable when the store
+        cannot answer (the snapshot then stays as it was).
 
-    def _commit(self, records: dict[str, GuardrailRecord]) -> None:
-        """Make `records` the guardrails: durable first (when there is a state file), then in
-        memory. Raises, changing nothing, when they cannot be encoded or written."""
-        data = {
-            "format": _FORMAT,
-            "guardrails": [r.to_json() for r in records.values() if not r.configured],
-        }
-        try:
-            encoded = json.dumps(data, indent=1, ensure_ascii=False).encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValidationException(NOT_UNICODE) from None
-        if self.state_dir is not None:
-            self._write(encoded)
-        self._records = records
+        Calls share checks: a call joins the next check to start (never one already under
+        way, which may have read the generation before a change this call must see), so however
+        many calls arrive at once, at most one check runs and one waits."""
+        queued = self._queued
+        if queued is None:
+            queued = self._queued = asyncio.get_running_loop().create_future()
+            if self._running is None:
+                self._start_check()
+        await asyncio.shield(queued)
 
-    def _write(self, encoded: bytes) -> None:
-        assert self.state_dir is not None
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=_TEMP_PREFIX, suffix=".json", dir=self.state_dir)
+    def _start_check(self) -> None:
+        done, self._queued = self._queued, None
+        assert done is not None
+        self._running = asyncio.create_task(self._check(done))
+
+    async def _check(self, done: asyncio.Future[None]) -> None:
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(encoded)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.state_dir / STATE_FILE)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            await self._refresh_now()
+        except asyncio.CancelledError:
+            done.cancel()
             raise
-        with contextlib.suppress(OSError):  # the rename itself durable, where supported
-            directory = os.open(self.state_dir, os.O_RDONLY)
-            try:
-                os.fsync(directory)
-            finally:
-                os.close(directory)
+        except Exception as exc:
+            done.set_exception(exc)
+            done.exception()  # marked retrieved: waiters that left early must not warn
+        else:
+            done.set_result(None)
+        finally:
+            self._running = None
+            if self._queued is not None:
+                self._start_check()
 
-    def _changed(self, record: GuardrailRecord) -> dict[str, GuardrailRecord]:
-        """The guardrails with `record` (a changed copy) in place of its current version."""
-        return {**self._records, record.guardrail_id: record}
+    async def _refresh_now(self) -> None:
+        if self._legacy is not None:
+            await self._import(self._legacy)
+            self._legacy = None
+        generation = await self.documents.generation(KIND)
+        if generation == self._generation:
+            return
+        documents = await self.documents.list(KIND)
+        stored: dict[str, GuardrailRecord] = {}
+        for document in documents:
+            try:
+                record = GuardrailRecord.from_json(document.body)
+            except (ValueError, KeyError, TypeError) as exc:
+                log.error("state: guardrail %s is unreadable (%s); skipped", document.key, exc)
+                continue
+            record.row_version = document.version
+            stored[record.guardrail_id] = record
+        self._records = {**stored, **self._configured}
+        self._generation = generation
+        self.loaded = True
+        live = {(gid, v) for gid, r in self._records.items() for v in ("DRAFT", *r.versions)}
+        self._definitions = {k: v for k, v in self._definitions.items() if k in live}
+
+    def _applied(self, record: GuardrailRecord | None, guardrail_id: str) -> None:
+        """A write of ours committed: show it at once, and reload at the next refresh (other
+        replicas' writes may have advanced the generation too)."""
+        records = dict(self._records)
+        if record is None:
+            records.pop(guardrail_id, None)
+        else:
+            records[guardrail_id] = record
+        self._records = records
+        self._generation = None
+
+    async def _import(self, legacy: LegacyFile) -> None:
+        """Copy the guardrails of a pre-database state file into the store, once: each is
+        written only where its ID is free (a replica that imported it first, or an import cut
+        short, is no conflict), then the file is renamed so it is not read again."""
+        for record in legacy.records:
+            try:
+                await self.documents.commit(_creation_writes(record))
+            except StateConflict:
+                log.info(
+                    "state: guardrail %s already in the store; not imported again",
+                    record.guardrail_id,
+                )
+        legacy.retire()
 
     # -- configured guardrails ---------------------------------------------------------------
 
@@ -260,7 +322,7 @@ class GuardrailStore:
         stamp = now_iso()
         draft = VersionRecord("DRAFT", clean, stamp, stamp)
         first = VersionRecord("1", copy.deepcopy(clean), stamp, stamp, clean.get("description"))
-        self._records[gid] = GuardrailRecord(
+        record = GuardrailRecord(
             gid,
             guardrail_arn(region, self.account_id, gid),
             draft,
@@ -268,40 +330,51 @@ class GuardrailStore:
             next_version=2,
             configured=True,
         )
+        self._configured[gid] = record
+        self._records = {**self._records, gid: record}
         return gid
 
     # -- control-plane operations ------------------------------------------------------------
 
-    def create(
+    async def create(
         self,
         spec: Mapping[str, Any],
         region: str,
         tags: list[dict[str, str]] | None = None,
         token: str | None = None,
     ) -> GuardrailRecord:
-        if token is not None:
-            for record in self._records.values():
-                if record.tokens.get(token) == "CREATE":
-                    return record
+        await self.refresh()
         clean = _spec(spec)
         Definition.parse(clean)
-        if any(r.name == clean["name"] for r in self._records.values()):
-            raise ConflictException(f"A guardrail named {clean['name']} already exists.")
-        gid = new_guardrail_id()
-        while gid in self._records:
+        _check_text(tags)
+        for _ in _attempts():
+            if token is not None:
+                for record in self._records.values():
+                    if record.tokens.get(token) == "CREATE":
+                        return record
+            if any(r.name == clean["name"] for r in self._records.values()):
+                raise ConflictException(f"A guardrail named {clean['name']} already exists.")
             gid = new_guardrail_id()
-        stamp = now_iso()
-        record = GuardrailRecord(
-            gid,
-            guardrail_arn(region, self.account_id, gid),
-            VersionRecord("DRAFT", clean, stamp, stamp),
-            tags=list(tags or ()),
-        )
-        if token is not None:
-            record.tokens[token] = "CREATE"
-        _check_text(record.tags)
-        self._commit(self._changed(record))
-        return record
+            while gid in self._records:
+                gid = new_guardrail_id()
+            stamp = now_iso()
+            record = GuardrailRecord(
+                gid,
+                guardrail_arn(region, self.account_id, gid),
+                VersionRecord("DRAFT", clean, stamp, stamp),
+                tags=list(tags or ()),
+            )
+            if token is not None:
+                record.tokens[token] = "CREATE"
+            try:
+                versions = await self.documents.commit(_creation_writes(record))
+            except StateConflict:
+                await self.refresh()  # another replica took the name, token or ID first
+                continue
+            record.row_version = versions[(KIND, gid)]
+            self._applied(record, gid)
+            return record
+        raise _busy(str(clean["name"]))
 
     def get(self, identifier: str) -> GuardrailRecord:
         record = self._records.get(id_of(identifier))
@@ -322,82 +395,212 @@ class GuardrailStore:
             raise version_not_found(identifier, version)
         return record, found
 
-    def update(self, identifier: str, spec: Mapping[str, Any]) -> GuardrailRecord:
-        record = self._mutable(identifier)
+    async def update(self, identifier: str, spec: Mapping[str, Any]) -> GuardrailRecord:
         clean = _spec(spec)
         Definition.parse(clean)
-        if any(
-            r.name == clean["name"] and r.guardrail_id != record.guardrail_id
-            for r in self._records.values()
-        ):
-            raise ConflictException(f"A guardrail named {clean['name']} already exists.")
-        record = copy.deepcopy(record)
-        record.draft = VersionRecord("DRAFT", clean, record.draft.created_at, now_iso())
-        self._commit(self._changed(record))
-        return record
+        gid = self._mutable_id(identifier)
+        name = str(clean["name"])
+        for _ in _attempts():
+            current = await self._stored(identifier, gid)
+            record = copy.deepcopy(current)
+            record.draft = VersionRecord("DRAFT", clean, record.draft.created_at, now_iso())
+            writes: list[Write] = [Put(KIND, gid, record.to_json(), current.row_version)]
+            if name != current.name:
+                if any(r.name == name for r in self._configured.values()):
+                    raise ConflictException(f"A guardrail named {name} already exists.")
+                old = await self.documents.get(NAME_KIND, current.name)
+                if old is not None and old.body.get("id") == gid:
+                    writes.append(Delete(NAME_KIND, current.name, old.version))
+                writes.append(Put(NAME_KIND, name, {"id": gid}, 0))
+            try:
+                versions = await self.documents.commit(writes)
+            except StateConflict as conflict:
+                if conflict.kind == NAME_KIND and conflict.key == name:
+                    holder = await self.documents.get(NAME_KIND, name)
+                    if holder is not None and holder.body.get("id") != gid:
+                        raise ConflictException(
+                            f"A guardrail named {name} already exists."
+                        ) from None
+                continue
+            record.row_version = versions[(KIND, gid)]
+            self._applied(record, gid)
+            return record
+        raise _busy(identifier)
 
-    def create_version(
+    async def create_version(
         self, identifier: str, description: str | None, token: str | None
     ) -> tuple[GuardrailRecord, str]:
-        record = self._mutable(identifier)
-        if token is not None and token in record.tokens:
-            return record, record.tokens[token]
-        if len(record.versions) >= MAX_VERSIONS:
-            raise ServiceQuotaExceededException(
-                f"Guardrail {identifier} already has {MAX_VERSIONS} versions, the most allowed."
-            )
+        gid = self._mutable_id(identifier)
         _check_text(description)
-        record = copy.deepcopy(record)
-        version = str(record.next_version)
-        record.next_version += 1
-        stamp = now_iso()
-        record.versions[version] = VersionRecord(
-            version, copy.deepcopy(record.draft.spec), stamp, stamp, description
-        )
-        if token is not None:
-            record.tokens[token] = version
-        self._commit(self._changed(record))
-        return record, version
+        for _ in _attempts():
+            current = await self._stored(identifier, gid)
+            if token is not None and token in current.tokens:
+                return current, current.tokens[token]
+            if len(current.versions) >= MAX_VERSIONS:
+                raise ServiceQuotaExceededException(
+                    f"Guardrail {identifier} already has {MAX_VERSIONS} versions, the most allowed."
+                )
+            record = copy.deepcopy(current)
+            version = str(record.next_version)
+            record.next_version += 1
+            stamp = now_iso()
+            record.versions[version] = VersionRecord(
+                version, copy.deepcopy(record.draft.spec), stamp, stamp, description
+            )
+            if token is not None:
+                record.tokens[token] = version
+            try:
+                versions = await self.documents.commit(
+                    [Put(KIND, gid, record.to_json(), current.row_version)]
+                )
+            except StateConflict:
+                continue  # another writer versioned or changed it first: number again
+            record.row_version = versions[(KIND, gid)]
+            self._applied(record, gid)
+            return record, version
+        raise _busy(identifier)
 
-    def delete(self, identifier: str, version: str | None) -> None:
-        record = self._mutable(identifier)
-        records = dict(self._records)
-        if version is None:
-            del records[record.guardrail_id]
-        elif version not in record.versions:
-            raise version_not_found(identifier, version)
-        else:
-            record = copy.deepcopy(record)
-            del record.versions[version]
-            records[record.guardrail_id] = record
-        self._commit(records)
+    async def delete(self, identifier: str, version: str | None) -> None:
+        gid = self._mutable_id(identifier)
+        for _ in _attempts():
+            current = await self._stored(identifier, gid)
+            writes: list[Write]
+            record: GuardrailRecord | None
+            if version is None:
+                record = None
+                writes = [Delete(KIND, gid, current.row_version)]
+                name = await self.documents.get(NAME_KIND, current.name)
+                if name is not None and name.body.get("id") == gid:
+                    writes.append(Delete(NAME_KIND, current.name, name.version))
+                for token, made in current.tokens.items():
+                    held = await self.documents.get(TOKEN_KIND, token) if made == "CREATE" else None
+                    if held is not None and held.body.get("id") == gid:
+                        writes.append(Delete(TOKEN_KIND, token, held.version))
+            elif version not in current.versions:
+                raise version_not_found(identifier, version)
+            else:
+                record = copy.deepcopy(current)
+                del record.versions[version]
+                writes = [Put(KIND, gid, record.to_json(), current.row_version)]
+            try:
+                versions = await self.documents.commit(writes)
+            except StateConflict:
+                continue
+            if record is not None:
+                record.row_version = versions[(KIND, gid)]
+            self._applied(record, gid)
+            return
+        raise _busy(identifier)
+
+    def is_configured(self, identifier: str) -> bool:
+        """Whether the identifier names a guardrail of the configuration file."""
+        return id_of(identifier) in self._configured
 
     def records(self) -> list[GuardrailRecord]:
         return sorted(self._records.values(), key=lambda r: r.draft.created_at)
 
-    def _mutable(self, identifier: str) -> GuardrailRecord:
-        record = self.get(identifier)
-        if record.configured:
+    def _mutable_id(self, identifier: str) -> str:
+        gid = id_of(identifier)
+        if gid in self._configured:
             # Outcrop-specific: configured guardrails change with the configuration file.
             raise ConflictException(
                 f"Guardrail {identifier} is defined in the Outcrop configuration file; "
                 "change it there."
             )
+        return gid
+
+    async def _stored(self, identifier: str, gid: str) -> GuardrailRecord:
+        """The guardrail as the store has it now (not the snapshot: a write must start from
+        the latest version to pass its compare-and-set)."""
+        document = await self.documents.get(KIND, gid)
+        if document is None:
+            self._applied(None, gid)
+            raise not_found(identifier)
+        record = GuardrailRecord.from_json(document.body)
+        record.row_version = document.version
         return record
 
     # -- runtime -----------------------------------------------------------------------------
 
     def definition(self, record: GuardrailRecord, version: VersionRecord) -> Definition:
-        """The parsed definition of one version (parsed once per change: one entry per
-        guardrail version, replaced when the version record is, so repeated updates neither
-        grow the cache nor, within one millisecond, serve a stale parse)."""
+        """The parsed definition of one version, parsed once per change: numbered versions
+        never change, the DRAFT is parsed again when its guardrail's row version moves (so
+        repeated updates neither grow the cache nor, within one millisecond, serve a stale
+        parse)."""
         key = (record.guardrail_id, version.version)
+        stamp = record.row_version if version.version == "DRAFT" else 0
         cached = self._definitions.get(key)
-        if cached is not None and cached[0] is version:
+        if cached is not None and cached[0] == stamp:
             return cached[1]
         found = Definition.parse(version.spec)
-        self._definitions[key] = (version, found)
+        self._definitions[key] = (stamp, found)
         return found
+
+
+def _creation_writes(record: GuardrailRecord) -> list[Write]:
+    """A new guardrail: its document, and the documents that keep its name and its creation
+    token unique fleet-wide (each must not exist yet)."""
+    writes: list[Write] = [
+        Put(KIND, record.guardrail_id, record.to_json(), 0),
+        Put(NAME_KIND, record.name, {"id": record.guardrail_id}, 0),
+    ]
+    writes += [
+        Put(TOKEN_KIND, token, {"id": record.guardrail_id}, 0)
+        for token, made in record.tokens.items()
+        if made == "CREATE"
+    ]
+    return writes
+
+
+def _attempts() -> range:
+    return range(MAX_ATTEMPTS)
+
+
+def _busy(identifier: str) -> ThrottlingException:
+    # Outcrop's wording: every attempt lost its compare-and-set to a concurrent writer.
+    return ThrottlingException(
+        f"Guardrail {identifier} is being changed by too many requests at once. Try again."
+    )
+
+
+class LegacyFile:
+    """A pre-database `guardrails.json` to import once (read, and checked, when opened)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.records = _read_state_file(path)
+
+    @classmethod
+    def find(cls, state_dir: Path) -> LegacyFile | None:
+        """The state directory's guardrails.json, if there is one (StateFileError when it
+        cannot be read); temporary files a crash of an older Outcrop left are removed."""
+        _remove_stale_temporaries(state_dir)
+        path = state_dir / STATE_FILE
+        return cls(path) if path.exists() else None
+
+    def retire(self) -> None:
+        """Imported: renamed to guardrails.json.imported, kept for the user to remove."""
+        with contextlib.suppress(FileNotFoundError):
+            self.path.replace(self.path.with_name(IMPORTED_FILE))
+
+
+def _read_state_file(path: Path) -> list[GuardrailRecord]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise StateFileError(f"{path}: {exc.strerror}") from None
+    try:
+        data = json.loads(text)
+        if data.get("format") != _FORMAT:
+            raise ValueError(f"unknown format {data.get('format')!r}")
+        records = []
+        for item in data["guardrails"]:
+            record = GuardrailRecord.from_json(item)
+            Definition.parse(record.draft.spec)
+            records.append(record)
+    except (ValueError, KeyError, TypeError, AwsError) as exc:
+        raise StateFileError(f"{path}: not a guardrail state file ({exc})") from None
+    return records
 
 
 def _spec(spec: Mapping[str, Any]) -> dict[str, Any]:

@@ -72,6 +72,9 @@ class CallState:
     """Registered by the scripted-responses interceptor for a generating call."""
     request_metadata: dict[str, str] | None = None
     """The request's metadata (InvokeModel's header, Converse's member), for the log."""
+    matched_rules: list[str] = field(default_factory=list)
+    """The test-control rules applied to the call (`fault:ID`, `response:ID`), for the web
+    console."""
     stream_units: StreamUnits | None = None
     """How a streamed answer's units are written when they are not AWS event-stream frames
     (wire/stream_units.py), for the interceptors that look inside them."""

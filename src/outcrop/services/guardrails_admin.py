@@ -10,6 +10,11 @@ VERSIONING for a moment first) and the modelled 202 of the mutating operations.
 ListGuardrails lists the DRAFT of every guardrail, or, given `guardrailIdentifier`, every
 version of that one (DRAFT first), `maxResults` at a time (default and maximum 1000) with an
 opaque `nextToken`. ARNs are built in the region the creating request was signed for.
+
+The state store failing (PostgreSQL down, the pool exhausted, a time limit) is an
+InternalServerException, the one server error these operations model (the control plane models
+no ServiceUnavailableException); the write it interrupted was not acknowledged, and the SDKs
+retry the 500.
 """
 
 from __future__ import annotations
@@ -22,9 +27,10 @@ from typing import Any
 
 from outcrop.guardrails.model import describe
 from outcrop.guardrails.store import GuardrailRecord, GuardrailStore, VersionRecord
-from outcrop.services.base import Operation, RequestContext, Response
+from outcrop.services.base import Operation, RequestContext, Response, StreamResponse
 from outcrop.services.bedrock import request_region
-from outcrop.wire.errors import ValidationException
+from outcrop.state.store import StateUnavailable
+from outcrop.wire.errors import InternalServerException, ValidationException
 from outcrop.wire.jsonbody import coral_message, parse_json_body
 from outcrop.wire.restjson import ServiceSpec
 
@@ -44,12 +50,15 @@ class GuardrailAdmin:
 
     def operations(self) -> dict[str, Operation]:
         return {
-            "CreateGuardrail": self.create_guardrail,
-            "GetGuardrail": self.get_guardrail,
-            "ListGuardrails": self.list_guardrails,
-            "UpdateGuardrail": self.update_guardrail,
-            "DeleteGuardrail": self.delete_guardrail,
-            "CreateGuardrailVersion": self.create_guardrail_version,
+            name: _state_errors(operation)
+            for name, operation in {
+                "CreateGuardrail": self.create_guardrail,
+                "GetGuardrail": self.get_guardrail,
+                "ListGuardrails": self.list_guardrails,
+                "UpdateGuardrail": self.update_guardrail,
+                "DeleteGuardrail": self.delete_guardrail,
+                "CreateGuardrailVersion": self.create_guardrail_version,
+            }.items()
         }
 
     def _body(self, ctx: RequestContext) -> dict[str, Any]:
@@ -57,7 +66,7 @@ class GuardrailAdmin:
 
     async def create_guardrail(self, ctx: RequestContext) -> Response:
         body = self._body(ctx)
-        record = self.store.create(
+        record = await self.store.create(
             body,
             request_region(ctx, self.default_region),
             tags=body.get("tags"),
@@ -76,6 +85,7 @@ class GuardrailAdmin:
     async def get_guardrail(self, ctx: RequestContext) -> Response:
         identifier = str(ctx.params["guardrailIdentifier"])
         version = str(ctx.params.get("guardrailVersion") or "DRAFT")
+        await self.store.refresh()
         record, found = self.store.get_version(identifier, version)
         spec = found.spec
         out: dict[str, Any] = {"name": spec["name"]}
@@ -102,6 +112,7 @@ class GuardrailAdmin:
 
     async def list_guardrails(self, ctx: RequestContext) -> Response:
         identifier = ctx.params.get("guardrailIdentifier")
+        await self.store.refresh()
         if identifier:
             record = self.store.get(str(identifier))
             rows = [(record, record.draft), *((record, v) for v in record.versions.values())]
@@ -117,7 +128,7 @@ class GuardrailAdmin:
 
     async def update_guardrail(self, ctx: RequestContext) -> Response:
         body = self._body(ctx)
-        record = self.store.update(str(ctx.params["guardrailIdentifier"]), body)
+        record = await self.store.update(str(ctx.params["guardrailIdentifier"]), body)
         return _json(
             {
                 "guardrailId": record.guardrail_id,
@@ -130,17 +141,33 @@ class GuardrailAdmin:
 
     async def delete_guardrail(self, ctx: RequestContext) -> Response:
         version = ctx.params.get("guardrailVersion")
-        self.store.delete(str(ctx.params["guardrailIdentifier"]), version and str(version))
+        await self.store.delete(str(ctx.params["guardrailIdentifier"]), version and str(version))
         return _json({}, 202)
 
     async def create_guardrail_version(self, ctx: RequestContext) -> Response:
         body = self._body(ctx)
-        record, version = self.store.create_version(
+        record, version = await self.store.create_version(
             str(ctx.params["guardrailIdentifier"]),
             body.get("description"),
             body.get("clientRequestToken"),
         )
         return _json({"guardrailId": record.guardrail_id, "version": version}, 202)
+
+
+def _state_errors(operation: Operation) -> Operation:
+    """`operation` with the state store's failure as the control plane's 500."""
+
+    async def run(ctx: RequestContext) -> Response | StreamResponse:
+        try:
+            return await operation(ctx)
+        except StateUnavailable as exc:
+            # Outcrop's wording.
+            raise InternalServerException(
+                f"The guardrail could not be read or saved: the state store is unavailable "
+                f"({exc}). Try again."
+            ) from None
+
+    return run
 
 
 def _summary(record: GuardrailRecord, version: VersionRecord) -> dict[str, Any]:

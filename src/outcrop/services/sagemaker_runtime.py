@@ -10,6 +10,10 @@ becomes ModelNotReadyException, and the invocation limit (60 s unless configured
 broken connection become ModelError before the first byte and a `ModelStreamError` frame
 (`ModelInvocationTimeExceeded`, `StreamBroken`) after it. Session headers the model answers
 with open and close sessions in the session table.
+
+InvokeEndpointAsync's jobs are committed to the state store before the 202
+(`sagemaker.async_jobs`): a job whose replica stops before it finishes is run by the next
+replica (or start) that finds its lease expired.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from outcrop.engines.factory import build_engine
 from outcrop.invocation.admission import CallAdmission
 from outcrop.invocation.engines import picked_engine
 from outcrop.sagemaker.async_inference import AsyncStorage
+from outcrop.sagemaker.async_jobs import AsyncJob, AsyncJobs, storable_params
 from outcrop.sagemaker.backends import (
     CLOSED_SESSION_HEADER,
     CUSTOM_ATTRIBUTES,
@@ -51,6 +56,7 @@ from outcrop.sagemaker.endpoints import Destination, EndpointRegistry, EndpointS
 from outcrop.sagemaker.multi_model import MultiModelBackend
 from outcrop.sagemaker.sessions import NEW_SESSION, Session, SessionTable, parse_new_session
 from outcrop.services.base import Operation, RequestContext, Response, StreamResponse
+from outcrop.state.store import StateUnavailable
 from outcrop.wire import eventstream
 from outcrop.wire.errors import (
     AwsError,
@@ -103,6 +109,7 @@ class SageMakerRuntime:
         engine_settings: Mapping[str, EngineSettings] | None = None,
         registry: EndpointRegistry | None = None,
         clock: Callable[[], float] = time.time,
+        jobs: AsyncJobs | None = None,
     ) -> None:
         self.settings = settings
         self.engines = engines
@@ -116,6 +123,9 @@ class SageMakerRuntime:
         self._pools: dict[tuple[str, str], InstancePool] = {}
         self._backends: dict[tuple[str, str, str], Backend] = {}
         self._async_tasks: set[asyncio.Task[None]] = set()
+        self.jobs = jobs
+        """Where accepted async jobs are kept until they finish (None: in memory only)."""
+        self._maintenance: asyncio.Task[None] | None = None
         self.registry.on_evicted.append(self._forget)
 
     def operations(self) -> dict[str, Operation]:
@@ -125,12 +135,35 @@ class SageMakerRuntime:
             "InvokeEndpointAsync": _guarded(self.invoke_endpoint_async),
         }
 
+    def start(self) -> None:
+        """Begin keeping async jobs: take over those left unfinished, renew leases."""
+        if self.jobs is not None and self._maintenance is None:
+            self._maintenance = asyncio.create_task(self._maintain(self.jobs))
+
+    async def _maintain(self, jobs: AsyncJobs) -> None:
+        while True:
+            try:
+                for job_id in await jobs.renew():
+                    log.warning("async job %s: lease lost to another replica", job_id)
+                for job in await jobs.take_over():
+                    log.info("async job %s: taken over (its replica did not finish it)", job.job_id)
+                    self._spawn(self._resume(job))
+            except StateUnavailable as exc:
+                log.warning("async jobs: state store unavailable (%s)", exc)
+            await asyncio.sleep(jobs.lease_s / 3)
+
     async def close(self) -> None:
+        if self._maintenance is not None:
+            self._maintenance.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._maintenance
         for task in list(self._async_tasks):
             task.cancel()
         for task in list(self._async_tasks):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.jobs is not None:
+            await self.jobs.release()
         for backend in self._backends.values():
             if isinstance(backend, MultiModelBackend):
                 await backend.close()
@@ -227,13 +260,27 @@ class SageMakerRuntime:
             filename=_param(ctx, "Filename"),
         )
         timeout = float(_param(ctx, "InvocationTimeoutSeconds") or ASYNC_TIMEOUT_DEFAULT_S)
-        task = asyncio.create_task(
-            self._run_async(
-                ctx, Target(route), input_location, timeout, locations.output, locations.failure
-            )
+        job = AsyncJob(
+            ctx.request_id,
+            route.endpoint.name,
+            storable_params(dict(ctx.params)),
+            ctx.headers,
+            ctx.body,
+            input_location,
+            timeout,
+            locations.output,
+            locations.failure,
         )
-        self._async_tasks.add(task)
-        task.add_done_callback(self._async_tasks.discard)
+        if self.jobs is not None:
+            try:
+                await self.jobs.accept(job)
+            except StateUnavailable as exc:
+                # Outcrop's wording; the job is not accepted, so nothing is lost.
+                raise ServiceUnavailable(
+                    f"The asynchronous inference could not be queued: the state store is "
+                    f"unavailable ({exc}). Try again."
+                ) from None
+        self._spawn(self._run_job(ctx, Target(route), job))
         headers = [
             ("Content-Type", "application/json"),
             ("X-Amzn-SageMaker-OutputLocation", locations.output),
@@ -432,6 +479,37 @@ class SageMakerRuntime:
                         yield eventstream.payload_part_frame(chunk)
         finally:
             lease.release()
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._async_tasks.add(task)
+        task.add_done_callback(self._async_tasks.discard)
+
+    async def _run_job(self, ctx: RequestContext, target: Target, job: AsyncJob) -> None:
+        await self._run_async(
+            ctx, target, job.input_location, job.timeout_s, job.output, job.failure
+        )
+        if self.jobs is not None:
+            await self.jobs.finished(job.job_id)
+
+    async def _resume(self, job: AsyncJob) -> None:
+        """Run a job another replica (or an earlier run of this one) accepted."""
+        ctx = RequestContext(
+            job.job_id,
+            "InvokeEndpointAsync",
+            job.params,
+            job.body,
+            service="sagemaker-runtime",
+            headers=job.headers,
+        )
+        try:
+            target = Target(self.registry.route(RouteRequest(job.endpoint)))
+        except AwsError as err:  # the endpoint is gone from the configuration
+            self._write_failure(job.failure, {"ErrorCode": err.code, **err.body()})
+            if self.jobs is not None:
+                await self.jobs.finished(job.job_id)
+            return
+        await self._run_job(ctx, target, job)
 
     async def _run_async(
         self,

@@ -221,6 +221,7 @@ async def test_cross_site_form_posts_to_the_aws_apis_are_refused() -> None:
         result = await call(app, "POST", "/guardrails", guardrail, [*LOCAL, *headers])
         assert result.status == 403, result.body
         assert result.headers["x-amzn-errortype"].startswith("AccessDeniedException")
+    await app.guardrails.store.refresh()
     assert app.guardrails.store.records() == []
     converse = json.dumps({"messages": [{"role": "user", "content": [{"text": "hi"}]}]}).encode()
     path = f"/model/{HAIKU}/converse"
