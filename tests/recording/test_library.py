@@ -127,6 +127,39 @@ def test_a_broken_cassette_stops_the_server_at_start(tmp_path: Path) -> None:
         library(tmp_path)
 
 
+def test_json_files_that_are_not_cassettes_are_skipped_with_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    seed(tmp_path, "recorded", "hello")
+    (tmp_path / "package.json").write_text('{"name": "app", "version": "1.0.0"}')
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "list.json").write_text("[1, 2, 3]")
+    with caplog.at_level("WARNING", logger="outcrop.recording"):
+        lib = library(tmp_path)
+    found = lib.decide(call("hello")).replay
+    assert found is not None and found.response.body == {"json": {"said": "hello"}}
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1
+    assert "package.json" in warnings[0] and str(Path("sub") / "list.json") in warnings[0]
+    assert "recorded.json" not in warnings[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ('{"outcrop_cassette": 1, "interactions": [{"service": "x"}]}', "malformed interaction"),
+        ('{"outcrop_cassette": 7, "interactions": []}', "outcrop_cassette 7 is not a format"),
+    ],
+)
+def test_a_file_claiming_to_be_a_cassette_and_broken_still_stops_the_server(
+    tmp_path: Path, text: str, error: str
+) -> None:
+    seed(tmp_path, "recorded", "hello")
+    (tmp_path / "claims.json").write_text(text)
+    with pytest.raises(ConfigError, match=rf"claims\.json: {error}"):
+        library(tmp_path)
+
+
 def test_serve_flags() -> None:
     base = RecordingSettings()
     recorded = with_flags(base, record=Path("c"), upstream="http://127.0.0.1:1/")

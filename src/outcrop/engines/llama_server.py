@@ -389,7 +389,6 @@ class LlamaServerProcess:
         await self._kill()
 
 
-@dataclass(slots=True)
 # A llama.cpp server Outcrop does not start: an `upstreams` entry of a `llamacpp` engine
 # (docs/engine-pools.md). It stands where the managed child (`LlamaServerProcess`)
 # would: the engine talks to it the same way (`/tokenize`, `/completion` with token ids, the
@@ -448,6 +447,23 @@ async def props_metadata(
     return metadata
 
 
+def _abandon(task: asyncio.Future[Any]) -> None:
+    """Cancel a helper task no one will await, and retrieve how it ended: a read pending when
+    a stream is closed early fails with the connection's error ("Task exception was never
+    retrieved" otherwise); a post that answered meanwhile has its response closed."""
+    task.cancel()
+    task.add_done_callback(_retrieve)
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if task.cancelled() or task.exception() is not None:
+        return
+    result = task.result()
+    if isinstance(result, aiohttp.ClientResponse):
+        result.close()
+
+
+@dataclass(slots=True)
 class LlamaServerStats:
     """Running totals, for health and tests."""
 
@@ -877,6 +893,9 @@ class LlamaServerEngine(Engine):
         dead = asyncio.ensure_future(died.wait())
         try:
             done, _ = await asyncio.wait({post, dead}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:  # cancelled (the client left): no one will await the post
+            _abandon(post)
+            raise
         finally:
             dead.cancel()
         if post in done:
@@ -900,6 +919,9 @@ class LlamaServerEngine(Engine):
             done, _ = await asyncio.wait(
                 {read, dead}, timeout=wait_s, return_when=asyncio.FIRST_COMPLETED
             )
+        except BaseException:  # cancelled (the client left): the stream's close ends the read
+            _abandon(read)
+            raise
         finally:
             dead.cancel()
         if read in done:

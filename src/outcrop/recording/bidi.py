@@ -109,9 +109,11 @@ class Bidirectional:
         if response.events is None:
             data = body_bytes(response.body) if response.body is not None else b""
             raise UpstreamAnswer(response.status, response.headers, data)
-        audio = interaction.audio_bytes("output")
         speed = self.speed()
-        timed = [(ctx.started + replay_at(e.t, speed), e.frame(audio)) for e in response.events]
+        timed = [
+            (ctx.started + replay_at(e.t, speed), frame)
+            for e, frame in zip(response.events, interaction.frames(), strict=True)
+        ]
         return StreamResponse(list(response.headers), _replayed(timed, body))
 
     # -- record --------------------------------------------------------------------------------

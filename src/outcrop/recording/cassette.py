@@ -444,10 +444,25 @@ class Interaction:
     audio: Mapping[str, str] = field(default_factory=dict)
     """A speech session's audio, base64, one blob per direction (`input`, `output`), that the
     events' `@audio:OFFSET:LENGTH` markers point into."""
+    _frames: list[tuple[bytes, ...]] = field(
+        default_factory=list, init=False, repr=False, compare=False
+    )
+    """The response's frames once encoded (see `frames`)."""
 
     def audio_bytes(self, direction: str) -> bytes:
         blob = self.audio.get(direction)
         return base64.b64decode(blob) if blob else b""
+
+    def frames(self) -> tuple[bytes, ...]:
+        """The response's event frames as sent (speech audio markers expanded from the `output`
+        blob), encoded on first use and kept: a cassette replays the same entry many times, and
+        encoding each frame from its decoded event was most of a replay's CPU. What is kept is
+        about the size of the recorded events, which the cassette limits already bound."""
+        if not self._frames:
+            events = self.response.events or ()
+            audio = self.audio_bytes("output") if self.audio else b""
+            self._frames.append(tuple(e.frame(audio) for e in events))
+        return self._frames[0]
 
     def to_json(self) -> dict[str, Any]:
         out = {
@@ -485,6 +500,11 @@ class CassetteError(ValueError):
     """A cassette file that is not one (the message names the file)."""
 
 
+class NotACassette(CassetteError):
+    """A JSON file that does not claim to be a cassette (no `outcrop_cassette` key): some other
+    project file, which a folder of cassettes may hold beside them."""
+
+
 @dataclass(slots=True)
 class Cassette:
     interactions: list[Interaction] = field(default_factory=list)
@@ -505,8 +525,13 @@ class Cassette:
             data = json.loads(text)
         except ValueError as exc:
             raise CassetteError(f"{name}: not JSON ({exc})") from None
-        if not isinstance(data, dict) or data.get("outcrop_cassette") != FORMAT_VERSION:
-            raise CassetteError(f"{name}: not an outcrop cassette (outcrop_cassette: 1 missing)")
+        if not isinstance(data, dict) or "outcrop_cassette" not in data:
+            raise NotACassette(f"{name}: not an outcrop cassette (outcrop_cassette: 1 missing)")
+        if data["outcrop_cassette"] != FORMAT_VERSION:
+            raise CassetteError(
+                f"{name}: outcrop_cassette {data['outcrop_cassette']!r} is not a format this "
+                f"version reads (outcrop_cassette: {FORMAT_VERSION})"
+            )
         try:
             return cls([Interaction.from_json(i) for i in data.get("interactions", [])])
         except (KeyError, TypeError, ValueError) as exc:
@@ -514,7 +539,11 @@ class Cassette:
 
     @classmethod
     def load(cls, path: Path) -> Cassette:
-        return cls.loads(path.read_text(encoding="utf-8"), str(path))
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise CassetteError(f"{path}: not JSON ({exc})") from None
+        return cls.loads(text, str(path))
 
     def save(self, path: Path) -> None:
         """Write durably: a temporary file in the same folder, fsynced, then renamed over."""

@@ -1,9 +1,11 @@
 """Which cassette a server plays and records now, in which mode, and writing it durably.
 
 By default (no cassette selected) replay answers from every cassette under the folder
-(`**/*.json`) and new recordings go to `session-<UTC timestamp>.json` there. Selecting a
-cassette by name (`PUT /_outcrop/recording`, what the pytest plugin does per test) plays and
-records `<dir>/<name>.json` only. Modes, as VCR's (docs/cassettes.md):
+(`**/*.json`; JSON files without an `outcrop_cassette` key are skipped with one warning, a file
+that claims to be a cassette and is broken stops the server) and new recordings go to
+`session-<UTC timestamp>.json` there. Selecting a cassette by name (`PUT /_outcrop/recording`,
+what the pytest plugin does per test) plays and records `<dir>/<name>.json` only. Modes, as
+VCR's (docs/cassettes.md):
 
 * `none`: replay only; a call no interaction matches is refused.
 * `once`: replay only when the cassette existed, else record every call (the default session's
@@ -34,6 +36,7 @@ from outcrop.recording.cassette import (
     CassetteError,
     Interaction,
     Matcher,
+    NotACassette,
     Redaction,
     Tape,
 )
@@ -109,8 +112,20 @@ class Library:
                 else []
             )
             interactions: list[Interaction] = []
+            foreign: list[str] = []
             for file in files:
-                interactions += Cassette.load(file).interactions
+                try:
+                    interactions += Cassette.load(file).interactions
+                except NotACassette:
+                    foreign.append(str(file.relative_to(self.dir)))
+            if foreign:
+                log.warning(
+                    "recording: skipped %d JSON file(s) under %s that are not cassettes "
+                    "(no outcrop_cassette key): %s",
+                    len(foreign),
+                    self.dir,
+                    ", ".join(foreign),
+                )
             self.existed = False  # the session's own cassette is always new
             self.cassette = Cassette()
         else:

@@ -194,7 +194,10 @@ class RecordingOperations:
             await _sleep_until(ctx.started + replay_at(interaction.duration, speed))
             body = body_bytes(response.body) if response.body is not None else b""
             return Response(body, headers, response.status)
-        timed = [(ctx.started + replay_at(e.t, speed), e.frame()) for e in response.events]
+        timed = [
+            (ctx.started + replay_at(e.t, speed), frame)
+            for e, frame in zip(response.events, interaction.frames(), strict=True)
+        ]
         return StreamResponse(headers, _timed_frames(timed))
 
     # -- upstream ------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ sees its stream end cleanly rather than reset.
 
 Each assistant turn is a generation admitted through the invocation layer
 (`invocation.admission.CallAdmission`): token quotas reserve per turn (a refusal ends the session
-with ThrottlingException), a scripted response queued for the session answers the next turn,
+with ThrottlingException, also for a turn that could never fit the quota: the output union
+models no quota-exceeded member), a scripted response queued for the session answers the next turn,
 and the session's usage is the sum of its turns.
 
 Event signatures: with verified credentials (`ctx.call.identity.verified`, set by the
@@ -47,7 +48,9 @@ from outcrop.wire.errors import (
     AwsError,
     ModelStreamErrorException,
     ModelTimeoutException,
+    ServiceQuotaExceededException,
     ServiceUnavailableException,
+    ThrottlingException,
     ValidationException,
 )
 from outcrop.wire.event_signing import (
@@ -265,7 +268,16 @@ def _chunk(event: dict[str, Any]) -> bytes:
 
 
 def _error(exc: BaseException) -> AwsError:
-    """A response task's failure as the stream exception the client gets."""
+    """A response task's failure as the stream exception the client gets: a member of the
+    output event union (`InvokeModelWithBidirectionalStreamOutput`: internalServerException,
+    modelStreamErrorException, validationException, throttlingException,
+    modelTimeoutException, serviceUnavailableException), since an SDK cannot decode any other.
+    """
+    if isinstance(exc, ServiceQuotaExceededException):
+        # A turn that can never fit a token quota. The union models no quota-exceeded member;
+        # its quota error is throttlingException, whose shape the model documents as "denied
+        # due to exceeding the account quotas for Amazon Bedrock" (docs/speech.md).
+        return ThrottlingException(exc.message)
     if isinstance(exc, AwsError):
         return exc
     if isinstance(exc, ProtocolError):

@@ -22,9 +22,14 @@
 //                contentType is absent, "application/json" is sent (as AWS's examples do; the
 //                SDK alone would send application/octet-stream); pass null to send none.
 //   input        any further input members, passed through unchanged (e.g. Converse messages)
-//   inputEvents  bidirectional stream only: [{"json": {...}} | {"text": "..."}, "delayMs": n];
-//                each becomes a `chunk` input event, sent after its delay
+//   inputEvents  bidirectional stream only: [{"json": {...}} | {"text": "..."}, "delayMs": n,
+//                "waitFor": "name", "waitForCount": n]; each becomes a `chunk` input event,
+//                sent after its delay and, with `waitFor`, once `waitForCount` (default 1)
+//                output chunks whose JSON's `event` has the member `name` (e.g. Nova Sonic's
+//                "completionEnd") have arrived: waiting on the answer, not on a timer
 //   endInputDelayMs   bidirectional: wait this long after the last input event before closing
+//   endInputOn   bidirectional: close the input once an output chunk's `event` has this member
+//                (as `waitFor`), or the stream ended
 //   abortAfterEvents  abort the call (AbortController) after this many stream events
 //   maxAttempts  SDK retry attempts (default: the SDK's own)
 //   systemClockOffsetMs  start the SDK with this clock offset (it signs with now + offset and
@@ -163,21 +168,54 @@ function buildInput(cmd, service) {
     if (cmd.accept !== undefined) input.accept = cmd.accept;
   }
   if (cmd.operation === "InvokeModelWithBidirectionalStream") {
-    input.body = inputEvents(cmd.inputEvents ?? [], cmd.endInputDelayMs ?? 0);
+    input.body = inputEvents(cmd.inputEvents ?? [], cmd.endInputDelayMs ?? 0, cmd.endInputOn);
   }
   return input;
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function* inputEvents(events, endDelayMs) {
+// Output events seen so far, by the member of their JSON's `event` (Nova Sonic's names), and
+// the input side's waits on them; all waits end when the output stream does.
+const outputSeen = new Map();
+let outputEnded = false;
+let outputWaiters = [];
+
+function outputArrived(data) {
+  const event = data && typeof data === "object" ? data.event : undefined;
+  if (event && typeof event === "object") {
+    for (const name of Object.keys(event)) outputSeen.set(name, (outputSeen.get(name) ?? 0) + 1);
+  }
+  wakeOutputWaiters();
+}
+
+function outputEnd() {
+  outputEnded = true;
+  wakeOutputWaiters();
+}
+
+function wakeOutputWaiters() {
+  const waiting = outputWaiters;
+  outputWaiters = [];
+  for (const wake of waiting) wake();
+}
+
+async function waitForOutput(name, count) {
+  while (!outputEnded && (outputSeen.get(name) ?? 0) < count) {
+    await new Promise((resolve) => outputWaiters.push(resolve));
+  }
+}
+
+async function* inputEvents(events, endDelayMs, endOn) {
   for (const [index, event] of events.entries()) {
     if (event.delayMs) await sleep(event.delayMs);
+    if (event.waitFor !== undefined) await waitForOutput(event.waitFor, event.waitForCount ?? 1);
     const bytes = event.text !== undefined ? encoder.encode(event.text) : encodeBody(event.json);
     emit({ sent: index });
     yield { chunk: { bytes } };
   }
   if (endDelayMs) await sleep(endDelayMs);
+  if (endOn !== undefined) await waitForOutput(endOn, 1);
 }
 
 // Record every raw HTTP response (and the signed request) below the deserializer, so status
@@ -250,6 +288,7 @@ async function main() {
           const data = blobJson(value);
           if (data !== undefined) line.data = data;
           emit(line);
+          outputArrived(data);
         }
         events += 1;
         if (cmd.abortAfterEvents !== undefined && events >= cmd.abortAfterEvents) {
@@ -270,6 +309,7 @@ async function main() {
   } catch (error) {
     emit({ error: describeError(error), ...transport() });
   } finally {
+    outputEnd();
     client.destroy();
   }
 }
