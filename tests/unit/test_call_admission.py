@@ -88,3 +88,23 @@ async def test_each_turn_of_a_session_is_admitted_against_the_quota() -> None:
         await admission.admit(engine, request("again", 60))
     with pytest.raises(ServiceQuotaExceededException):
         await admission.admit(engine, request("too much", 500))
+
+
+async def test_a_session_of_several_turns_gives_back_every_turns_unused_reservation() -> None:
+    # Regression: the settlement kept only the last reservation per counter, so a session of
+    # several turns was charged each earlier turn's whole reservation (input + max output).
+    quotas = QuotaEnforcer([QuotaSettings(tokens_per_minute=100)], clock=lambda: 0.0)
+    ctx = RequestContext(
+        "r2", "InvokeModelWithBidirectionalStream", {"modelId": "amazon.nova-sonic-v1:0"}, b""
+    )
+    await quotas.before(ctx)
+    engine = ScriptedEngine()
+    admission = CallAdmission(ctx, "amazon.nova-sonic-v1:0")
+    for _ in range(2):  # two turns, each reserving about 2 + 40
+        await admission.admit(engine, request("hi", 40))
+        admission.finished(Finish(StopReason.END_TURN, 2, 3))
+    quotas.after(ctx)
+    # 10 tokens were used; a call that needs 85 fits only if both reservations came back.
+    later = RequestContext("r3", "InvokeModel", {"modelId": "amazon.nova-sonic-v1:0"}, b"")
+    await quotas.before(later)
+    await CallAdmission(later, "amazon.nova-sonic-v1:0").admit(engine, request("hi", 83))

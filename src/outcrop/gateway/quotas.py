@@ -215,7 +215,10 @@ class QuotaEnforcer(BaseInterceptor):
         for counters in lease.streams:
             counters.streams -= 1
         record = ctx.record
-        reserved = {id(c): n for c, n in lease.reserved}
+        # A call may reserve more than once (a speech session: once per turn): settle the sum.
+        reserved: dict[int, int] = {}
+        for c, n in lease.reserved:
+            reserved[id(c)] = reserved.get(id(c), 0) + n
         for counters in lease.counters:
             bucket = counters.tokens
             if bucket is None:

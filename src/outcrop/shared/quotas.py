@@ -285,7 +285,7 @@ class SharedQuotaEnforcer(BaseInterceptor):
             raise ServiceQuotaExceededException(QUOTA_EXCEEDED)
         if verdict == 1:
             raise ThrottlingException(TOO_MANY_TOKENS)
-        lease.reserved = wanted
+        lease.reserved += wanted  # a speech session reserves once per turn: settle the sum
 
     def after(self, ctx: RequestContext) -> None:
         lease = self._leases.pop(ctx, None)

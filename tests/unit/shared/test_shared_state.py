@@ -14,7 +14,11 @@ from outcrop.app import OutcropApp
 from outcrop.config import Settings
 from outcrop.engines.scripted import ScriptedConfig, ScriptedEngine
 from outcrop.gateway.faults import FaultInjector
+from outcrop.invocation.admission import CallAdmission
+from outcrop.invocation.context import RequestContext
 from outcrop.shared.quotas import SharedQuotaEnforcer
+from outcrop.types import ChatMessage, Finish, GenerationRequest, SamplingParams, StopReason
+from outcrop.wire.errors import ThrottlingException
 from tests.asgi_driver import call
 from tests.support.redis_server import RedisServer, running_redis
 from tests.support.server import free_port
@@ -263,3 +267,34 @@ async def test_sessions_fail_closed_while_redis_is_unreachable() -> None:
         )
         assert named.status == 503, named.body
         assert named.headers["x-amzn-errortype"].split(":")[0] == "ServiceUnavailable"
+
+
+async def test_a_session_of_several_turns_settles_every_turns_reservation(
+    redis_server: RedisServer,
+) -> None:
+    # Regression: the shared lease kept only the last reservation, so a speech session of
+    # several turns was charged each earlier turn's whole reservation.
+    def turn(max_tokens: int) -> GenerationRequest:
+        return GenerationRequest((ChatMessage("user", "hi"),), SamplingParams(max_tokens))
+
+    sonic = "amazon.nova-sonic-v1:0"
+    async with replicas(1, redis_server.url, quotas=[{"tokens_per_minute": 100}]) as (a,):
+        enforcer, engine = quota(a), ScriptedEngine()
+        ctx = RequestContext("s1", "InvokeModelWithBidirectionalStream", {"modelId": sonic}, b"")
+        await enforcer.before(ctx)
+        admission = CallAdmission(ctx, sonic)
+        for _ in range(2):  # two turns, each reserving about 2 + 40
+            await admission.admit(engine, turn(40))
+            admission.finished(Finish(StopReason.END_TURN, 2, 3))
+        enforcer.after(ctx)
+        later = RequestContext("s2", "InvokeModel", {"modelId": sonic}, b"")
+        await enforcer.before(later)
+        # 10 tokens used: a call needing about 85 fits only if both reservations came back.
+        for _ in range(100):
+            try:
+                await CallAdmission(later, sonic).admit(engine, turn(83))
+                break
+            except ThrottlingException:  # the settlement is sent to Redis after the call
+                await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the session's unused reservations were not given back")
