@@ -55,6 +55,7 @@ from outcrop.gateway.invocation_log import InvocationLog
 from outcrop.gateway.limits import HeaderLimit
 from outcrop.gateway.metrics import Metrics
 from outcrop.gateway.policies import Policy, PolicyEnforcer, PolicyError, parse_policy
+from outcrop.gateway.quota_admin import QuotaAdmin
 from outcrop.gateway.quotas import QuotaEnforcer
 from outcrop.gateway.request_limits import RequestLimits, request_limits, transport_limits
 from outcrop.gateway.rules import RuleRegistry
@@ -288,6 +289,7 @@ class OutcropApp:
                 self.responses, _admin_api(settings, settings.admin.responses_api), settings.admin
             ).routes(),
             **RecordingAdmin(self.recording.library if self.recording else None).routes(),
+            **QuotaAdmin(self.quotas, settings.limits.max_quota_counters_listed).routes(),
             **(self.console.routes() if self.console is not None else {}),
         }
 

@@ -61,6 +61,7 @@ does not parse stops the server at start with a message naming the key.
     body_read_timeout_s = 30       # a body not received whole by then: 408, connection closed
     max_metric_label_values = 200  # distinct model labels in /metrics (LRU, then "other")
     max_quota_counters = 10000     # counters per quota rule, per model/principal (LRU)
+    max_quota_counters_listed = 100  # counters per rule listed by GET /_outcrop/quotas
 
     [admin]                        # the /_outcrop/ admin API (docs/security.md)
     faults_api = true              # default: on in mode open, off in verify
@@ -264,6 +265,8 @@ class LimitsSettings(_Strict):
     """Distinct `model` label values in /metrics (LRU; gateway/metrics.py)."""
     max_quota_counters: int = Field(10_000, ge=1)
     """Counter sets per quota rule, one per model/principal (LRU; gateway/quotas.py)."""
+    max_quota_counters_listed: int = Field(100, ge=1, le=10_000)
+    """Counters per quota rule that GET /_outcrop/quotas lists (gateway/quota_admin.py)."""
 
 
 class AdminSettings(_Strict):

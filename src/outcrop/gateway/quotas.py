@@ -74,6 +74,11 @@ class TokenBucket:
         self.level -= amount
         return True
 
+    def level_at(self, now: float) -> float:
+        """The level at `now`, without updating the bucket."""
+        elapsed = max(0.0, now - self.updated)
+        return min(self.capacity, self.level + elapsed * self.capacity / 60.0)
+
     def adjust(self, amount: float, now: float) -> None:
         """Give back (positive) or charge (negative) units after the fact."""
         self.refill(now)
@@ -94,6 +99,54 @@ class Lease:
     counters: list[Counters] = field(default_factory=list)
     streams: list[Counters] = field(default_factory=list)
     reserved: list[tuple[Counters, int]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class QuotaView:
+    """One quota rule and its busiest counters, as GET /_outcrop/quotas lists them."""
+
+    settings: QuotaSettings
+    counters: list[dict[str, object]]
+    total: int | None
+    """Counters this rule holds (None where unknown: Redis lists those it scanned)."""
+    truncated: bool
+
+
+def counter_row(
+    model: str,
+    principal: str,
+    requests: float | None,
+    tokens: float | None,
+    streams: int,
+    settings: QuotaSettings,
+) -> dict[str, object]:
+    """One counter as listed: what is left in each bucket now, and streams in flight."""
+    return {
+        "model": model or None,
+        "principal": principal or None,
+        "requestsLeft": None if requests is None else round(float(requests), 3),
+        "requestsPerMinute": settings.requests_per_minute,
+        "tokensLeft": None if tokens is None else round(float(tokens), 3),
+        "tokensPerMinute": settings.tokens_per_minute,
+        "streamsInFlight": streams,
+        "concurrentStreams": settings.concurrent_streams,
+    }
+
+
+def busiest(row: dict[str, object]) -> tuple[float, float, float]:
+    """Sort key: most streams in flight first, then the emptiest request and token buckets."""
+
+    def used(left: object, cap: object) -> float:
+        if isinstance(left, float) and isinstance(cap, int) and cap > 0:
+            return left / cap
+        return 1.0
+
+    streams = row["streamsInFlight"]
+    return (
+        -float(streams) if isinstance(streams, int) else 0.0,
+        used(row["requestsLeft"], row["requestsPerMinute"]),
+        used(row["tokensLeft"], row["tokensPerMinute"]),
+    )
 
 
 class QuotaRule:
@@ -230,6 +283,26 @@ class QuotaEnforcer(BaseInterceptor):
                 continue
             used = (record.input_tokens or 0) + (record.output_tokens or 0)
             bucket.adjust(held - used, now)
+
+    def snapshot(self, limit: int) -> list[QuotaView]:
+        """Each rule's busiest counters now, at most `limit` per rule (GET /_outcrop/quotas)."""
+        now = self.clock()
+        views = []
+        for rule in self.rules:
+            rows = [
+                counter_row(
+                    model,
+                    principal,
+                    c.requests.level_at(now) if c.requests else None,
+                    c.tokens.level_at(now) if c.tokens else None,
+                    c.streams,
+                    rule.settings,
+                )
+                for (model, principal), c in rule._counters.items()
+            ]
+            rows.sort(key=busiest)
+            views.append(QuotaView(rule.settings, rows[:limit], len(rows), len(rows) > limit))
+        return views
 
     def _refund_requests(self, lease: Lease, now: float) -> None:
         for counters in lease.counters:

@@ -28,6 +28,7 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from weakref import WeakKeyDictionary
 
 from outcrop.config.security import QuotaSettings
@@ -38,6 +39,9 @@ from outcrop.gateway.quotas import (
     TOO_MANY_REQUESTS,
     TOO_MANY_TOKENS,
     QuotaRule,
+    QuotaView,
+    busiest,
+    counter_row,
 )
 from outcrop.invocation.context import RequestContext
 from outcrop.shared.client import SharedState, SharedUnavailable
@@ -52,6 +56,8 @@ log = logging.getLogger("outcrop.shared")
 
 IDLE_TTL_MS = 10 * 60 * 1000
 """A rate counter untouched this long has refilled (a minute does it) and is dropped."""
+SCAN_FACTOR = 10
+"""GET /_outcrop/quotas reads at most this many times its `limit` counters per rule."""
 UNAVAILABLE = "The quota service is unavailable. Try your request again."
 
 # Shared by the scripts: Redis's clock in milliseconds, and a bucket's level now.
@@ -148,6 +154,23 @@ return 0
 """
 )
 
+READ = (
+    _PRELUDE
+    + """
+-- KEYS: per counter, its bucket hash and its stream-lease set. ARGV: rpm, tpm ('' none).
+-- Levels as strings (Lua numbers would reach the client truncated to integers).
+local rpm, tpm = tonumber(ARGV[1]), tonumber(ARGV[2])
+local out = {}
+for i = 1, #KEYS / 2 do
+  local r, t = '', ''
+  if rpm then r = tostring(level(KEYS[2 * i - 1], 'r', rpm)) end
+  if tpm then t = tostring(level(KEYS[2 * i - 1], 't', tpm)) end
+  out[i] = {r, t, redis.call('ZCOUNT', KEYS[2 * i], '(' .. now, '+inf')}
+end
+return out
+"""
+)
+
 RENEW = """
 -- KEYS: stream-lease sets; ARGV: lease ms, then the lease id held in each set.
 local t = redis.call('TIME')
@@ -206,6 +229,7 @@ class SharedQuotaEnforcer(BaseInterceptor):
         self._reserve_script = shared.script(RESERVE)
         self._settle = shared.script(SETTLE)
         self._renew = shared.script(RENEW)
+        self._read = shared.script(READ)
         self._leases: WeakKeyDictionary[RequestContext, SharedLease] = WeakKeyDictionary()
         self._held: dict[str, SharedLease] = {}
         """Leases with streams, by id: renewed until released."""
@@ -316,6 +340,43 @@ class SharedQuotaEnforcer(BaseInterceptor):
         with contextlib.suppress(SharedUnavailable):  # the lease lapses on its own
             await self.shared.run("quotas", lambda: self._settle(keys, args))
 
+    async def snapshot(self, limit: int) -> list[QuotaView]:
+        """Each rule's busiest counters in Redis now: at most `limit` per rule, among the first
+        `SCAN_FACTOR * limit` counters SCAN finds (GET /_outcrop/quotas). SharedUnavailable
+        when Redis is unreachable."""
+        return [await self._snapshot_rule(rule.settings, tag, limit) for rule, tag in self.rules]
+
+    async def _snapshot_rule(self, s: QuotaSettings, tag: str, limit: int) -> QuotaView:
+        prefix = self.shared.key("quota", tag, "")
+        pattern = _glob_escape(prefix) + "*"
+        found: list[str] = []
+        seen: set[str] = set()
+        cursor = 0
+        while True:
+            cursor, keys = await self.shared.run(
+                "quotas", partial(self.shared.redis.scan, cursor, match=pattern, count=1000)
+            )
+            for raw in keys:
+                key = raw.decode() if isinstance(raw, bytes) else str(raw)
+                base = key.rpartition(":")[0]  # without ":rate" / ":streams"
+                if base not in seen:
+                    seen.add(base)
+                    found.append(base)
+            if cursor == 0 or len(found) >= SCAN_FACTOR * limit:
+                break
+        rows = []
+        if found:
+            keys = [k for base in found for k in (base + ":rate", base + ":streams")]
+            args = [_opt(s.requests_per_minute), _opt(s.tokens_per_minute)]
+            read = await self.shared.run("quotas", partial(self._read, keys, args))
+            for base, (r, t, streams) in zip(found, read, strict=True):
+                model, principal = json.loads(base[len(prefix) :])
+                rows.append(counter_row(model, principal, _num(r), _num(t), int(streams), s))
+        rows.sort(key=busiest)
+        complete = cursor == 0
+        total = len(rows) if complete else None
+        return QuotaView(s, rows[:limit], total, len(rows) > limit or not complete)
+
     # -- lease renewal -----------------------------------------------------------------------
 
     def start(self) -> None:
@@ -354,3 +415,13 @@ class SharedQuotaEnforcer(BaseInterceptor):
 
 def _opt(value: int | None) -> str | int:
     return "" if value is None else value
+
+
+def _num(value: bytes | str) -> float | None:
+    text = value.decode() if isinstance(value, bytes) else value
+    return float(text) if text else None
+
+
+def _glob_escape(text: str) -> str:
+    """`text` matched literally by a Redis SCAN MATCH pattern."""
+    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
