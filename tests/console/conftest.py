@@ -12,6 +12,9 @@ from playwright.sync_api import Browser, Page
 from tests.console.browser import chromium, chromium_path
 from tests.support.server import ServerProcess, running_server
 
+QUOTA_MODEL = "mistral.mistral-7b-instruct-v0:2"
+"""The model of the console server's one quota (1 request per minute)."""
+
 
 @pytest.fixture
 def browser() -> Iterator[Browser]:
@@ -27,9 +30,11 @@ def browser() -> Iterator[Browser]:
 def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     folder = tmp_path_factory.mktemp("console")
     config: Path = folder / "outcrop.toml"
-    # Guardrails made by the tests persist in a folder of their own, removed afterwards.
+    # Guardrails made by the tests persist in a folder of their own, removed afterwards. One
+    # quota, on a model only the quota counters' test calls.
     config.write_text(
         f"[console]\nmax_calls = 10000\n[guardrails]\nstate_dir = {str(folder / 'state')!r}\n"
+        f"[[quotas]]\nmodel = {QUOTA_MODEL!r}\nrequests_per_minute = 1\n"
     )
     with running_server(
         ["--engine", "scripted", "--delay-ms", "5", "--config", str(config)]

@@ -20,6 +20,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from playwright.sync_api import Page, expect
 
+from tests.console.conftest import QUOTA_MODEL
 from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.console
@@ -254,3 +255,21 @@ def test_a_call_opens_and_becomes_a_scripted_response_with_the_keyboard_alone(
         if "contentBlockDelta" in event
     )
     assert text == f"Echo: {marker}"
+
+
+def test_a_quota_counter_moves_on_the_resources_page_after_a_boto3_call(
+    page: Page, console_server: ServerProcess
+) -> None:
+    open_console(page, console_server, "resources")
+    table = page.get_by_test_id("quota-table-0")
+    expect(table).to_contain_text("No calls counted yet.")
+    client(console_server).converse(
+        modelId=QUOTA_MODEL, messages=[{"role": "user", "content": [{"text": "count me"}]}]
+    )
+    # The page refreshes the counters every 2 s: the bucket of 1 request per minute is empty
+    # (it takes a minute to refill one request, so "0 of 1" shows for that long).
+    row = table.get_by_test_id("quota-counter")
+    expect(row).to_have_count(1)
+    expect(row.locator("td").first).to_have_text(QUOTA_MODEL)
+    expect(row.get_by_test_id("requests-left")).to_have_text("0 of 1/min")
+    expect(row.get_by_test_id("streams-in-flight")).to_have_text("0")

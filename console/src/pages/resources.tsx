@@ -2,6 +2,8 @@ import { useEffect, useState } from "preact/hooks";
 import type { LiveCalls } from "../app";
 import { CONSOLE_API, request } from "../api";
 import { pretty } from "../format";
+import { QUOTAS_API, countCaption, counterKey, level, ruleSummary, streams } from "../quotas";
+import type { QuotaCounters } from "../quotas";
 import type { CallRow } from "../types";
 
 interface Overview {
@@ -46,11 +48,19 @@ function Chart(props: { points: number[]; label: string }) {
 export function ResourcesPage(props: { live: LiveCalls }) {
   const [overview, setOverview] = useState<Overview | null>(null);
   const [endpoints, setEndpoints] = useState<unknown>(null);
+  const [quotas, setQuotas] = useState<QuotaCounters | null>(null);
+  const [quotaError, setQuotaError] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
   useEffect(() => {
     const load = () => {
       request<Overview>("GET", `${CONSOLE_API}/overview`).then(setOverview).catch((err: Error) => setError(err.message));
       request<unknown>("GET", "/_outcrop/endpoints").then(setEndpoints).catch(() => setEndpoints(null));
+      request<QuotaCounters>("GET", QUOTAS_API)
+        .then((q) => {
+          setQuotas(q);
+          setQuotaError(null);
+        })
+        .catch((err: Error) => setQuotaError(err.message));
     };
     load();
     const timer = setInterval(load, 2000);
@@ -88,7 +98,43 @@ export function ResourcesPage(props: { live: LiveCalls }) {
       </section>
       <section class="panel" aria-labelledby="quota-h">
         <h2 id="quota-h">Quotas</h2>
-        {overview.quotas.length ? <pre>{pretty(overview.quotas)}</pre> : <p>No quotas configured ([[quotas]]).</p>}
+        {!overview.quotas.length ? (
+          <p>No quotas configured ([[quotas]]).</p>
+        ) : quotaError ? (
+          <p role="alert">Counters unavailable: {quotaError}</p>
+        ) : !quotas ? (
+          <p>Loading counters…</p>
+        ) : (
+          <>
+            <p>Counters {quotas.backend === "redis" ? "shared by the fleet (Redis)" : "of this server"}, busiest first; refreshed every 2 s.</p>
+            {quotas.quotas.map((view, i) => (
+              <figure key={i}>
+                <figcaption>
+                  Quota {i + 1}: {ruleSummary(view.rule)} — {countCaption(view)}
+                </figcaption>
+                <table data-testid={`quota-table-${i}`}>
+                  <thead>
+                    <tr><th scope="col">Counter</th><th scope="col">Requests left</th><th scope="col">Tokens left</th><th scope="col">Streams in flight</th></tr>
+                  </thead>
+                  <tbody>
+                    {view.counters.length ? (
+                      view.counters.map((c) => (
+                        <tr key={counterKey(c)} data-testid="quota-counter">
+                          <td>{counterKey(c)}</td>
+                          <td data-testid="requests-left">{level(c.requestsLeft, c.requestsPerMinute)}</td>
+                          <td data-testid="tokens-left">{level(c.tokensLeft, c.tokensPerMinute)}</td>
+                          <td data-testid="streams-in-flight">{streams(c)}</td>
+                        </tr>
+                      ))
+                    ) : (
+                      <tr><td colSpan={4}>No calls counted yet.</td></tr>
+                    )}
+                  </tbody>
+                </table>
+              </figure>
+            ))}
+          </>
+        )}
       </section>
     </section>
   );
