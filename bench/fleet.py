@@ -5,8 +5,10 @@ One run starts a throwaway redis-server (tests/support/redis_server.py), three `
 replicas sharing it (`[shared] url`) and one more server with the same configuration but no
 `[shared]` section (quotas and rules in process). Every server runs the scripted engine and the
 same quotas, set far above the load so that nothing is refused: requests and tokens per minute
-on every model (each call runs the admission, reservation and settlement scripts; the fault and
-scripted-response registries read their version once each). Client threads send InvokeModel
+on every model (each call runs the admission and reservation scripts, which carry the
+settlements of calls finished meanwhile; the fault and scripted-response registries read their
+version once each). `--baseline-src` adds a shared replica running other sources (the code
+before a change) to the same rounds. Client threads send InvokeModel
 over keep-alive HTTP/1.1 connections, spread round-robin over the replicas of the configuration
 measured: `local` (the unshared server), `shared x1`, `shared x2`, `shared x3`. Rounds alternate
 the order of the configurations; per configuration the median requests/s over rounds and the
@@ -44,6 +46,7 @@ from tests.support.redis_server import running_redis
 from tests.support.server import running_server
 
 RESULTS = Path(__file__).resolve().parent / "results"
+BEFORE = "shared x1 (before)"
 MODEL_PATH = "/model/anthropic.claude-3-haiku-20240307-v1%3A0/invoke"
 BODY = json.dumps(
     {
@@ -117,10 +120,19 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1500)
     parser.add_argument("--threads", type=int, default=6)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        help="also measure `shared x1 (before)`: one shared replica running the outcrop sources "
+        "in this folder (e.g. `git archive COMMIT src | tar -x -C DIR`, then DIR/src), in the "
+        "same rounds, for a before/after on the same load",
+    )
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="outcrop-bench-fleet-"))
     names = ["local", "shared x1", "shared x2", "shared x3"]
+    if args.baseline_src is not None:
+        names.insert(2, BEFORE)
     rates: dict[str, list[float]] = {name: [] for name in names}
     latencies: dict[str, list[float]] = {name: [] for name in names}
     load: list[float] = []
@@ -139,6 +151,17 @@ def main() -> None:
             "shared x2": [r.url for r in replicas[:2]],
             "shared x3": [r.url for r in replicas],
         }
+        if args.baseline_src is not None:
+            (folder / "before.toml").write_text(
+                CONFIG + SHARED.format(url=redis.url, stamp=f"{int(time.time())}before")
+            )
+            before = stack.enter_context(
+                running_server(
+                    ["--config", str(folder / "before.toml")],
+                    env={"PYTHONPATH": str(args.baseline_src.resolve())},
+                )
+            )
+            targets[BEFORE] = [before.url]
         for urls in targets.values():  # warm-up: connections, scripts loaded, code paths hot
             blast(urls, args.threads * 30, args.threads)
         for round_number in range(args.rounds):
@@ -178,6 +201,24 @@ def main() -> None:
         "shared_x1_over_local_median_of_rounds": statistics.median(ratios),
         "shared_cost_us_per_request": (1 / one_rps - 1 / local_rps) * 1e6,
     }
+    before_line = ""
+    if args.baseline_src is not None:
+        before_rps = statistics.median(rates[BEFORE])
+        before_ratios = [b / loc for b, loc in zip(rates[BEFORE], rates["local"], strict=True)]
+        after_over_before = [a / b for a, b in zip(rates["shared x1"], rates[BEFORE], strict=True)]
+        result["before_over_local_per_round"] = before_ratios
+        result["before_over_local_median_of_rounds"] = statistics.median(before_ratios)
+        result["after_over_before_per_round"] = after_over_before
+        result["after_over_before_median_of_rounds"] = statistics.median(after_over_before)
+        result["before_cost_us_per_request"] = (1 / before_rps - 1 / local_rps) * 1e6
+        before_line = (
+            f"\n{BEFORE} (the sources given by `--baseline-src`) / local, per round: "
+            f"{', '.join(f'{r:.2f}' for r in before_ratios)} (median "
+            f"{statistics.median(before_ratios):.2f}; "
+            f"{result['before_cost_us_per_request']:.0f} µs more per request); shared x1 / "
+            f"{BEFORE}, per round: {', '.join(f'{r:.2f}' for r in after_over_before)} "
+            f"(median {statistics.median(after_over_before):.2f}).\n"
+        )
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "fleet.json").write_text(json.dumps(result, indent=2) + "\n")
     rows = "".join(
@@ -204,9 +245,9 @@ def main() -> None:
         + f"\nshared x1 / local, per round: {', '.join(f'{r:.2f}' for r in ratios)} "
         f"(median {statistics.median(ratios):.2f}); of the medians: {one_rps / local_rps:.3f} "
         f"({result['shared_cost_us_per_request']:.0f} µs more per request for the Redis "
-        "round trips: quota admission, token reservation and settlement, rule-version "
-        "reads at most every 0.1 s). More replicas on this 2-core machine add processes, "
-        "not cores.\n"
+        "round trips: quota admission and token reservation, each carrying the settlements "
+        "of calls finished meanwhile; rule-version reads at most every 0.1 s). More "
+        "replicas on this 2-core machine add processes, not cores.\n" + before_line
     )
     print(json.dumps(result, indent=2))
 

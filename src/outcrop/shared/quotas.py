@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from weakref import WeakKeyDictionary
 
+from redis.commands.core import AsyncScript
+
 from outcrop.config.security import QuotaSettings
 from outcrop.gateway.call_facts import is_streaming, model_key, principal_of
 from outcrop.gateway.interceptors import BaseInterceptor
@@ -56,6 +58,9 @@ log = logging.getLogger("outcrop.shared")
 
 IDLE_TTL_MS = 10 * 60 * 1000
 """A rate counter untouched this long has refilled (a minute does it) and is dropped."""
+SETTLE_DELAY_S = 0.005
+"""A finished call's settlement waits this long for the next quota script of this replica to
+carry it (under load: no round trip of its own), then goes alone."""
 SCAN_FACTOR = 10
 """GET /_outcrop/quotas reads at most this many times its `limit` counters per rule."""
 UNAVAILABLE = "The quota service is unavailable. Try your request again."
@@ -74,41 +79,70 @@ local function level(key, f, cap)
 end
 """
 
+# Settlements of finished calls, carried by the next script this replica runs (or by SETTLE
+# alone when none comes within SETTLE_DELAY_S): KEYS[1..ARGV[1]] and ARGV[3..ARGV[2] + 2] are
+# theirs; the script's own KEYS and ARGV follow, as K and A.
+_SETTLEMENTS = """
+local sk, sa = tonumber(ARGV[1]), tonumber(ARGV[2])
+local ki, ai = 1, 3
+while ai < sa + 3 do
+  local lease, nb, ns = ARGV[ai], tonumber(ARGV[ai + 1]), tonumber(ARGV[ai + 2])
+  ai = ai + 3
+  for j = 1, nb do
+    local cap, delta = tonumber(ARGV[ai]), tonumber(ARGV[ai + 1])
+    ai = ai + 2
+    local l = level(KEYS[ki], 't', cap) + delta
+    if l > cap then l = cap end
+    redis.call('HSET', KEYS[ki], 't', l, 't_at', now)
+    redis.call('PEXPIRE', KEYS[ki], IDLE_TTL_MS)
+    ki = ki + 1
+  end
+  for j = 1, ns do
+    redis.call('ZREM', KEYS[ki], lease)
+    ki = ki + 1
+  end
+end
+local K, A = {}, {}
+for i = sk + 1, #KEYS do K[#K + 1] = KEYS[i] end
+for i = sa + 3, #ARGV do A[#A + 1] = ARGV[i] end
+""".replace("IDLE_TTL_MS", str(IDLE_TTL_MS))
+
 ADMIT = (
     _PRELUDE
+    + _SETTLEMENTS
     + """
--- KEYS: per counter, its bucket hash and its stream-lease set.
--- ARGV: lease id, lease ms, streaming (1/0), idle ttl ms; per counter rpm, tpm, streams ('' none)
-local lease, lease_ms = ARGV[1], tonumber(ARGV[2])
-local streaming, ttl = ARGV[3] == '1', tonumber(ARGV[4])
-local n = #KEYS / 2
+-- K: per counter, its bucket hash and its stream-lease set.
+-- A: lease id, lease ms, streaming (1/0), idle ttl ms; per counter rpm, tpm, streams ('' none)
+local lease, lease_ms = A[1], tonumber(A[2])
+local streaming, ttl = A[3] == '1', tonumber(A[4])
+local n = #K / 2
 local rl, tl = {}, {}
 for i = 1, n do
-  local tpm, conc = tonumber(ARGV[3 * i + 3]), tonumber(ARGV[3 * i + 4])
+  local tpm, conc = tonumber(A[3 * i + 3]), tonumber(A[3 * i + 4])
   if tpm then
-    tl[i] = level(KEYS[2 * i - 1], 't', tpm)
+    tl[i] = level(K[2 * i - 1], 't', tpm)
     if tl[i] <= 0 then return 1 end
   end
   if streaming and conc then
-    redis.call('ZREMRANGEBYSCORE', KEYS[2 * i], '-inf', now)
-    if redis.call('ZCARD', KEYS[2 * i]) >= conc then return 2 end
+    redis.call('ZREMRANGEBYSCORE', K[2 * i], '-inf', now)
+    if redis.call('ZCARD', K[2 * i]) >= conc then return 2 end
   end
 end
 for i = 1, n do
-  local rpm = tonumber(ARGV[3 * i + 2])
+  local rpm = tonumber(A[3 * i + 2])
   if rpm then
-    rl[i] = level(KEYS[2 * i - 1], 'r', rpm)
+    rl[i] = level(K[2 * i - 1], 'r', rpm)
     if rl[i] < 1 then return 3 end
   end
 end
 for i = 1, n do
-  local b = KEYS[2 * i - 1]
+  local b = K[2 * i - 1]
   if rl[i] then redis.call('HSET', b, 'r', rl[i] - 1, 'r_at', now) end
   if tl[i] then redis.call('HSET', b, 't', tl[i], 't_at', now) end
   if rl[i] or tl[i] then redis.call('PEXPIRE', b, ttl) end
-  if streaming and tonumber(ARGV[3 * i + 4]) then
-    redis.call('ZADD', KEYS[2 * i], now + lease_ms, lease)
-    redis.call('PEXPIRE', KEYS[2 * i], 2 * lease_ms)
+  if streaming and tonumber(A[3 * i + 4]) then
+    redis.call('ZADD', K[2 * i], now + lease_ms, lease)
+    redis.call('PEXPIRE', K[2 * i], 2 * lease_ms)
   end
 end
 return 0
@@ -117,42 +151,27 @@ return 0
 
 RESERVE = (
     _PRELUDE
+    + _SETTLEMENTS
     + """
--- KEYS: bucket hashes with a token quota. ARGV: tokens wanted, idle ttl ms, then each tpm.
-local wanted, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
+-- K: bucket hashes with a token quota. A: tokens wanted, idle ttl ms, then each tpm.
+local wanted, ttl = tonumber(A[1]), tonumber(A[2])
 local levels = {}
-for i = 1, #KEYS do
-  if wanted > tonumber(ARGV[i + 2]) then return 2 end
+for i = 1, #K do
+  if wanted > tonumber(A[i + 2]) then return 2 end
 end
-for i = 1, #KEYS do
-  levels[i] = level(KEYS[i], 't', tonumber(ARGV[i + 2]))
+for i = 1, #K do
+  levels[i] = level(K[i], 't', tonumber(A[i + 2]))
   if levels[i] < wanted then return 1 end
 end
-for i = 1, #KEYS do
-  redis.call('HSET', KEYS[i], 't', levels[i] - wanted, 't_at', now)
-  redis.call('PEXPIRE', KEYS[i], ttl)
+for i = 1, #K do
+  redis.call('HSET', K[i], 't', levels[i] - wanted, 't_at', now)
+  redis.call('PEXPIRE', K[i], ttl)
 end
 return 0
 """
 )
 
-SETTLE = (
-    _PRELUDE
-    + """
--- KEYS: bucket hashes to adjust (ARGV[3] of them), then stream-lease sets to leave.
--- ARGV: lease id, idle ttl ms, number of buckets, then per bucket tpm and tokens given back.
-local lease, ttl, nb = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-for i = 1, nb do
-  local cap, delta = tonumber(ARGV[2 * i + 2]), tonumber(ARGV[2 * i + 3])
-  local l = level(KEYS[i], 't', cap) + delta
-  if l > cap then l = cap end
-  redis.call('HSET', KEYS[i], 't', l, 't_at', now)
-  redis.call('PEXPIRE', KEYS[i], ttl)
-end
-for i = nb + 1, #KEYS do redis.call('ZREM', KEYS[i], lease) end
-return 0
-"""
-)
+SETTLE = _PRELUDE + _SETTLEMENTS + "return 0\n"
 
 READ = (
     _PRELUDE
@@ -234,6 +253,9 @@ class SharedQuotaEnforcer(BaseInterceptor):
         self._held: dict[str, SharedLease] = {}
         """Leases with streams, by id: renewed until released."""
         self._releasing: set[asyncio.Task[None]] = set()
+        self._pending: list[tuple[list[str], list[str | int]]] = []
+        """Settlements of finished calls not yet sent: the next script carries them."""
+        self._flusher: asyncio.Task[None] | None = None
         self._renewer: asyncio.Task[None] | None = None
 
     def _counters(self, ctx: RequestContext) -> list[Counter]:
@@ -268,7 +290,7 @@ class SharedQuotaEnforcer(BaseInterceptor):
             args += [_opt(s.requests_per_minute), _opt(s.tokens_per_minute)]
             args.append(_opt(s.concurrent_streams))
         try:
-            verdict = await self.shared.run("quotas", lambda: self._admit(keys, args))
+            verdict = await self._carrying(self._admit, keys, args)
         except SharedUnavailable:
             self._unavailable(ctx.service)
             return
@@ -299,9 +321,13 @@ class SharedQuotaEnforcer(BaseInterceptor):
         wanted = input_tokens + max_output
         buckets = [c for c in lease.counters if c.settings.tokens_per_minute is not None]
         keys = [c.bucket for c in buckets]
-        args = [wanted, IDLE_TTL_MS, *(c.settings.tokens_per_minute or 0 for c in buckets)]
+        args: list[str | int] = [
+            wanted,
+            IDLE_TTL_MS,
+            *(c.settings.tokens_per_minute or 0 for c in buckets),
+        ]
         try:
-            verdict = await self.shared.run("quotas", lambda: self._reserve_script(keys, args))
+            verdict = await self._carrying(self._reserve_script, keys, args)
         except SharedUnavailable:
             self._unavailable()
             return
@@ -328,17 +354,44 @@ class SharedQuotaEnforcer(BaseInterceptor):
             ]
         if not buckets and not lease.streams:
             return
-        task = asyncio.get_running_loop().create_task(self._release(lease, buckets))
-        self._releasing.add(task)
-        task.add_done_callback(self._releasing.discard)
-
-    async def _release(self, lease: SharedLease, buckets: list[tuple[Counter, int]]) -> None:
         keys = [c.bucket for c, _ in buckets] + [c.streams for c in lease.streams]
-        args: list[str | int] = [lease.lease_id, IDLE_TTL_MS, len(buckets)]
+        args: list[str | int] = [lease.lease_id, len(buckets), len(lease.streams)]
         for c, delta in buckets:
             args += [c.settings.tokens_per_minute or 0, delta]
-        with contextlib.suppress(SharedUnavailable):  # the lease lapses on its own
-            await self.shared.run("quotas", lambda: self._settle(keys, args))
+        self._pending.append((keys, args))
+        if self._flusher is None:
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())
+            self._releasing.add(self._flusher)
+            self._flusher.add_done_callback(self._releasing.discard)
+
+    def _settlements(self) -> tuple[list[str], list[str | int]]:
+        """The pending settlements as a script's leading KEYS and ARGV (see `_SETTLEMENTS`)."""
+        keys: list[str] = []
+        args: list[str | int] = []
+        for k, a in self._pending:
+            keys += k
+            args += a
+        self._pending.clear()
+        return keys, [len(keys), len(args), *args]
+
+    async def _carrying(
+        self, script: AsyncScript, keys: list[str], args: list[str | int]
+    ) -> object:
+        """Run `script` with the pending settlements ahead of its own keys and arguments: one
+        round trip for both. Redis unreachable: SharedUnavailable (the settlements are lost:
+        reservations are kept, stream leases lapse)."""
+        pkeys, pargs = self._settlements()
+        return await self.shared.run("quotas", partial(script, pkeys + keys, pargs + args))
+
+    async def _flush_soon(self) -> None:
+        """Send what no other script carried within SETTLE_DELAY_S."""
+        try:
+            await asyncio.sleep(SETTLE_DELAY_S)
+        finally:
+            self._flusher = None
+        if self._pending:
+            with contextlib.suppress(SharedUnavailable):  # leases lapse on their own
+                await self._carrying(self._settle, [], [])
 
     async def snapshot(self, limit: int) -> list[QuotaView]:
         """Each rule's busiest counters in Redis now: at most `limit` per rule, among the first
@@ -409,8 +462,13 @@ class SharedQuotaEnforcer(BaseInterceptor):
             self._renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._renewer
+        if self._flusher is not None:
+            self._flusher.cancel()  # settle now rather than after the delay
         if self._releasing:
             await asyncio.gather(*self._releasing, return_exceptions=True)
+        if self._pending:
+            with contextlib.suppress(SharedUnavailable):
+                await self._carrying(self._settle, [], [])
 
 
 def _opt(value: int | None) -> str | int:
