@@ -194,7 +194,7 @@ def main() -> None:
             "cpus": os.cpu_count(),
             "load_average_per_round": load,
         },
-        "settings": vars(args),
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "configurations": summary,
         "shared_x1_over_local": one_rps / local_rps,
         "shared_x1_over_local_per_round": ratios,

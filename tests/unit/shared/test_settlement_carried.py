@@ -30,7 +30,7 @@ def count_round_trips(enforcer: SharedQuotaEnforcer) -> list[str]:
         made.append(feature)
         return await run(feature, fn)
 
-    enforcer.shared.run = counted  # type: ignore[method-assign]
+    enforcer.shared.run = counted  # type: ignore[method-assign, assignment]
     return made
 
 
