@@ -42,7 +42,11 @@ from tests.support.server import free_port, running_server  # noqa: E402
 
 from outcrop.engines import llama_build  # noqa: E402
 from outcrop.engines.default_model import resolve_model  # noqa: E402
-from outcrop.engines.llama_server import LlamaServerOptions  # noqa: E402
+from outcrop.engines.llama_server import (  # noqa: E402
+    DEFAULT_REPEAT_LAST_N,
+    DEFAULT_REPEAT_PENALTY,
+    LlamaServerOptions,
+)
 
 RESULTS = REPO / "bench" / "results"
 MODEL = "anthropic.claude-3-haiku-20240307-v1%3A0"
@@ -116,6 +120,9 @@ async def direct_stream(
         "messages": [{"role": "user", "content": prompt}],
         "max_tokens": max_tokens,
         "temperature": 0,
+        # the sampling Outcrop's engine asks its child for on free text (engines/llama_server.py)
+        "repeat_penalty": DEFAULT_REPEAT_PENALTY,
+        "repeat_last_n": DEFAULT_REPEAT_LAST_N,
         "stream": True,
         "stream_options": {"include_usage": True},
     }
