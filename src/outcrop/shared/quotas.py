@@ -277,10 +277,18 @@ class SharedQuotaEnforcer(BaseInterceptor):
         return found
 
     async def before(self, ctx: RequestContext) -> None:
-        counters = self._counters(ctx)
+        streaming = is_streaming(ctx)
+        # A counter with only a concurrency quota has nothing to decide for a call that does
+        # not stream: no round trip for it.
+        counters = [
+            c
+            for c in self._counters(ctx)
+            if streaming
+            or c.settings.requests_per_minute is not None
+            or c.settings.tokens_per_minute is not None
+        ]
         if not counters:
             return
-        streaming = is_streaming(ctx)
         lease = SharedLease(f"{self.shared.replica_id}:{ctx.request_id}", counters)
         keys: list[str] = []
         args: list[str | int] = [lease.lease_id, self.lease_ms, int(streaming), IDLE_TTL_MS]

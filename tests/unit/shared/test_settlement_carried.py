@@ -87,3 +87,27 @@ async def test_a_settlement_no_call_carries_goes_alone_after_the_delay(
         assert await tokens_left(app) >= 1000 - 8  # only the usage is charged
     finally:
         await app.close()
+
+
+async def test_a_call_that_does_not_stream_costs_no_round_trip_for_a_concurrency_quota(
+    redis_server: RedisServer,
+) -> None:
+    settings = Settings.model_validate(
+        {
+            "engines": {"default": {"type": "scripted"}},
+            "shared": {"url": redis_server.url, "key_prefix": f"t{uuid.uuid4().hex[:12]}"},
+            "quotas": [{"model": "*", "concurrent_streams": 1}],
+        }
+    )
+    app = OutcropApp(settings, engines={"default": ScriptedEngine()})
+    enforcer = app.quotas
+    assert isinstance(enforcer, SharedQuotaEnforcer)
+    made = count_round_trips(enforcer)
+    try:
+        assert (await call(app, "POST", PATH, claude())).status == 200
+        assert "quotas" not in made
+        stream = PATH.replace("/invoke", "/invoke-with-response-stream")
+        assert (await call(app, "POST", stream, claude())).status == 200
+        assert "quotas" in made  # a stream takes its slot in Redis
+    finally:
+        await app.close()
