@@ -19,6 +19,7 @@ from outcrop.engines.scripted import ScriptedConfig, ScriptedEngine
 from outcrop.shared.quotas import SharedQuotaEnforcer
 from tests.asgi_driver import call
 from tests.support.redis_server import RedisServer
+from tests.unit.gateway.test_admin_guard import LOCAL, VERIFY, signed
 from tests.unit.test_security import HAIKU, PATH, claude
 
 SONNET = "anthropic.claude-3-sonnet-20240229-v1:0"
@@ -150,3 +151,25 @@ async def test_a_bad_limit_is_refused(backend: str, redis: RedisServer, query: s
         assert answer.status == 400
         assert json.loads(answer.body) == {"message": "limit must be an integer from 1 to 5"}
         assert (await counters(app, "limit=5"))["limit"] == 5
+
+
+async def test_the_counters_are_behind_the_admin_guard() -> None:
+    app = OutcropApp(
+        Settings.model_validate(
+            {"engines": {"default": {"type": "scripted"}}, "quotas": QUOTAS, **VERIFY}
+        ),
+        engines={"default": ScriptedEngine()},
+    )
+    try:
+        unsigned = await call(app, "GET", "/_outcrop/quotas", headers=LOCAL)
+        assert unsigned.status == 403
+        assert unsigned.headers["x-amzn-errortype"].startswith("MissingAuthenticationToken")
+        cross_site = [*LOCAL, ("origin", "http://evil.example")]
+        assert (await call(app, "GET", "/_outcrop/quotas", headers=cross_site)).status == 403
+        ok = await call(
+            app, "GET", "/_outcrop/quotas", headers=signed("GET", "/_outcrop/quotas", b"")
+        )
+        assert ok.status == 200, ok.body
+        assert json.loads(ok.body)["backend"] == "process"
+    finally:
+        await app.close()
