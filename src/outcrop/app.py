@@ -221,7 +221,9 @@ class OutcropApp:
         self.metrics.registry.register(ReplicaCollector(self.replica_id, self.shared))
         self.console = self._console()
         self.recording = (
-            RecordingOperations(settings.recording, settings.server.region)
+            RecordingOperations(
+                settings.recording, settings.server.region, settings.speech.event_signing_secret
+            )
             if settings.recording.enabled
             else None
         )

@@ -2,17 +2,21 @@
 
 Record: the call goes upstream over HTTP/2 (recording/h2duplex.py), signed with the user's
 credentials and `x-amz-content-sha256: STREAMING-AWS4-HMAC-SHA256-EVENTS`; each input frame
-the client sends is unwrapped (its outer `:date`/`:chunk-signature` frame, format-checked: the
-incoming chain is the client's, signed for this server) and its inner `chunk` message re-signed
-in a new chain seeded by the upstream request's signature (wire/event_signing.py, docs/wire.md
-§4), ending with the signed empty frame. Output frames are forwarded as they arrive. The
+the client sends is unwrapped (its outer `:date`/`:chunk-signature` frame: the incoming chain is
+the client's, signed for this server, and is verified as a live session verifies it, by
+`services.bidirectional.input_chain`: with verified credentials or an `event_signing_secret`)
+and its inner `chunk` message re-signed in a new chain seeded by the upstream request's
+signature (wire/event_signing.py, docs/wire.md §4), ending with the signed empty frame. An input
+frame that does not verify ends the session with the live service's validationException frame,
+and nothing is recorded. Output frames are forwarded as they arrive. The
 interaction holds the input events (`request.events`) and the output events, each with its
 time since the call started, the audio of both directions moved into one blob each.
 
 Replay: a session matches on operation and model ID (its body is the stream); the recorded
 output events are sent at their recorded times (scaled), whatever the client sends, while the
-client's input is read and dropped; then the reply waits briefly for the client's end of input,
-as the live service does.
+client's input is read, its signature chain verified as in record mode, and dropped (with a
+chain to verify, nothing is sent before the client's first event verified); then the reply
+waits briefly for the client's end of input, as the live service does.
 """
 
 from __future__ import annotations
@@ -46,9 +50,17 @@ from outcrop.recording.h2duplex import DuplexCall, DuplexError, open_duplex
 from outcrop.recording.library import Library
 from outcrop.recording.upstream import SIGNING_NAMES, NoCredentials, Upstream, forwarded_headers
 from outcrop.services.base import RequestContext, StreamResponse
+from outcrop.services.bidirectional import input_chain
+from outcrop.wire import eventstream
 from outcrop.wire.bidi_input import InputFrameDecoder, InputFrameError
-from outcrop.wire.errors import AccessDeniedException, AwsError, ServiceUnavailableException
+from outcrop.wire.errors import (
+    AccessDeniedException,
+    AwsError,
+    ServiceUnavailableException,
+    ValidationException,
+)
 from outcrop.wire.event_signing import (
+    EventChain,
     EventSigningError,
     parse_authorization,
     sign_frame,
@@ -80,7 +92,10 @@ class Bidirectional:
         speed: Callable[[], float],
         default_region: str,
         miss: Callable[[Call], AwsError],
+        event_signing_secret: str | None = None,
     ) -> None:
+        self.event_signing_secret = event_signing_secret
+        """`[speech] event_signing_secret`: verifies input events without verified credentials."""
         self.library = library
         self.upstream = upstream
         self.speed = speed
@@ -92,18 +107,23 @@ class Bidirectional:
     ) -> StreamResponse:
         target = str(ctx.params.get("modelId", ""))
         ctx.record.model_id = target
+        chain = input_chain(ctx, self.event_signing_secret)
         call = Call(service, ctx.operation, target, {"text": ""})
         decision = self.library.decide(call)
         if decision.replay is not None:
-            return self._replay(ctx, decision.replay, body)
+            return self._replay(ctx, decision.replay, body, chain)
         if not decision.upstream:
             raise self.miss(call)
-        return await self._forward(ctx, call, body)
+        return await self._forward(ctx, call, body, chain)
 
     # -- replay --------------------------------------------------------------------------------
 
     def _replay(
-        self, ctx: RequestContext, interaction: Interaction, body: AsyncIterator[bytes]
+        self,
+        ctx: RequestContext,
+        interaction: Interaction,
+        body: AsyncIterator[bytes],
+        chain: EventChain | None,
     ) -> StreamResponse:
         response = interaction.response
         if response.events is None:
@@ -114,12 +134,12 @@ class Bidirectional:
             (ctx.started + replay_at(e.t, speed), frame)
             for e, frame in zip(response.events, interaction.frames(), strict=True)
         ]
-        return StreamResponse(list(response.headers), _replayed(timed, body))
+        return StreamResponse(list(response.headers), _replayed(ctx, timed, body, chain))
 
     # -- record --------------------------------------------------------------------------------
 
     async def _forward(
-        self, ctx: RequestContext, call: Call, body: AsyncIterator[bytes]
+        self, ctx: RequestContext, call: Call, body: AsyncIterator[bytes], chain: EventChain | None
     ) -> StreamResponse:
         identity = ctx.call.identity
         region = identity.region if identity is not None else self.default_region
@@ -144,7 +164,9 @@ class Bidirectional:
             raise _unavailable(f"Outcrop recording: the upstream failed: {exc!r}") from None
         inputs: list[RecordedEvent] = []
         signer = _ChainSigner(seed, frozen.secret_key, region, signing_name)
-        pump = asyncio.create_task(_pump_input(body, duplex, signer, inputs, started))
+        pump = asyncio.create_task(
+            _pump_input(body, duplex, signer, chain, inputs, started, ctx.request_id)
+        )
         try:
             await duplex.response()
         except DuplexError as exc:
@@ -175,15 +197,18 @@ class Bidirectional:
                 )
             )
             raise UpstreamAnswer(duplex.status, kept, data)
-        frames = self._relay(call, request_record, duplex, pump, inputs, kept, started, recorded_at)
+        frames = self._relay(
+            ctx, call, request_record, duplex, pump, inputs, kept, started, recorded_at
+        )
         return StreamResponse(kept, frames)
 
     async def _relay(
         self,
+        ctx: RequestContext,
         call: Call,
         request: RecordedRequest,
         duplex: DuplexCall,
-        pump: asyncio.Task[bool],
+        pump: asyncio.Task[bool | AwsError],
         inputs: list[RecordedEvent],
         headers: list[tuple[str, str]],
         started: float,
@@ -192,8 +217,25 @@ class Bidirectional:
         splitter = FrameSplitter()
         outputs: list[RecordedEvent] = []
         complete = False
+        chunks = aiter(duplex.chunks())
         try:
-            async for data in duplex.chunks():
+            while True:
+                step = asyncio.ensure_future(anext(chunks))
+                if not pump.done():
+                    await asyncio.wait({step, pump}, return_when=asyncio.FIRST_COMPLETED)
+                refused = _refusal(pump)
+                if refused is not None:
+                    # The client's input did not verify: end as a live session ends.
+                    step.cancel()
+                    with contextlib.suppress(BaseException):
+                        await step
+                    ctx.record.error_code = refused.code
+                    yield eventstream.exception_frame(refused)
+                    return
+                try:
+                    data = await step
+                except StopAsyncIteration:
+                    break
                 t = time.monotonic() - started
                 for frame in splitter.feed(data):
                     outputs.append(RecordedEvent.from_frame(frame, t))
@@ -201,7 +243,8 @@ class Bidirectional:
             complete = not splitter.pending
             # The client's end of input usually follows the last output event closely.
             with contextlib.suppress(TimeoutError, asyncio.CancelledError, Exception):
-                complete = await asyncio.wait_for(asyncio.shield(pump), END_OF_INPUT_GRACE_S)
+                ended = await asyncio.wait_for(asyncio.shield(pump), END_OF_INPUT_GRACE_S)
+                complete = ended is True
         except DuplexError as exc:
             raise _unavailable(f"Outcrop recording: the upstream failed: {exc}") from None
         finally:
@@ -261,14 +304,19 @@ async def _pump_input(
     body: AsyncIterator[bytes],
     duplex: DuplexCall,
     signer: _ChainSigner,
+    chain: EventChain | None,
     inputs: list[RecordedEvent],
     started: float,
-) -> bool:
-    """The client's input, re-signed, to the upstream; True once it ended cleanly."""
+    request_id: str,
+) -> bool | AwsError:
+    """The client's input, verified and re-signed, to the upstream; True once it ended cleanly,
+    the validationException to end the session with when an input frame did not verify."""
     decoder = InputFrameDecoder()
     try:
         async for data in body:
             for frame in decoder.feed(data):
+                if chain is not None:
+                    chain.verify(frame)
                 if frame.is_final:
                     await duplex.send(signer.sign(b""))
                     await duplex.end()
@@ -276,31 +324,84 @@ async def _pump_input(
                 inputs.append(RecordedEvent.from_frame(frame.payload, time.monotonic() - started))
                 await duplex.send(signer.sign(frame.payload))
     except (InputFrameError, EventSigningError) as exc:
-        log.warning("bidirectional input not forwarded: %s", exc)
-        await duplex.end()
-        return False
+        log.warning("session %s refused its input, not forwarded: %s", request_id, exc)
+        with contextlib.suppress(DuplexError):
+            await duplex.end()
+        return ValidationException(str(exc))
     # The body ended without the final frame: end the upstream's input the proper way.
     await duplex.send(signer.sign(b""))
     await duplex.end()
     return True
 
 
-async def _replayed(
-    timed: list[tuple[float, bytes]], body: AsyncIterator[bytes]
-) -> AsyncGenerator[bytes, None]:
-    async def drain() -> None:
-        async for _ in body:
-            pass
+def _refusal(pump: asyncio.Task[bool | AwsError]) -> AwsError | None:
+    """The error the input task ended the session with, if it has."""
+    if not pump.done() or pump.cancelled() or pump.exception() is not None:
+        return None
+    result = pump.result()
+    return result if isinstance(result, AwsError) else None
 
-    reader = asyncio.create_task(drain())
+
+async def _drain_input(
+    body: AsyncIterator[bytes], chain: EventChain | None, request_id: str, heard: asyncio.Event
+) -> bool | AwsError:
+    """Replay: the client's input read and dropped, its frames checked as a live session checks
+    them (`heard` set once one passed); the validationException when one does not verify."""
+    decoder = InputFrameDecoder()
+    checking = True
     try:
+        async for data in body:
+            if not checking:
+                continue  # after the client's final frame, until its end of input
+            for frame in decoder.feed(data):
+                if chain is not None:
+                    chain.verify(frame)
+                heard.set()
+                if frame.is_final:
+                    checking = False
+                    break
+    except (InputFrameError, EventSigningError) as exc:
+        log.warning("session %s refused its input: %s", request_id, exc)
+        return ValidationException(str(exc))
+    return True
+
+
+async def _replayed(
+    ctx: RequestContext,
+    timed: list[tuple[float, bytes]],
+    body: AsyncIterator[bytes],
+    chain: EventChain | None,
+) -> AsyncGenerator[bytes, None]:
+    heard = asyncio.Event()
+    reader = asyncio.create_task(_drain_input(body, chain, ctx.request_id, heard))
+    try:
+        if chain is not None:
+            # A live session answers only input that verified: nothing goes out before the
+            # client's first event did (or its input ended).
+            hearing = asyncio.create_task(heard.wait())
+            try:
+                await asyncio.wait({hearing, reader}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                hearing.cancel()
         for at, frame in timed:
+            wait = at - time.monotonic()
+            if wait > 0 and not reader.done():
+                await asyncio.wait({reader}, timeout=wait)
+            refused = _refusal(reader)
+            if refused is not None:
+                ctx.record.error_code = refused.code
+                yield eventstream.exception_frame(refused)
+                return
             wait = at - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
             yield frame
         with contextlib.suppress(TimeoutError, asyncio.CancelledError, Exception):
             await asyncio.wait_for(asyncio.shield(reader), END_OF_INPUT_GRACE_S)
+        refused = _refusal(reader)
+        if refused is not None:
+            ctx.record.error_code = refused.code
+            yield eventstream.exception_frame(refused)
     finally:
         reader.cancel()
         with contextlib.suppress(BaseException):

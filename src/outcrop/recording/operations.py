@@ -101,13 +101,23 @@ def target_of(ctx: RequestContext) -> str:
 class RecordingOperations:
     """The recorded operations' handlers, sharing one cassette library and one upstream."""
 
-    def __init__(self, settings: RecordingSettings, default_region: str) -> None:
+    def __init__(
+        self,
+        settings: RecordingSettings,
+        default_region: str,
+        event_signing_secret: str | None = None,
+    ) -> None:
         self.settings = settings
         self.library = Library(settings)
         self.upstream = Upstream(settings.upstream, settings.upstream_timeout_s)
         self.default_region = default_region
         self.bidirectional = Bidirectional(
-            self.library, self.upstream, lambda: settings.replay_speed, default_region, self._miss
+            self.library,
+            self.upstream,
+            lambda: settings.replay_speed,
+            default_region,
+            self._miss,
+            event_signing_secret,
         )
 
     def wrap(self, service: str, operations: Mapping[str, Any]) -> dict[str, Any]:

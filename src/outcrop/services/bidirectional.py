@@ -120,21 +120,7 @@ class BidirectionalStreaming:
         return StreamResponse(headers, self._frames(ctx, body, chain, engine, admission))
 
     def _chain(self, ctx: RequestContext) -> EventChain | None:
-        """The signature chain to verify, or None to format-check frames only (open mode)."""
-        identity = ctx.call.identity
-        verified = identity.verified if identity is not None else None
-        secret = self.settings.event_signing_secret
-        if verified is None and secret is None:
-            return None
-        try:
-            seed = parse_authorization(ctx.header("authorization"))
-        except EventSigningError as exc:
-            raise ValidationException(str(exc)) from None
-        if verified is not None:
-            key = verified.signing_key
-            return EventChain.from_seed(seed, lambda date: key)
-        assert secret is not None
-        return EventChain.from_seed(seed, key_from_secret(secret, seed.region, seed.service))
+        return input_chain(ctx, self.settings.event_signing_secret)
 
     async def _frames(
         self,
@@ -251,6 +237,26 @@ class BidirectionalStreaming:
             # The body ended without the final frame or sessionEnd: answer what is under way.
             await session.finish()
             queue.put_nowait(_END)
+
+
+def input_chain(ctx: RequestContext, event_signing_secret: str | None) -> EventChain | None:
+    """The signature chain to verify the call's input events against, or None to format-check
+    frames only (`open` mode). Shared with record and replay mode (recording/bidi.py), so that a
+    forged event is refused the same way whoever answers the session."""
+    identity = ctx.call.identity
+    verified = identity.verified if identity is not None else None
+    if verified is None and event_signing_secret is None:
+        return None
+    try:
+        seed = parse_authorization(ctx.header("authorization"))
+    except EventSigningError as exc:
+        raise ValidationException(str(exc)) from None
+    if verified is not None:
+        key = verified.signing_key
+        return EventChain.from_seed(seed, lambda date: key)
+    return EventChain.from_seed(
+        seed, key_from_secret(event_signing_secret or "", seed.region, seed.service)
+    )
 
 
 async def _pump_body(body: AsyncIterator[bytes], arrived: asyncio.Queue[bytes | None]) -> None:
