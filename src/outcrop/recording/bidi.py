@@ -218,6 +218,7 @@ class Bidirectional:
         outputs: list[RecordedEvent] = []
         complete = False
         chunks = aiter(duplex.chunks())
+        step: asyncio.Future[bytes] | None = None
         try:
             while True:
                 step = asyncio.ensure_future(anext(chunks))
@@ -245,9 +246,15 @@ class Bidirectional:
             with contextlib.suppress(TimeoutError, asyncio.CancelledError, Exception):
                 ended = await asyncio.wait_for(asyncio.shield(pump), END_OF_INPUT_GRACE_S)
                 complete = ended is True
+            refused = _refusal(pump)
+            if refused is not None:
+                ctx.record.error_code = refused.code
+                yield eventstream.exception_frame(refused)
         except DuplexError as exc:
             raise _unavailable(f"Outcrop recording: the upstream failed: {exc}") from None
         finally:
+            if step is not None and not step.done():
+                step.cancel()
             pump.cancel()
             with contextlib.suppress(BaseException):
                 await pump
