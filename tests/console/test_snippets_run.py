@@ -165,3 +165,90 @@ def test_generated_snippets_run_against_the_server(server: ServerProcess) -> Non
         detail = console_get(server, f"call?id={row['id']}")
         assert (detail["operation"], detail["path"]) == (call["operation"], call["path"])
         assert detail["status"] == 200, detail
+
+
+def test_snippets_of_the_other_operations_run_against_the_server(tmp_path: Path) -> None:
+    """InvokeModelWithResponseStream, CountTokens, ApplyGuardrail (its guardrail and version
+    are in the path, not the body) and SageMaker's InvokeEndpoint and its stream (capitalised
+    members): the boto3 and JS snippets of each make the same call again, and it succeeds."""
+    config = tmp_path / "outcrop.toml"
+    config.write_text(
+        f"[guardrails]\nstate_dir = {str(tmp_path / 'state')!r}\n"
+        '[sagemaker.endpoints.tgi]\nvariants = [{ engine = "default", dialect = "tgi" }]\n'
+    )
+    with running_server(["--engine", "scripted", "--config", str(config)]) as server:
+        creds = {
+            "region_name": "us-east-1",
+            "endpoint_url": server.url,
+            "aws_access_key_id": ENV["AWS_ACCESS_KEY_ID"],
+            "aws_secret_access_key": ENV["AWS_SECRET_ACCESS_KEY"],
+            "config": Config(retries={"max_attempts": 1}),
+        }
+        guardrail = boto3.client("bedrock", **creds).create_guardrail(
+            name="snippets",
+            blockedInputMessaging="No.",
+            blockedOutputsMessaging="No.",
+            wordPolicyConfig={"wordsConfig": [{"text": "pineapple"}]},
+        )["guardrailId"]
+        bedrock = boto3.client("bedrock-runtime", **creds)
+        sagemaker = boto3.client("sagemaker-runtime", **creds)
+        body = json.dumps(
+            {
+                "anthropic_version": "bedrock-2023-05-31",
+                "max_tokens": 32,
+                "messages": [{"role": "user", "content": "Name a rock."}],
+            }
+        )
+        for _ in bedrock.invoke_model_with_response_stream(modelId=CLAUDE, body=body)["body"]:
+            pass
+        bedrock.count_tokens(
+            modelId=CLAUDE,
+            input={"converse": {"messages": [{"role": "user", "content": [{"text": "Hi."}]}]}},
+        )
+        bedrock.apply_guardrail(
+            guardrailIdentifier=guardrail,
+            guardrailVersion="DRAFT",
+            source="INPUT",
+            content=[{"text": {"text": "I like pineapple."}}],
+        )
+        sagemaker.invoke_endpoint(
+            EndpointName="tgi", Body=json.dumps({"inputs": "hi"}), ContentType="application/json"
+        )
+        streamed = sagemaker.invoke_endpoint_with_response_stream(
+            EndpointName="tgi",
+            Body=json.dumps({"inputs": "hi", "stream": True}),
+            ContentType="application/json",
+        )
+        for _ in streamed["Body"]:
+            pass
+
+        calls = [console_get(server, f"call?id={row['id']}") for row in rows(server)]
+        operations = [c["operation"] for c in calls]
+        assert operations == [
+            "InvokeModelWithResponseStream",
+            "CountTokens",
+            "ApplyGuardrail",
+            "InvokeEndpoint",
+            "InvokeEndpointWithResponseStream",
+        ], operations
+        asks = [
+            {"call": c, "kind": kind, "endpoint": server.url}
+            for kind in ("boto3", "js")
+            for c in calls
+        ]
+        codes = snippets(asks)
+        if not (JS_DIR / "node_modules" / "@aws-sdk").is_dir():
+            pytest.fail("tests/conformance/js/node_modules is missing: run its install.sh")
+        for index, code in enumerate(codes):
+            if index < len(calls):
+                result = run_snippet([sys.executable, "-c"], code)
+            else:
+                result = run_snippet(["node", "--input-type=module", "-e"], code, cwd=JS_DIR)
+            assert result.returncode == 0, f"{code}\n{result.stdout}\n{result.stderr}"
+
+        again = rows(server)[len(calls) :]
+        assert len(again) == 2 * len(calls), again
+        for row, call in zip(again, [*calls, *calls], strict=True):
+            detail = console_get(server, f"call?id={row['id']}")
+            assert (detail["operation"], detail["path"]) == (call["operation"], call["path"])
+            assert detail["status"] == 200, detail
