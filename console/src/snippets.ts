@@ -1,5 +1,8 @@
 // A recorded call as code that makes it again: boto3, the AWS SDK for JavaScript v3, the AWS
-// CLI and curl (`--aws-sigv4` signs with the environment's credentials).
+// CLI and curl (`--aws-sigv4` signs with the environment's credentials). A call to the
+// OpenAI-compatible endpoint (/openai/v1/chat/completions) is made again with the OpenAI SDKs
+// (base URL on this server, the Bedrock API key from AWS_BEARER_TOKEN_BEDROCK as the API key)
+// or curl with that key as a bearer token; the AWS CLI has no command for it.
 import type { CallDetails } from "./types";
 
 const PY_METHODS: Record<string, string> = {
@@ -21,6 +24,30 @@ const CLI_COMMANDS: Record<string, string> = {
 };
 
 export type SnippetKind = "boto3" | "js" | "cli" | "curl";
+
+/** Whether the call went to Bedrock's OpenAI-compatible Chat Completions endpoint. */
+export function isOpenAi(call: CallDetails): boolean {
+  return call.path.startsWith("/openai/");
+}
+
+/** The "Copy as" choices for a call, with their labels (no AWS CLI for OpenAI-endpoint calls). */
+export function snippetKinds(call: CallDetails): Array<[SnippetKind, string]> {
+  if (isOpenAi(call)) {
+    return [["boto3", "OpenAI Python"], ["js", "OpenAI JavaScript"], ["curl", "curl"]];
+  }
+  return [["boto3", "boto3"], ["js", "JavaScript v3"], ["cli", "AWS CLI"], ["curl", "curl"]];
+}
+
+/** The request body as a value: JSON text parsed when it parses (a truncated body does not). */
+function bodyValue(call: CallDetails): unknown {
+  const body = call.request.body;
+  if (typeof body !== "string") return body ?? {};
+  try {
+    return JSON.parse(body) as unknown;
+  } catch {
+    return body;
+  }
+}
 
 /** The request body as text (JSON pretty-printed when it is JSON). */
 function bodyText(call: CallDetails): string {
@@ -54,12 +81,22 @@ function pyValue(value: unknown, indent = 0): string {
     .join(",\n")},\n${pad}}`;
 }
 
+/** The operation's parameters: the path's members (model, or guardrail and version) and the body's. */
 function converseKwargs(call: CallDetails): Record<string, unknown> {
-  const body = (call.request.body ?? {}) as Record<string, unknown>;
+  const body = bodyValue(call) as Record<string, unknown>;
+  const guardrail = /^\/guardrail\/([^/]+)\/version\/([^/]+)\/apply$/.exec(call.path);
+  if (call.operation === "ApplyGuardrail" && guardrail) {
+    return {
+      guardrailIdentifier: decodeURIComponent(guardrail[1]),
+      guardrailVersion: decodeURIComponent(guardrail[2]),
+      ...body,
+    };
+  }
   return { modelId: call.modelId, ...body };
 }
 
 export function snippet(call: CallDetails, kind: SnippetKind, endpoint: string): string {
+  if (isOpenAi(call)) return openAiSnippet(call, kind, endpoint);
   switch (kind) {
     case "boto3":
       return boto3Snippet(call, endpoint);
@@ -79,18 +116,22 @@ function boto3Snippet(call: CallDetails, endpoint: string): string {
     "",
     `client = boto3.client("${serviceName(call)}", region_name="us-east-1", endpoint_url="${endpoint}")`,
   ];
+  const sagemaker = call.service === "sagemaker-runtime";
   if (isInvoke(call)) {
-    const name = call.service === "sagemaker-runtime" ? "EndpointName" : "modelId";
+    // SageMaker's members are capitalised (EndpointName, Body, ContentType), Bedrock's are not.
+    const [name, bodyName, typeName] = sagemaker ? ["EndpointName", "Body", "ContentType"] : ["modelId", "body", "contentType"];
+    const body = bodyValue(call);
+    const text = typeof body === "string" ? JSON.stringify(body) : "json.dumps(body)";
     lines.push(
-      `body = ${pyValue(call.request.body)}`,
-      `response = client.${method}(${name}=${JSON.stringify(call.modelId)}, body=json.dumps(body), contentType="application/json")`,
+      ...(typeof body === "string" ? [] : [`body = ${pyValue(body)}`]),
+      `response = client.${method}(${name}=${JSON.stringify(call.modelId)}, ${bodyName}=${text}, ${typeName}="application/json")`,
     );
     lines.splice(0, 1, "import json", "import boto3");
   } else {
     lines.push(`response = client.${method}(**${pyValue(converseKwargs(call))})`);
   }
   if (call.streaming) {
-    const key = call.operation === "ConverseStream" ? '"stream"' : '"body"';
+    const key = call.operation === "ConverseStream" ? '"stream"' : sagemaker ? '"Body"' : '"body"';
     lines.push(`for event in response[${key}]:`, "    print(event)");
   } else {
     lines.push("print(response)");
@@ -105,8 +146,10 @@ function jsSnippet(call: CallDetails, endpoint: string): string {
   const command = `${call.operation}Command`;
   let input: string;
   if (isInvoke(call)) {
-    const name = sagemaker ? "EndpointName" : "modelId";
-    input = `{\n  ${name}: ${JSON.stringify(call.modelId)},\n  contentType: "application/json",\n  body: JSON.stringify(${bodyText(call).replace(/\n/g, "\n  ")}),\n}`;
+    const [name, bodyName, typeName] = sagemaker ? ["EndpointName", "Body", "ContentType"] : ["modelId", "body", "contentType"];
+    const body = bodyValue(call);
+    const text = typeof body === "string" ? JSON.stringify(body) : `JSON.stringify(${bodyText(call).replace(/\n/g, "\n  ")})`;
+    input = `{\n  ${name}: ${JSON.stringify(call.modelId)},\n  ${typeName}: "application/json",\n  ${bodyName}: ${text},\n}`;
   } else {
     input = JSON.stringify(converseKwargs(call), null, 2);
   }
@@ -117,7 +160,7 @@ function jsSnippet(call: CallDetails, endpoint: string): string {
     `const response = await client.send(new ${command}(${input}));`,
   ];
   if (call.streaming) {
-    const key = call.operation === "ConverseStream" ? "stream" : "body";
+    const key = call.operation === "ConverseStream" ? "stream" : sagemaker ? "Body" : "body";
     lines.push(`for await (const event of response.${key}) console.log(event);`);
   } else {
     lines.push("console.log(response);");
@@ -153,6 +196,49 @@ function curlSnippet(call: CallDetails, endpoint: string): string {
     `  -H 'Content-Type: application/json' \\`,
     `  --data-binary ${shellQuote(body ?? "")}${call.streaming ? " --output stream.bin" : ""}`,
   ].join("\n") + "\n";
+}
+
+const OPENAI_KEY_NOTE = "AWS_BEARER_TOKEN_BEDROCK holds a Bedrock API key (any key in auth mode open)";
+
+function openAiSnippet(call: CallDetails, kind: SnippetKind, endpoint: string): string {
+  const baseUrl = `${endpoint}/openai/v1`;
+  const body = bodyValue(call);
+  const streaming = typeof body === "object" && body !== null && (body as Record<string, unknown>).stream === true;
+  switch (kind) {
+    case "boto3":
+      return [
+        "import os",
+        "",
+        "from openai import OpenAI",
+        "",
+        `# ${OPENAI_KEY_NOTE}`,
+        `client = OpenAI(base_url="${baseUrl}", api_key=os.environ["AWS_BEARER_TOKEN_BEDROCK"])`,
+        `response = client.chat.completions.create(**${pyValue(body)})`,
+        ...(streaming ? ["for chunk in response:", "    print(chunk)"] : ["print(response)"]),
+      ].join("\n") + "\n";
+    case "js":
+      return [
+        'import OpenAI from "openai";',
+        "",
+        `// ${OPENAI_KEY_NOTE}`,
+        `const client = new OpenAI({ baseURL: "${baseUrl}", apiKey: process.env.AWS_BEARER_TOKEN_BEDROCK });`,
+        `const response = await client.chat.completions.create(${JSON.stringify(body, null, 2)});`,
+        streaming ? "for await (const chunk of response) console.log(chunk);" : "console.log(response);",
+      ].join("\n") + "\n";
+    case "cli":
+    case "curl": {
+      const text = typeof call.request.body === "string" ? call.request.body : JSON.stringify(body);
+      const lines = [
+        `# ${OPENAI_KEY_NOTE}`,
+        `curl -sS${streaming ? "N" : ""} -X ${call.method} ${shellQuote(`${endpoint}${call.path}`)} \\`,
+        `  -H "Authorization: Bearer $AWS_BEARER_TOKEN_BEDROCK" \\`,
+        `  -H 'Content-Type: application/json' \\`,
+        `  --data-binary ${shellQuote(text)}`,
+      ];
+      if (kind === "cli") lines.unshift("# The AWS CLI has no command for the OpenAI-compatible endpoint; use curl:");
+      return lines.join("\n") + "\n";
+    }
+  }
 }
 
 /** The path of the same call against another model (replay with any model ID). */

@@ -18,6 +18,7 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from openai import OpenAI
 from playwright.sync_api import Page, expect
 
 from tests.console.conftest import QUOTA_MODEL
@@ -72,6 +73,29 @@ def test_a_boto3_call_appears_in_the_live_table_and_its_page_shows_every_event(
     expect(page.get_by_test_id("snippet")).to_contain_text("client.converse_stream(")
     page.get_by_label("curl").check()
     expect(page.get_by_test_id("snippet")).to_contain_text("--aws-sigv4")
+
+
+def test_a_call_to_the_openai_endpoint_is_copied_as_openai_sdk_code_without_an_aws_cli_tab(
+    page: Page, console_server: ServerProcess
+) -> None:
+    client = OpenAI(base_url=f"{console_server.url}/openai/v1", api_key="any", max_retries=0)
+    raw = client.chat.completions.with_raw_response.create(
+        model="openai.gpt-oss-20b-1:0",
+        messages=[{"role": "user", "content": f"openai snippet {uuid.uuid4()}"}],
+    )
+    request_id = raw.headers["x-amzn-requestid"]
+    page.goto(f"{console_server.url}/_outcrop/console#/call/{request_id}")
+    expect(page.get_by_test_id("call-id")).to_have_text(request_id)
+    snippet = page.get_by_test_id("snippet")
+    expect(snippet).to_contain_text("from openai import OpenAI")
+    expect(snippet).to_contain_text(f'base_url="{console_server.url}/openai/v1"')
+    expect(snippet).not_to_contain_text("invoke_model")
+    expect(page.get_by_label("AWS CLI")).to_have_count(0)
+    page.get_by_label("OpenAI JavaScript").check()
+    expect(snippet).to_contain_text('import OpenAI from "openai";')
+    page.get_by_label("curl").check()
+    expect(snippet).to_contain_text("/openai/v1/chat/completions")
+    expect(snippet).to_contain_text("Authorization: Bearer $AWS_BEARER_TOKEN_BEDROCK")
 
 
 def test_a_fault_rule_created_in_the_console_makes_the_next_boto3_call_fail(

@@ -2,16 +2,9 @@ import { useEffect, useState } from "preact/hooks";
 import { CONSOLE_API, request } from "../api";
 import { clock, ms, num, pretty } from "../format";
 import { invoke, type InvokeResult } from "../invoke";
-import { type SnippetKind, pathFor, snippet } from "../snippets";
+import { type SnippetKind, pathFor, snippet, snippetKinds } from "../snippets";
 import type { Assembled, CallDetails } from "../types";
 import { base64Bytes, wavFromPcm } from "../wav";
-
-const SNIPPETS: Array<[SnippetKind, string]> = [
-  ["boto3", "boto3"],
-  ["js", "JavaScript v3"],
-  ["cli", "AWS CLI"],
-  ["curl", "curl"],
-];
 
 function Section(props: { title: string; children: preact.ComponentChildren; id?: string }) {
   return (
@@ -187,7 +180,7 @@ function Actions(props: { call: CallDetails }) {
       {notice && <p role="status">{notice}</p>}
       <fieldset>
         <legend>Copy as</legend>
-        {SNIPPETS.map(([value, label]) => (
+        {snippetKinds(call).map(([value, label]) => (
           <label key={value} class="radio">
             <input type="radio" name="snippet" value={value} checked={kind === value} onChange={() => setKind(value)} /> {label}
           </label>
