@@ -22,6 +22,7 @@ import io
 import json
 import os
 import re
+import struct
 import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -464,6 +465,13 @@ class Interaction:
             self._frames.append(tuple(e.frame(audio) for e in events))
         return self._frames[0]
 
+    def check_frames(self) -> None:
+        """Encode each event once, keeping nothing (`frames` keeps them when replay first needs
+        them): a damaged event in a cassette file fails when the file is loaded."""
+        audio = self.audio_bytes("output") if self.audio else b""
+        for event in self.response.events or ():
+            event.frame(audio)
+
     def to_json(self) -> dict[str, Any]:
         out = {
             "service": self.service,
@@ -523,7 +531,7 @@ class Cassette:
     def loads(cls, text: str, name: str = "cassette") -> Cassette:
         try:
             data = json.loads(text)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
             raise CassetteError(f"{name}: not JSON ({exc})") from None
         if not isinstance(data, dict) or "outcrop_cassette" not in data:
             raise NotACassette(f"{name}: not an outcrop cassette (outcrop_cassette: 1 missing)")
@@ -533,9 +541,20 @@ class Cassette:
                 f"version reads (outcrop_cassette: {FORMAT_VERSION})"
             )
         try:
-            return cls([Interaction.from_json(i) for i in data.get("interactions", [])])
-        except (KeyError, TypeError, ValueError) as exc:
+            cassette = cls([Interaction.from_json(i) for i in data.get("interactions", [])])
+            for interaction in cassette.interactions:  # refused with the file, not mid-replay
+                interaction.check_frames()
+        except (
+            AttributeError,
+            IndexError,
+            KeyError,
+            OverflowError,
+            TypeError,
+            ValueError,
+            struct.error,
+        ) as exc:
             raise CassetteError(f"{name}: malformed interaction ({exc!r})") from None
+        return cassette
 
     @classmethod
     def load(cls, path: Path) -> Cassette:

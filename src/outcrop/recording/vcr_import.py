@@ -51,11 +51,11 @@ def parse_vcr(text: str) -> list[dict[str, Any]]:
     """The interactions of a vcrpy cassette in YAML or JSON (both of vcrpy's serializers)."""
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         try:
             data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ImportProblem(f"neither JSON nor YAML: {exc}") from None
+        except (yaml.YAMLError, RecursionError) as exc:  # RecursionError: nested too deep
+            raise ImportProblem(f"neither JSON nor YAML: {exc!r}") from None
     if isinstance(data, Mapping):
         interactions = data.get("interactions")
     elif isinstance(data, list):  # vcrpy's pre-1.0 layout: a bare list of exchanges
@@ -75,6 +75,16 @@ def import_vcr(text: str, redaction: cassettes.Redaction | None = None) -> Impor
             interaction = convert(raw, redaction)
         except ImportProblem as exc:
             result.skipped.append(f"interaction {number}: {exc}")
+            continue
+        except (
+            AttributeError,
+            KeyError,
+            OverflowError,
+            RecursionError,
+            TypeError,
+            ValueError,
+        ) as exc:
+            result.skipped.append(f"interaction {number}: malformed ({exc!r})")
             continue
         result.interactions.append(interaction)
     return result
